@@ -1,0 +1,25 @@
+export { FopError, FOP_ERROR_CODES, fromSystemError, type FopErrorCode } from './errors.js';
+export { FopFlags, hasFlag } from './flags.js';
+export type { ContainerOps, FileOps, FopFd, FopStat, StatOps } from './types.js';
+export { FopHandle, type FopHandleInit } from './handle.js';
+export { assertFopPath, parentPath, signatureSplits, validFopPath } from './path.js';
+export {
+  createFopReadStream,
+  fopReadAt,
+  fopStat,
+  hasStat,
+  readAll,
+  vfsGetLength,
+  vfsGetModTime,
+  vfsSeekEnd,
+  vfsSeekSet,
+  vfsTell,
+  type FopReadStreamOptions,
+} from './helpers.js';
+export { PlatFops } from './plat.js';
+export { MemFops, type MemFileInit } from './memory.js';
+export { Vfs, type VfsOptions, type VfsPrefix } from './vfs.js';
+export { ZipFops, type ZipFopsOptions, type ZipFopsStats } from './zip/zip-fops.js';
+export { DEFAULT_ZIP_LIMITS, type ZipLimits } from './zip/limits.js';
+export { readZipIndex, ZipIndex, type ZipEnd, type ZipEntryInfo } from './zip/central.js';
+export { sourceFromBytes, sourceFromFd, type RandomAccessSource } from './zip/source.js';

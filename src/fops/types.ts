@@ -1,0 +1,92 @@
+/**
+ * The file-operations contract, after libwebsockets' `lws_plat_file_ops`.
+ *
+ * A backend ({@link FileOps}) has one required method, `open`. Everything else
+ * is an optional capability ({@link StatOps}, {@link ContainerOps}, a handle's
+ * `readAt` and `write`) with a helper in `helpers.ts` that falls back when a
+ * backend lacks it, so callers never branch on what a backend supports.
+ */
+
+/** What `stat` reports about a path. */
+export interface FopStat {
+  readonly type: 'file' | 'directory' | 'other';
+  /** Bytes, for files (the identity form: an archive entry's uncompressed size). */
+  readonly size: number;
+  /** Milliseconds since the epoch, when the backend knows it. */
+  readonly modTime?: number;
+  /** Inode and device where the backend has them; part of an archive's cache identity. */
+  readonly ino?: number;
+  readonly dev?: number;
+}
+
+/**
+ * An open file: the generic state lws keeps in `lws_fop_fd`, plus its operations.
+ *
+ * Calls on one handle are serialised by the handle; use `readAt` (where present)
+ * or separate handles for parallel reads.
+ */
+export interface FopFd {
+  /** The backend that owns this handle. */
+  readonly fops: FileOps;
+  /** Current position in the logical stream (for gzip handles, in the gzip bytes). */
+  readonly pos: number;
+  /** Length of the logical stream: the gzip member's length when `COMPR_IS_GZIP` is set. */
+  readonly length: number;
+  /** The flags as updated by open (see {@link FopFlags}). */
+  readonly flags: number;
+  /** Modification time in ms since the epoch; meaningful only when `MOD_TIME_VALID` is set. */
+  readonly modTime: number;
+  /**
+   * Reads up to `buf.length` bytes at `pos` into `buf` and advances `pos`.
+   * Resolves to the count read, which is 0 only at end of file (or for an empty `buf`).
+   * Rejects with a {@link FopError}; for archive entries a CRC or size mismatch
+   * rejects at the read that detects it, before the bytes that complete the entry are returned.
+   */
+  read(buf: Uint8Array): Promise<number>;
+  /**
+   * Moves `pos` by `delta` and returns the new position, clamped to `[0, length]`.
+   * Seeking is always synchronous and cheap; any cost is paid by the next read.
+   */
+  seekCur(delta: number): number;
+  /** Releases the handle. Closing twice is harmless; any other call after close rejects with `CLOSED`. */
+  close(): Promise<void>;
+  /** Writes `buf` at `pos` and advances it; present only where the backend can write. */
+  write?(buf: Uint8Array): Promise<number>;
+  /**
+   * Optional capability: reads at an absolute position without touching `pos`;
+   * safe to call concurrently. Resolves to 0 only at end of file.
+   */
+  readAt?(buf: Uint8Array, position: number): Promise<number>;
+}
+
+/**
+ * A backend. `open` is the minimum; it resolves to a handle or rejects with a
+ * {@link FopError} (never resolves to null). `path` must be canonical
+ * ({@link validFopPath}); `flags` combines platform open flags with {@link FopFlags}.
+ */
+export interface FileOps {
+  open(path: string, flags?: number): Promise<FopFd>;
+}
+
+/** Optional capability: report what a path is without opening it. */
+export interface StatOps extends FileOps {
+  stat(path: string): Promise<FopStat>;
+}
+
+/**
+ * Optional capability of backends chained into a {@link Vfs} by path signature,
+ * as lws's zip fops is: a path such as `/srv/site.zip/css/app.css` is split at
+ * the first signature (`.zip/`) whose prefix names a real file (the container),
+ * and the rest (`css/app.css`) is the member.
+ */
+export interface ContainerOps extends FileOps {
+  /** Lower-case signatures that end a container segment, each with its trailing `/` (`.zip/`). */
+  readonly signatures: readonly string[];
+  /**
+   * Opens `member` (relative, canonical, may be `''` for the root) of the container
+   * at `container`, whose stat by the backend below is `containerStat`.
+   */
+  openMember(container: string, containerStat: FopStat, member: string, flags: number): Promise<FopFd>;
+  /** Stats `member` of the container, as `openMember`. */
+  statMember(container: string, containerStat: FopStat, member: string): Promise<FopStat>;
+}

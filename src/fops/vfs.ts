@@ -1,0 +1,106 @@
+import { FopError } from './errors.js';
+import { fopStat } from './helpers.js';
+import { PlatFops } from './plat.js';
+import { assertFopPath, signatureSplits } from './path.js';
+import type { ContainerOps, FileOps, FopFd, FopStat, StatOps } from './types.js';
+import { ZipFops, type ZipFopsOptions } from './zip/zip-fops.js';
+
+/** A wholly virtual namespace: paths equal to `prefix` or under it go to `fops` unchanged. */
+export interface VfsPrefix {
+  /** A canonical path such as `/mem`. */
+  readonly prefix: string;
+  readonly fops: FileOps;
+}
+
+/** Options for {@link Vfs}. */
+export interface VfsOptions {
+  /** The backend at the bottom of the chain, and the one containers are opened through (default {@link PlatFops}). */
+  readonly base?: FileOps;
+  /**
+   * Container backends selected by path signature (default: one {@link ZipFops}
+   * over `base`). A container backend should open archives through `base`.
+   */
+  readonly containers?: readonly ContainerOps[];
+  /** Options for the default {@link ZipFops}, when `containers` is not given. */
+  readonly zip?: Omit<ZipFopsOptions, 'source'>;
+  /** Virtual namespaces by prefix (lws's prefix signatures), checked first. */
+  readonly prefixes?: readonly VfsPrefix[];
+}
+
+interface Selected {
+  readonly ops: ContainerOps;
+  readonly container: string;
+  readonly stat: FopStat;
+  readonly member: string;
+}
+
+/**
+ * The fops chain, as `lws_vfs_select_fops`: a path goes to a prefix backend,
+ * or to the container backend whose signature ends one of its segments, or
+ * to the base. `/srv/site.zip/css/app.css` goes to the zip backend, which
+ * opens `/srv/site.zip` through the base and serves `css/app.css` from it.
+ *
+ * Unlike lws, a signature counts only when its prefix is a real file: a
+ * directory named `x.zip` is a directory, and matching continues past it.
+ * Matching is ASCII-case-insensitive. Paths with no signature cost no stat.
+ */
+export class Vfs implements StatOps {
+  readonly base: FileOps;
+  readonly containers: readonly ContainerOps[];
+  readonly prefixes: readonly VfsPrefix[];
+  readonly #signatures: readonly string[];
+
+  constructor(options: VfsOptions = {}) {
+    this.base = options.base ?? new PlatFops();
+    this.containers = Object.freeze([...(options.containers ?? [new ZipFops({ ...options.zip, source: this.base })])]);
+    this.prefixes = Object.freeze([...(options.prefixes ?? [])]);
+    for (const p of this.prefixes) assertFopPath(p.prefix, 'prefix');
+    this.#signatures = Object.freeze(this.containers.flatMap((c) => c.signatures));
+  }
+
+  async open(path: string, flags = 0): Promise<FopFd> {
+    assertFopPath(path, 'open');
+    const prefixed = this.#prefixed(path);
+    if (prefixed) return prefixed.open(path, flags);
+    const sel = await this.#select(path, 'open');
+    return sel ? sel.ops.openMember(sel.container, sel.stat, sel.member, flags) : this.base.open(path, flags);
+  }
+
+  async stat(path: string): Promise<FopStat> {
+    assertFopPath(path, 'stat');
+    const prefixed = this.#prefixed(path);
+    if (prefixed) return fopStat(prefixed, path);
+    const sel = await this.#select(path, 'stat');
+    return sel ? sel.ops.statMember(sel.container, sel.stat, sel.member) : fopStat(this.base, path);
+  }
+
+  #prefixed(path: string): FileOps | undefined {
+    for (const p of this.prefixes) {
+      if (path === p.prefix || (path.startsWith(p.prefix) && (p.prefix === '/' || path.charCodeAt(p.prefix.length) === 0x2f))) return p.fops;
+    }
+    return undefined;
+  }
+
+  async #select(path: string, op: string): Promise<Selected | undefined> {
+    if (this.#signatures.length === 0) return undefined;
+    for (const slash of signatureSplits(path, this.#signatures)) {
+      const container = path.slice(0, slash);
+      let stat: FopStat;
+      try {
+        stat = await fopStat(this.base, container);
+      } catch (err) {
+        if (FopError.is(err)) throw new FopError(err.code, op, path, undefined, { cause: err });
+        throw err;
+      }
+      if (stat.type === 'directory') continue; // a directory called x.zip is a directory
+      if (stat.type !== 'file') throw new FopError('NOT_FOUND', op, path);
+      const ops = this.#owner(container);
+      if (ops) return { ops, container, stat, member: path.slice(slash + 1) };
+    }
+    return undefined;
+  }
+
+  #owner(container: string): ContainerOps | undefined {
+    return this.containers.find((c) => signatureSplits(`${container}/`, c.signatures).includes(container.length));
+  }
+}

@@ -1,0 +1,299 @@
+import { createGunzip, crc32, type Gunzip } from 'node:zlib';
+import { FopError } from '../errors.js';
+import { FopHandle, type FopHandleInit } from '../handle.js';
+import type { FileOps } from '../types.js';
+import { readExact, type RandomAccessSource } from './source.js';
+
+/** What an entry handle needs to know about its entry. */
+export interface EntryData {
+  readonly source: RandomAccessSource;
+  readonly dataStart: number;
+  readonly csize: number;
+  readonly usize: number;
+  readonly crc: number;
+  /** Called once when the handle closes (releases the archive). */
+  readonly release: () => void;
+}
+
+// The gzip member header lws sends: ID1 ID2, CM=8, FLG=0, MTIME=0, XFL=0, OS=3 (RFC 1952 §2.3).
+// MTIME=0 keeps the bytes, and so validators, stable across rebuilds.
+export const GZIP_HEADER: Readonly<Uint8Array> = Uint8Array.of(0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0x03);
+const INPUT_CHUNK = 64 * 1024;
+
+function corruptData(path: string, detail: string, cause?: unknown): FopError {
+  return new FopError('CORRUPT_ARCHIVE', 'read', path, detail, cause === undefined ? undefined : { cause });
+}
+
+/** The 8-byte gzip trailer: CRC-32 and ISIZE (size mod 2^32), little-endian (RFC 1952 §2.3.1). */
+export function gzipTrailer(crc: number, usize: number): Uint8Array {
+  const t = Buffer.alloc(8);
+  t.writeUInt32LE(crc >>> 0, 0);
+  t.writeUInt32LE(usize % 0x100000000, 4);
+  return t;
+}
+
+abstract class EntryHandle extends FopHandle {
+  protected readonly entry: EntryData;
+
+  constructor(fops: FileOps, path: string, init: FopHandleInit, entry: EntryData) {
+    super(fops, path, init);
+    this.entry = entry;
+  }
+
+  protected override closeImpl(): Promise<void> {
+    this.entry.release();
+    return Promise.resolve();
+  }
+
+  /** Reads raw entry bytes at `offset` within the stored data. */
+  protected async readRaw(buf: Uint8Array, offset: number): Promise<number> {
+    const n = await this.entry.source.read(buf, this.entry.dataStart + offset);
+    if (n <= 0) throw corruptData(this.path, 'archive is truncated (or changed while open)');
+    return n;
+  }
+}
+
+/**
+ * A stored (method 0) entry: reads are slices of the archive, seeks are free.
+ * A read sequence that covers the entry from byte 0 to the end is checked
+ * against the CRC-32; a mismatch rejects the read that completes the entry.
+ */
+export class StoredEntryHandle extends EntryHandle {
+  #crc = 0;
+  #crcPos = 0;
+
+  protected async readImpl(buf: Uint8Array): Promise<number> {
+    const n = await this.readRaw(buf, this.pos);
+    if (this.pos === 0) {
+      this.#crc = 0;
+      this.#crcPos = 0;
+    }
+    if (this.pos === this.#crcPos) {
+      this.#crc = crc32(buf.subarray(0, n), this.#crc);
+      this.#crcPos += n;
+      if (this.#crcPos === this.length && this.#crc >>> 0 !== this.entry.crc) {
+        throw corruptData(this.path, 'CRC-32 mismatch');
+      }
+    }
+    return n;
+  }
+
+  readAt(buf: Uint8Array, position: number): Promise<number> {
+    this.assertOpen('read');
+    if (position >= this.length) return Promise.resolve(0);
+    return this.readRaw(buf.length > this.length - position ? buf.subarray(0, this.length - position) : buf, position);
+  }
+}
+
+/**
+ * A deflated entry sent as one gzip member without decompressing it:
+ * header (10) + the entry's raw deflate bytes + CRC-32 and ISIZE from the
+ * central directory (8). Positions count gzip bytes; seeks are free.
+ * The client's gunzip checks the CRC.
+ */
+export class GzipEntryHandle extends EntryHandle {
+  readonly #trailer: Uint8Array;
+
+  constructor(fops: FileOps, path: string, init: Omit<FopHandleInit, 'length'>, entry: EntryData) {
+    super(fops, path, { ...init, length: entry.csize + 18 }, entry);
+    this.#trailer = gzipTrailer(entry.crc, entry.usize);
+  }
+
+  protected readImpl(buf: Uint8Array): Promise<number> {
+    return this.#readAt(buf, this.pos);
+  }
+
+  readAt(buf: Uint8Array, position: number): Promise<number> {
+    this.assertOpen('read');
+    if (position >= this.length) return Promise.resolve(0);
+    return this.#readAt(buf.length > this.length - position ? buf.subarray(0, this.length - position) : buf, position);
+  }
+
+  async #readAt(buf: Uint8Array, position: number): Promise<number> {
+    const csize = this.entry.csize;
+    if (position < 10) {
+      const n = Math.min(buf.length, 10 - position);
+      buf.set(GZIP_HEADER.subarray(position, position + n));
+      if (n === buf.length || csize === 0) return n;
+      return n + (await this.readRaw(buf.subarray(n, n + Math.min(buf.length - n, csize)), 0));
+    }
+    if (position < 10 + csize) {
+      const want = Math.min(buf.length, 10 + csize - position);
+      return this.readRaw(buf.subarray(0, want), position - 10);
+    }
+    const t = position - 10 - csize;
+    const n = Math.min(buf.length, 8 - t);
+    buf.set(this.#trailer.subarray(t, t + n));
+    return n;
+  }
+}
+
+/**
+ * A pull interface over one zlib gunzip stream fed with the entry wrapped as
+ * a gzip member, so zlib checks the CRC-32 and ISIZE itself. Memory is one
+ * input chunk plus zlib's window and one output chunk, whatever the entry's size.
+ */
+class Inflater {
+  readonly #z: Gunzip;
+  readonly #entry: EntryData;
+  readonly #trailer: Uint8Array;
+  readonly #path: string;
+  #fed = 0; // bytes of the gzip member written so far
+  #writing = false;
+  #ended = false;
+  #error: Error | undefined;
+  #wake: (() => void) | undefined;
+
+  constructor(entry: EntryData, trailer: Uint8Array, path: string) {
+    this.#entry = entry;
+    this.#trailer = trailer;
+    this.#path = path;
+    this.#z = createGunzip({ chunkSize: INPUT_CHUNK });
+    const wake = (): void => this.#wakeUp();
+    this.#z.on('readable', wake);
+    this.#z.on('end', () => {
+      this.#ended = true;
+      wake();
+    });
+    this.#z.on('error', (err: Error) => {
+      this.#error = err;
+      wake();
+    });
+  }
+
+  get #total(): number {
+    return 10 + this.#entry.csize + 8;
+  }
+
+  /** The next chunk of inflated bytes, or null at the verified end of the stream. */
+  async pull(): Promise<Buffer | null> {
+    for (;;) {
+      if (this.#error) {
+        if (FopError.is(this.#error)) throw this.#error;
+        throw corruptData(this.#path, `invalid deflate data: ${this.#error.message}`, this.#error);
+      }
+      const chunk = this.#z.read() as Buffer | null;
+      if (chunk) return chunk;
+      if (this.#ended) {
+        // zlib stops at the end of the deflate stream; bytes left over mean
+        // junk after it inside the entry, which a gzip client would reject.
+        if (this.#z.bytesWritten !== this.#total) throw corruptData(this.#path, 'data after the end of the deflate stream');
+        return null;
+      }
+      // Wait for output, the end, an error, or zlib having consumed our input.
+      // The input write is never awaited alone: zlib defers its callback until
+      // output is read when its buffer is full (backpressure).
+      const waiting = new Promise<void>((resolve) => (this.#wake = resolve));
+      if (!this.#writing && this.#fed < this.#total) this.#feed();
+      await waiting;
+    }
+  }
+
+  #feed(): void {
+    this.#writing = true;
+    const csize = this.#entry.csize;
+    const write = (chunk: Uint8Array): void => {
+      this.#fed += chunk.length;
+      const last = this.#fed === this.#total;
+      this.#z.write(chunk, () => {
+        this.#writing = false;
+        this.#wakeUp();
+      });
+      if (last) this.#z.end();
+    };
+    if (this.#fed === 0) return write(GZIP_HEADER);
+    if (this.#fed >= 10 + csize) return write(this.#trailer);
+    const off = this.#fed - 10;
+    const chunk = Buffer.allocUnsafe(Math.min(INPUT_CHUNK, csize - off));
+    readExact(this.#entry.source, chunk, this.#entry.dataStart + off, this.#path).then(
+      () => write(chunk),
+      (err: unknown) => {
+        this.#error = err instanceof Error ? err : new Error(String(err));
+        this.#wakeUp();
+      },
+    );
+  }
+
+  #wakeUp(): void {
+    const w = this.#wake;
+    this.#wake = undefined;
+    w?.();
+  }
+
+  destroy(): void {
+    this.#z.destroy();
+  }
+}
+
+/**
+ * A deflated entry for a client that cannot take gzip: inflated on the fly.
+ * The output is counted against the declared size (more is an error at once)
+ * and the read that would complete the entry waits for zlib's CRC-32 and
+ * length check, so wrong bytes are never delivered as a whole file.
+ * Forward seeks skip output; backward seeks restart the inflater.
+ */
+export class InflateEntryHandle extends EntryHandle {
+  readonly #trailer: Uint8Array;
+  #inflater: Inflater | undefined;
+  #chunk: Buffer | undefined; // the last chunk pulled, covering [#chunkStart, #outPos)
+  #chunkStart = 0;
+  #outPos = 0; // logical position just after everything pulled so far
+
+  constructor(fops: FileOps, path: string, init: Omit<FopHandleInit, 'length'>, entry: EntryData) {
+    super(fops, path, { ...init, length: entry.usize }, entry);
+    this.#trailer = gzipTrailer(entry.crc, entry.usize);
+  }
+
+  protected async readImpl(buf: Uint8Array): Promise<number> {
+    const pos = this.pos;
+    if (!this.#inflater || pos < this.#chunkStart) this.#restart();
+    for (;;) {
+      const chunk = this.#chunk;
+      if (chunk && pos >= this.#chunkStart && pos < this.#outPos) {
+        const from = pos - this.#chunkStart;
+        const n = Math.min(buf.length, chunk.length - from);
+        buf.set(chunk.subarray(from, from + n));
+        return n;
+      }
+      await this.#pullNext();
+    }
+  }
+
+  async #pullNext(): Promise<void> {
+    const inflater = this.#inflater!;
+    const next = await inflater.pull();
+    if (next === null) throw corruptData(this.path, `inflated data is shorter than the declared ${this.length} bytes`);
+    const outPos = this.#outPos + next.length;
+    if (outPos > this.length) throw corruptData(this.path, `inflated data exceeds the declared ${this.length} bytes`);
+    if (outPos === this.length) {
+      // Hold the final bytes back until zlib has verified CRC-32 and ISIZE.
+      const after = await inflater.pull();
+      if (after !== null) throw corruptData(this.path, `inflated data exceeds the declared ${this.length} bytes`);
+    }
+    this.#chunk = next;
+    this.#chunkStart = this.#outPos;
+    this.#outPos = outPos;
+  }
+
+  #restart(): void {
+    this.#inflater?.destroy();
+    this.#inflater = new Inflater(this.entry, this.#trailer, this.path);
+    this.#chunk = undefined;
+    this.#chunkStart = 0;
+    this.#outPos = 0;
+  }
+
+  protected override closeImpl(): Promise<void> {
+    this.#inflater?.destroy();
+    this.#inflater = undefined;
+    this.#chunk = undefined;
+    return super.closeImpl();
+  }
+}
+
+/** An empty entry (any method): nothing to read. */
+export class EmptyEntryHandle extends EntryHandle {
+  protected readImpl(): Promise<number> {
+    return Promise.resolve(0);
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * Bounds applied to every archive. Structural limits (`maxEntries`,
+ * `maxNameLength`) reject the whole archive at index time; size limits reject
+ * only the entry, when it is opened.
+ */
+export interface ZipLimits {
+  /** Most records a central directory may hold (default 1,048,576). */
+  readonly maxEntries: number;
+  /** Longest entry name, in UTF-16 code units after decoding (default 1,024). */
+  readonly maxNameLength: number;
+  /** Largest uncompressed size of a deflated entry that will be inflated or passed through (default 4 GiB). */
+  readonly maxUncompressedSize: number;
+  /** Largest uncompressed/compressed ratio of a deflated entry (default 1,000; deflate's ceiling is about 1,032). */
+  readonly maxRatio: number;
+  /** The ratio limit applies only to entries larger than this many bytes (default 1 MiB). */
+  readonly ratioMinSize: number;
+}
+
+export const DEFAULT_ZIP_LIMITS: ZipLimits = Object.freeze({
+  maxEntries: 1 << 20,
+  maxNameLength: 1024,
+  maxUncompressedSize: 4 * 1024 ** 3,
+  maxRatio: 1000,
+  ratioMinSize: 1024 * 1024,
+});
+
+/** Fills in defaults and rejects nonsense with a TypeError naming the field. */
+export function resolveLimits(limits: Partial<ZipLimits> = {}): ZipLimits {
+  const out = { ...DEFAULT_ZIP_LIMITS, ...limits };
+  for (const [key, value] of Object.entries(out)) {
+    if (typeof value !== 'number' || !(value >= 0) || !Number.isFinite(value)) {
+      throw new TypeError(`zip limits: ${key} must be a non-negative finite number, got ${String(value)}`);
+    }
+  }
+  return Object.freeze(out);
+}

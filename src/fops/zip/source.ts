@@ -1,0 +1,43 @@
+import { FopError } from '../errors.js';
+import { fopReadAt } from '../helpers.js';
+import type { FopFd } from '../types.js';
+
+/**
+ * What the zip reader sits on: a size and positional reads, like Go's
+ * `io.ReaderAt`. Reads may be short; 0 means end of data.
+ */
+export interface RandomAccessSource {
+  readonly size: number;
+  read(buf: Uint8Array, position: number): Promise<number>;
+}
+
+/** A source over an open handle of any backend (its `readAt`, or serialised seek+read). */
+export function sourceFromFd(fd: FopFd): RandomAccessSource {
+  return { size: fd.length, read: (buf, position) => fopReadAt(fd, buf, position) };
+}
+
+/** A source over bytes in memory. */
+export function sourceFromBytes(bytes: Uint8Array): RandomAccessSource {
+  return {
+    size: bytes.length,
+    read(buf, position) {
+      if (position >= bytes.length) return Promise.resolve(0);
+      const n = Math.min(buf.length, bytes.length - position);
+      buf.set(bytes.subarray(position, position + n));
+      return Promise.resolve(n);
+    },
+  };
+}
+
+/**
+ * Fills `buf` from `position`, looping over short reads; a source that ends
+ * first means the archive is truncated (or changed under us).
+ */
+export async function readExact(src: RandomAccessSource, buf: Uint8Array, position: number, path: string): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const n = await src.read(done === 0 ? buf : buf.subarray(done), position + done);
+    if (n <= 0) throw new FopError('CORRUPT_ARCHIVE', 'read', path, 'archive is truncated');
+    done += n;
+  }
+}

@@ -1,0 +1,342 @@
+import { constants as fsc } from 'node:fs';
+import { LruCache } from '../../cache/lru.js';
+import { FopError } from '../errors.js';
+import { FopFlags } from '../flags.js';
+import { fopStat } from '../helpers.js';
+import { PlatFops } from '../plat.js';
+import { assertFopPath, signatureSplits, validFopPath } from '../path.js';
+import type { ContainerOps, FileOps, FopFd, FopStat, StatOps } from '../types.js';
+import { GP_DATA_DESCRIPTOR, KIND_DIR, KIND_SYMLINK, readZipIndex, type ZipIndex } from './central.js';
+import { EmptyEntryHandle, GzipEntryHandle, InflateEntryHandle, StoredEntryHandle, type EntryData } from './entry.js';
+import { resolveLimits, type ZipLimits } from './limits.js';
+import { readExact, sourceFromFd, type RandomAccessSource } from './source.js';
+
+const ACCESS_MODE = fsc.O_RDONLY | fsc.O_WRONLY | fsc.O_RDWR;
+const SIG_LFH = 0x04034b50;
+const METHOD_NAMES: Readonly<Record<number, string>> = {
+  1: 'shrink',
+  6: 'implode',
+  9: 'deflate64',
+  12: 'bzip2',
+  14: 'lzma',
+  93: 'zstd',
+  95: 'xz',
+  98: 'ppmd',
+  99: 'aes',
+};
+
+/** Options for {@link ZipFops}. */
+export interface ZipFopsOptions {
+  /** The backend archives are opened through (default: a new {@link PlatFops}). */
+  readonly source?: FileOps;
+  /** Bounds on what an archive may declare (see {@link ZipLimits}). */
+  readonly limits?: Partial<ZipLimits>;
+  /** Container signatures, lower-case with a trailing slash (default `.zip/`, `.jar/`, `.war/`). */
+  readonly signatures?: readonly string[];
+  /** Index cache bounds: archives kept open and indexed (default 64), and their total entries (default 2,000,000). */
+  readonly cache?: { readonly maxArchives?: number; readonly maxIndexedEntries?: number };
+}
+
+/** Counters for operators and tests. */
+export interface ZipFopsStats {
+  /** Central directories parsed since construction. */
+  readonly indexBuilds: number;
+  /** Archive indexes (or cached failures) held now. */
+  readonly cachedArchives: number;
+}
+
+/** An indexed archive held open; entry handles keep it alive after eviction. */
+class OpenArchive {
+  readonly fd: FopFd;
+  readonly source: RandomAccessSource;
+  readonly index: ZipIndex;
+  #refs = 0;
+  #retired = false;
+  #closed = false;
+
+  constructor(fd: FopFd, index: ZipIndex) {
+    this.fd = fd;
+    this.source = sourceFromFd(fd);
+    this.index = index;
+  }
+
+  tryAcquire(): boolean {
+    if (this.#closed) return false;
+    this.#refs++;
+    return true;
+  }
+
+  release(): void {
+    this.#refs--;
+    this.#maybeClose();
+  }
+
+  retire(): void {
+    this.#retired = true;
+    this.#maybeClose();
+  }
+
+  #maybeClose(): void {
+    if (this.#retired && this.#refs === 0 && !this.#closed) {
+      this.#closed = true;
+      this.fd.close().catch(() => undefined);
+    }
+  }
+}
+
+interface Slot {
+  readonly container: string;
+  readonly promise: Promise<OpenArchive>;
+  archive?: OpenArchive;
+  evicted?: boolean;
+}
+
+function once(fn: () => void): () => void {
+  let done = false;
+  return () => {
+    if (!done) {
+      done = true;
+      fn();
+    }
+  };
+}
+
+/**
+ * The archive backend: serves entries of zip (and jar/war) archives, opened
+ * through the backend below (`source`), so an archive can live on disk, in
+ * memory or in any user backend.
+ *
+ * - Paths are `<archive path>/<entry name>`, split at the first signature.
+ * - The central directory is parsed once per archive identity (path, size,
+ *   mtime, device, inode) into a compact index held in an LRU; a changed
+ *   archive is re-read, an unchanged one never rescanned.
+ * - Methods 0 (stored) and 8 (deflate) are served; a deflated entry opened
+ *   with `COMPR_ACCEPTABLE_GZIP` is one gzip member, never recompressed.
+ * - Entry handles read positionally; concurrent reads never queue.
+ */
+export class ZipFops implements ContainerOps, StatOps {
+  readonly signatures: readonly string[];
+  readonly limits: ZipLimits;
+  readonly #source: FileOps;
+  readonly #cache: LruCache<string, Slot>;
+  readonly #current = new Map<string, string>();
+  #indexBuilds = 0;
+
+  constructor(options: ZipFopsOptions = {}) {
+    this.#source = options.source ?? new PlatFops();
+    this.limits = resolveLimits(options.limits);
+    this.signatures = Object.freeze([...(options.signatures ?? ['.zip/', '.jar/', '.war/'])].map((s) => s.toLowerCase()));
+    for (const sig of this.signatures) {
+      if (!/^\.[a-z0-9]+\/$/.test(sig)) throw new TypeError(`ZipFops: signature ${JSON.stringify(sig)} must look like ".zip/"`);
+    }
+    this.#cache = new LruCache<string, Slot>({
+      maxEntries: options.cache?.maxArchives ?? 64,
+      maxWeight: options.cache?.maxIndexedEntries ?? 2_000_000,
+      weigh: (slot) => 1 + (slot.archive?.index.count ?? 0),
+      onEvict: (slot, key) => {
+        slot.evicted = true;
+        slot.archive?.retire();
+        if (this.#current.get(slot.container) === key) this.#current.delete(slot.container);
+      },
+    });
+  }
+
+  get stats(): ZipFopsStats {
+    return { indexBuilds: this.#indexBuilds, cachedArchives: this.#cache.size };
+  }
+
+  /** Opens `<archive>/<entry>`; the archive is the prefix ending at the first signature. */
+  async open(path: string, flags = 0): Promise<FopFd> {
+    const { container, member, stat } = await this.#locate(path, 'open');
+    return this.openMember(container, stat, member, flags);
+  }
+
+  async stat(path: string): Promise<FopStat> {
+    const { container, member, stat } = await this.#locate(path, 'stat');
+    return this.statMember(container, stat, member);
+  }
+
+  /** The index of the archive at `archivePath` (for listings), parsed or from the cache. */
+  async index(archivePath: string): Promise<ZipIndex> {
+    assertFopPath(archivePath, 'index');
+    const st = await fopStat(this.#source, archivePath);
+    if (st.type !== 'file') throw new FopError('NOT_FOUND', 'index', archivePath, 'not an archive file');
+    return (await this.#archive(archivePath, st)).index;
+  }
+
+  async openMember(container: string, containerStat: FopStat, member: string, flags: number): Promise<FopFd> {
+    const path = member === '' ? container : `${container}/${member}`;
+    if (!validFopPath(path)) throw new FopError('INVALID_PATH', 'open', path);
+    if ((flags & FopFlags.MASK & ACCESS_MODE) !== fsc.O_RDONLY) throw new FopError('READ_ONLY', 'open', path, 'archives are read-only');
+    for (let attempt = 0; ; attempt++) {
+      const arc = await this.#archive(container, containerStat);
+      // Evicted and closed between load and use: load again (bounded).
+      if (!arc.tryAcquire()) {
+        if (attempt < 3) continue;
+        throw new FopError('IO', 'open', path, 'archive was closed while opening');
+      }
+      try {
+        return await this.#openEntry(arc, path, member, flags);
+      } catch (err) {
+        arc.release();
+        throw err;
+      }
+    }
+  }
+
+  async statMember(container: string, containerStat: FopStat, member: string): Promise<FopStat> {
+    const path = member === '' ? container : `${container}/${member}`;
+    if (!validFopPath(path)) throw new FopError('INVALID_PATH', 'stat', path);
+    const { index } = await this.#archive(container, containerStat);
+    const row = index.files.get(member);
+    if (row === undefined) {
+      if (index.dirs.has(member)) return { type: 'directory', size: 0, modTime: containerStat.modTime ?? 0 };
+      throw new FopError('NOT_FOUND', 'stat', path);
+    }
+    return { type: index.kind[row] === KIND_SYMLINK ? 'other' : 'file', size: index.usize[row]!, modTime: index.mtime[row]! };
+  }
+
+  /** Drops every cached index; open entry handles stay valid until closed. */
+  clear(): void {
+    this.#cache.clear();
+  }
+
+  async #locate(path: string, op: string): Promise<{ container: string; member: string; stat: FopStat }> {
+    assertFopPath(path, op);
+    const split = signatureSplits(path, this.signatures)[0];
+    if (split === undefined) throw new FopError('NOT_FOUND', op, path, 'no archive in path');
+    const container = path.slice(0, split);
+    let stat: FopStat;
+    try {
+      stat = await fopStat(this.#source, container);
+    } catch (err) {
+      if (FopError.is(err)) throw new FopError(err.code, op, path, undefined, { cause: err });
+      throw err;
+    }
+    if (stat.type !== 'file') throw new FopError('NOT_FOUND', op, path, 'not an archive file');
+    return { container, member: path.slice(split + 1), stat };
+  }
+
+  #archive(container: string, st: FopStat): Promise<OpenArchive> {
+    const key = `${container}\0${st.size}\0${st.modTime ?? ''}\0${st.dev ?? ''}\0${st.ino ?? ''}`;
+    const hit = this.#cache.get(key);
+    if (hit) return hit.promise;
+    // A new identity for a known path: the old index is stale.
+    const previous = this.#current.get(container);
+    if (previous !== undefined) this.#cache.delete(previous);
+    this.#current.set(container, key);
+    const slot: Slot = { container, promise: this.#load(container, st) };
+    this.#cache.set(key, slot);
+    slot.promise.then(
+      (arc) => {
+        slot.archive = arc;
+        if (slot.evicted) arc.retire();
+        else if (this.#cache.peek(key) === slot) this.#cache.set(key, slot); // re-weigh by entry count
+      },
+      () => undefined, // a failure stays cached for this identity: a broken archive is not re-parsed per request
+    );
+    return slot.promise;
+  }
+
+  async #load(container: string, st: FopStat): Promise<OpenArchive> {
+    const fd = await this.#source.open(container, fsc.O_RDONLY);
+    try {
+      if (fd.length !== st.size) throw new FopError('IO', 'index', container, 'archive changed while being opened');
+      const index = await readZipIndex(sourceFromFd(fd), this.limits, container);
+      this.#indexBuilds++;
+      return new OpenArchive(fd, index);
+    } catch (err) {
+      await fd.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async #openEntry(arc: OpenArchive, path: string, member: string, flags: number): Promise<FopFd> {
+    const index = arc.index;
+    const row = member === '' ? undefined : index.files.get(member);
+    if (row === undefined) {
+      if (index.dirs.has(member)) throw new FopError('NOT_A_FILE', 'open', path, 'is a directory');
+      throw new FopError('NOT_FOUND', 'open', path);
+    }
+    const kind = index.kind[row]! & 0x0f;
+    if (kind === KIND_SYMLINK) throw new FopError('UNSUPPORTED_ENTRY', 'open', path, 'symbolic link entries are not served');
+    if (kind === KIND_DIR) throw new FopError('NOT_A_FILE', 'open', path, 'is a directory');
+    if (index.isEncrypted(row)) throw new FopError('UNSUPPORTED_ENTRY', 'open', path, 'entry is encrypted');
+    const method = index.method[row]!;
+    if (method !== 0 && method !== 8) {
+      const name = METHOD_NAMES[method];
+      throw new FopError('UNSUPPORTED_ENTRY', 'open', path, `compression method ${method}${name ? ` (${name})` : ''} is not supported`);
+    }
+    const csize = index.csize[row]!;
+    const usize = index.usize[row]!;
+    if (method === 8) {
+      const { maxUncompressedSize, maxRatio, ratioMinSize } = this.limits;
+      if (usize > maxUncompressedSize) {
+        throw new FopError('LIMIT_EXCEEDED', 'open', path, `uncompressed size ${usize} exceeds the limit of ${maxUncompressedSize}`);
+      }
+      if (usize > ratioMinSize && usize > csize * maxRatio) {
+        throw new FopError('LIMIT_EXCEEDED', 'open', path, `compression ratio exceeds the limit of ${maxRatio}:1`);
+      }
+    } else if (csize !== usize) {
+      throw new FopError('CORRUPT_ARCHIVE', 'open', path, `stored entry sizes disagree (${csize} != ${usize})`);
+    }
+    const dataStart = await this.#dataStart(arc, row, path);
+    const entry: EntryData = {
+      source: arc.source,
+      dataStart,
+      csize,
+      usize,
+      crc: index.crc[row]!,
+      release: once(() => arc.release()),
+    };
+    const base = (flags & ~FopFlags.COMPR_IS_GZIP) | FopFlags.VIRTUAL | FopFlags.MOD_TIME_VALID;
+    const init = { flags: base, modTime: index.mtime[row]! };
+    if (usize === 0) return new EmptyEntryHandle(this, path, { ...init, length: 0 }, entry);
+    if (method === 0) return new StoredEntryHandle(this, path, { ...init, length: usize }, entry);
+    if (csize === 0) throw new FopError('CORRUPT_ARCHIVE', 'open', path, 'deflated entry has no data');
+    if ((flags & FopFlags.COMPR_ACCEPTABLE_GZIP) !== 0) {
+      return new GzipEntryHandle(this, path, { ...init, flags: base | FopFlags.COMPR_IS_GZIP }, entry);
+    }
+    return new InflateEntryHandle(this, path, init, entry);
+  }
+
+  /**
+   * Reads and checks the local header once per entry, then caches where the
+   * data starts. The central directory is authoritative; a local header that
+   * disagrees with it (signature, name, method, encryption, CRC or sizes when
+   * known) means the archive is corrupt or crafted.
+   */
+  async #dataStart(arc: OpenArchive, row: number, path: string): Promise<number> {
+    const index = arc.index;
+    const cached = index.dataStart[row]!;
+    if (cached !== 0) return cached;
+    const lfh = index.lfhOffset[row]!;
+    const nameLen = index.nameLen[row]!;
+    const bad = (detail: string): FopError => new FopError('CORRUPT_ARCHIVE', 'open', path, detail);
+    const hdr = Buffer.allocUnsafe(30 + nameLen);
+    await readExact(arc.source, hdr, lfh, path);
+    if (hdr.readUInt32LE(0) !== SIG_LFH) throw bad('invalid local file header signature');
+    const gp = index.gpFlags[row]!;
+    const localGp = hdr.readUInt16LE(6);
+    if (hdr.readUInt16LE(8) !== index.method[row]) throw bad('local header compression method disagrees with the central directory');
+    if ((localGp & 1) !== (gp & 1)) throw bad('local header encryption flag disagrees with the central directory');
+    if (hdr.readUInt16LE(26) !== nameLen) throw bad('local header name disagrees with the central directory');
+    const cdName = Buffer.allocUnsafe(nameLen);
+    await readExact(arc.source, cdName, index.cdPos[row]! + 46, path);
+    if (!cdName.equals(hdr.subarray(30))) throw bad('local header name disagrees with the central directory');
+    if ((localGp & GP_DATA_DESCRIPTOR) === 0) {
+      // Without a data descriptor the local header carries the real values
+      // (or all ones, deferring to a zip64 extra).
+      const same = (local: number, central: number): boolean => local === 0xffffffff || local === central;
+      if (hdr.readUInt32LE(14) !== index.crc[row]) throw bad('local header CRC-32 disagrees with the central directory');
+      if (!same(hdr.readUInt32LE(18), index.csize[row]!) || !same(hdr.readUInt32LE(22), index.usize[row]!)) {
+        throw bad('local header sizes disagree with the central directory');
+      }
+    }
+    const start = lfh + 30 + nameLen + hdr.readUInt16LE(28);
+    const descriptor = (gp & GP_DATA_DESCRIPTOR) !== 0 ? 12 : 0;
+    if (start + index.csize[row]! + descriptor > index.limit[row]!) throw bad('entry data overlaps the next entry (possible zip bomb)');
+    index.dataStart[row] = start;
+    return start;
+  }
+}

@@ -1,0 +1,8 @@
+/**
+ * vfserve: a virtual-filesystem and static-file serving engine.
+ *
+ * The fops layer (`src/fops`) is the foundation: backends that open a path
+ * and return a handle, chained by path signature as in libwebsockets.
+ */
+export * from './fops/index.js';
+export { LruCache, type LruOptions } from './cache/lru.js';
