@@ -121,8 +121,9 @@ class Columns {
  *
  * Rules (documented in the README):
  * - every name is decoded and validated; one unsafe name rejects the archive;
- * - a name used twice by files, or by a file and a directory, rejects the archive
- *   (repeated directory entries are harmless and allowed);
+ * - a name used by two files rejects the archive (repeated directory entries
+ *   are harmless and allowed); a name that is both a file and a directory
+ *   prefix (`a` and `a/b`) is a file when looked up, and `a/b` stays reachable;
  * - entries whose [local header, data end) ranges overlap, or run into the
  *   central directory, reject the archive (non-recursive zip bombs).
  */
@@ -515,9 +516,6 @@ export async function readZipIndex(src: RandomAccessSource, limits: ZipLimits, p
   // Writers that predate zip64 store the count modulo 65,536 (Go allows this too).
   if (end.zip64 ? n !== end.declaredCount : n % 0x10000 !== end.declaredCount) {
     throw corrupt(path, `central directory holds ${n} entries but the end record declares ${end.declaredCount}`);
-  }
-  for (const dir of dirs) {
-    if (files.has(dir)) throw corrupt(path, 'a name is used by both a file and a directory');
   }
   const limit = checkOverlap(cols, cdStart, path);
   return new ZipIndex(path, end, cols, files, dirs, limit);
