@@ -373,7 +373,7 @@ function parseExtras(b: Buffer, start: number, end: number, path: string, entry:
           const tag = b.readUInt16LE(j);
           const size = b.readUInt16LE(j + 2);
           if (tag === 1 && size >= 24 && j + 4 + 8 <= data + len) {
-            const ticks = b.readUInt32LE(j + 8) * 0x100000000 + b.readUInt32LE(j + 4);
+            const ticks = b.readInt32LE(j + 8) * 0x100000000 + b.readUInt32LE(j + 4);
             ntfs = ticks / 10000 - 11644473600000;
             break;
           }
@@ -387,7 +387,7 @@ function parseExtras(b: Buffer, start: number, end: number, path: string, entry:
     }
     i = data + len;
   }
-  if (out.mtime === undefined && ntfs !== undefined && Number.isFinite(ntfs)) out.mtime = Math.round(ntfs);
+  if (out.mtime === undefined && ntfs !== undefined && Number.isFinite(ntfs)) out.mtime = Math.trunc(ntfs);
   return out;
 }
 

@@ -24,6 +24,14 @@ function corruptData(path: string, detail: string, cause?: unknown): FopError {
   return new FopError('CORRUPT_ARCHIVE', 'read', path, detail, cause === undefined ? undefined : { cause });
 }
 
+/** Says in zip terms what zlib found wrong with the wrapped member. */
+function describeZlibError(err: Error): string {
+  if (/incorrect data check/.test(err.message)) return 'CRC-32 mismatch';
+  if (/incorrect length check/.test(err.message)) return 'inflated size disagrees with the declared size';
+  if (/unexpected end of file/.test(err.message)) return 'deflate data is truncated';
+  return `invalid deflate data (${err.message})`;
+}
+
 /** The 8-byte gzip trailer: CRC-32 and ISIZE (size mod 2^32), little-endian (RFC 1952 §2.3.1). */
 export function gzipTrailer(crc: number, usize: number): Uint8Array {
   const t = Buffer.alloc(8);
@@ -170,7 +178,7 @@ class Inflater {
     for (;;) {
       if (this.#error) {
         if (FopError.is(this.#error)) throw this.#error;
-        throw corruptData(this.#path, `invalid deflate data: ${this.#error.message}`, this.#error);
+        throw corruptData(this.#path, describeZlibError(this.#error), this.#error);
       }
       const chunk = this.#z.read() as Buffer | null;
       if (chunk) return chunk;

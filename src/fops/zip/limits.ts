@@ -24,12 +24,13 @@ export const DEFAULT_ZIP_LIMITS: ZipLimits = Object.freeze({
   ratioMinSize: 1024 * 1024,
 });
 
-/** Fills in defaults and rejects nonsense with a TypeError naming the field. */
+/** Fills in defaults and rejects nonsense (NaN, negatives, non-numbers) with a TypeError naming the field. */
 export function resolveLimits(limits: Partial<ZipLimits> = {}): ZipLimits {
   const out = { ...DEFAULT_ZIP_LIMITS, ...limits };
   for (const [key, value] of Object.entries(out)) {
-    if (typeof value !== 'number' || !(value >= 0) || !Number.isFinite(value)) {
-      throw new TypeError(`zip limits: ${key} must be a non-negative finite number, got ${String(value)}`);
+    // Infinity is allowed and means "no limit".
+    if (typeof value !== 'number' || !(value >= 0)) {
+      throw new TypeError(`zip limits: ${key} must be a non-negative number (or Infinity), got ${String(value)}`);
     }
   }
   return Object.freeze(out);
