@@ -477,8 +477,8 @@ export async function readZipIndex(src: RandomAccessSource, limits: ZipLimits, p
     }
 
     const raw = window.subarray(nameStart, nameStart + nameLen);
-    const decoded = decodeName(raw, (gp & GP_UTF8) !== 0, extras.unicodePath);
-    const checked = typeof decoded === 'string' ? validateName(decoded, limits.maxNameLength) : decoded;
+    const decoded = decodeName(raw, (gp & GP_UTF8) !== 0, extras.unicodePath, madeBy >>> 8);
+    const checked = 'bad' in decoded ? decoded.bad : validateName(decoded.name, limits.maxNameLength);
     if (typeof checked === 'string') throw corrupt(path, `entry ${n}: unsafe name (${checked})`);
 
     const row = cols.push();

@@ -2,7 +2,9 @@ import { crc32 } from 'node:zlib';
 
 // CP437 for bytes 0x80-0xFF (APPNOTE 4.4.4: names without bit 11 are CP437).
 const CP437_HIGH = '\u00c7\u00fc\u00e9\u00e2\u00e4\u00e0\u00e5\u00e7\u00ea\u00eb\u00e8\u00ef\u00ee\u00ec\u00c4\u00c5\u00c9\u00e6\u00c6\u00f4\u00f6\u00f2\u00fb\u00f9\u00ff\u00d6\u00dc\u00a2\u00a3\u00a5\u20a7\u0192\u00e1\u00ed\u00f3\u00fa\u00f1\u00d1\u00aa\u00ba\u00bf\u2310\u00ac\u00bd\u00bc\u00a1\u00ab\u00bb\u2591\u2592\u2593\u2502\u2524\u2561\u2562\u2556\u2555\u2563\u2551\u2557\u255d\u255c\u255b\u2510\u2514\u2534\u252c\u251c\u2500\u253c\u255e\u255f\u255a\u2554\u2569\u2566\u2560\u2550\u256c\u2567\u2568\u2564\u2565\u2559\u2558\u2552\u2553\u256b\u256a\u2518\u250c\u2588\u2584\u258c\u2590\u2580\u03b1\u00df\u0393\u03c0\u03a3\u03c3\u00b5\u03c4\u03a6\u0398\u03a9\u03b4\u221e\u03c6\u03b5\u2229\u2261\u00b1\u2265\u2264\u2320\u2321\u00f7\u2248\u00b0\u2219\u00b7\u221a\u207f\u00b2\u25a0\u00a0';
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading U+FEFF must stay in the name (and be refused), not be
+// silently stripped, or the name checked would differ from the bytes stored.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Why an entry name was refused. */
 export type BadNameReason =
@@ -22,27 +24,27 @@ export interface EntryName {
   readonly isDir: boolean;
 }
 
+/** A decoded name, or why it could not be decoded. */
+export type DecodedName = { readonly name: string } | { readonly bad: BadNameReason };
+
+/** Host systems (high byte of "version made by") whose tools store names in the local, nowadays UTF-8, charset. */
+const UNIX_HOSTS = new Set([3 /* Unix */, 19 /* OS X */]);
+
 /**
- * Decodes an entry name as APPNOTE says: UTF-8 (strictly) when general-purpose
- * bit 11 is set, CP437 otherwise; an Info-ZIP Unicode Path extra field
- * (0x7075) whose CRC matches the header name replaces it. Returns the string
- * or a reason.
+ * Decodes an entry name:
+ * 1. an Info-ZIP Unicode Path extra field (0x7075) whose CRC matches the
+ *    header name replaces it (strict UTF-8);
+ * 2. with general-purpose bit 11, the name is strict UTF-8 (APPNOTE 4.4.4);
+ * 3. without it, APPNOTE says CP437 - but Info-ZIP and others on Unix write
+ *    raw UTF-8 without the flag, and unzip and 7-Zip read it as UTF-8. So a
+ *    name from a Unix host that is valid UTF-8 is read as UTF-8; anything
+ *    else is CP437, which can decode any bytes.
  */
-export function decodeName(
-  raw: Uint8Array,
-  utf8Flag: boolean,
-  unicodeExtra: Uint8Array | undefined,
-): string | BadNameReason {
+export function decodeName(raw: Uint8Array, utf8Flag: boolean, unicodeExtra: Uint8Array | undefined, madeByHost = 0): DecodedName {
   if (unicodeExtra && unicodeExtra.length >= 5 && unicodeExtra[0] === 1) {
     const view = new DataView(unicodeExtra.buffer, unicodeExtra.byteOffset, unicodeExtra.length);
     // The extra applies only if it was written for this very header name.
-    if (view.getUint32(1, true) === crc32(raw)) {
-      try {
-        return utf8.decode(unicodeExtra.subarray(5));
-      } catch {
-        return 'invalid UTF-8';
-      }
-    }
+    if (view.getUint32(1, true) === crc32(raw)) return strictUtf8(unicodeExtra.subarray(5));
   }
   let ascii = true;
   for (let i = 0; i < raw.length; i++) {
@@ -51,14 +53,25 @@ export function decodeName(
       break;
     }
   }
-  if (ascii) return Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString('latin1');
-  if (utf8Flag) {
-    try {
-      return utf8.decode(raw);
-    } catch {
-      return 'invalid UTF-8';
-    }
+  if (ascii) return { name: Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString('latin1') };
+  if (utf8Flag) return strictUtf8(raw);
+  if (UNIX_HOSTS.has(madeByHost)) {
+    const asUtf8 = strictUtf8(raw);
+    if ('name' in asUtf8) return asUtf8;
   }
+  return { name: cp437(raw) };
+}
+
+function strictUtf8(bytes: Uint8Array): DecodedName {
+  try {
+    return { name: utf8.decode(bytes) };
+  } catch {
+    return { bad: 'invalid UTF-8' };
+  }
+}
+
+/** CP437 decoding (total: every byte sequence has a meaning). */
+export function cp437(raw: Uint8Array): string {
   let out = '';
   for (let i = 0; i < raw.length; i++) {
     const b = raw[i]!;
