@@ -410,27 +410,33 @@ export async function readZipIndex(src: RandomAccessSource, limits: ZipLimits, p
   const window = Buffer.allocUnsafe(Math.min(CD_WINDOW, cdEnd - cdStart));
   let winStart = 0;
   let winEnd = 0; // window holds [winStart, winEnd) of the source
-  const ensure = async (from: number, to: number): Promise<number> => {
-    if (from >= winStart && to <= winEnd) return from - winStart;
+  const refill = async (from: number): Promise<void> => {
     const len = Math.min(window.length, cdEnd - from);
     await readExact(src, window.subarray(0, len), from, path);
     winStart = from;
     winEnd = from + len;
-    return 0;
   };
+  const noExtras: Extras = { aes: false };
+  let lastDir = '';
 
   let pos = cdStart;
   let n = 0;
   while (pos < cdEnd) {
     if (pos + CENTRAL_SIZE > cdEnd) throw corrupt(path, `entry ${n}: central directory record is truncated`);
-    let o = await ensure(pos, pos + CENTRAL_SIZE);
+    // Only await when the record is not already in the window: an await per
+    // record costs a microtask each, which dominates at a million entries.
+    if (pos < winStart || pos + CENTRAL_SIZE > winEnd) await refill(pos);
+    let o = pos - winStart;
     if (window.readUInt32LE(o) !== SIG_CENTRAL) throw corrupt(path, `entry ${n}: invalid central directory file header signature`);
     const nameLen = window.readUInt16LE(o + 28);
     const extraLen = window.readUInt16LE(o + 30);
     const commentLen = window.readUInt16LE(o + 32);
     const recLen = CENTRAL_SIZE + nameLen + extraLen + commentLen;
     if (pos + recLen > cdEnd) throw corrupt(path, `entry ${n}: central directory record runs past the directory`);
-    o = await ensure(pos, pos + recLen);
+    if (pos + recLen > winEnd) {
+      await refill(pos);
+      o = 0;
+    }
 
     if (n >= limits.maxEntries) {
       throw new FopError('LIMIT_EXCEEDED', 'index', path, `more than ${limits.maxEntries} entries`);
@@ -447,7 +453,7 @@ export async function readZipIndex(src: RandomAccessSource, limits: ZipLimits, p
     const external = window.readUInt32LE(o + 38);
     let lfh = window.readUInt32LE(o + 42);
     const nameStart = o + CENTRAL_SIZE;
-    const extras = parseExtras(window, nameStart + nameLen, nameStart + nameLen + extraLen, path, n);
+    const extras = extraLen === 0 ? noExtras : parseExtras(window, nameStart + nameLen, nameStart + nameLen + extraLen, path, n);
 
     // APPNOTE 4.5.3: the zip64 extra holds, in order, only the fields whose
     // header value is all ones; its other bytes are ignored.
@@ -476,8 +482,11 @@ export async function readZipIndex(src: RandomAccessSource, limits: ZipLimits, p
       throw corrupt(path, `entry ${n}: file data overflows the archive (runs into the central directory)`);
     }
 
-    const raw = window.subarray(nameStart, nameStart + nameLen);
-    const decoded = decodeName(raw, (gp & GP_UTF8) !== 0, extras.unicodePath, madeBy >>> 8);
+    const nameEnd = nameStart + nameLen;
+    let ascii = extras.unicodePath === undefined;
+    for (let k = nameStart; ascii && k < nameEnd; k++) ascii = window[k]! < 0x80;
+    // Fast path: plain ASCII names decode the same under every rule.
+    const decoded = ascii ? { name: window.toString('latin1', nameStart, nameEnd) } : decodeName(window.subarray(nameStart, nameEnd), (gp & GP_UTF8) !== 0, extras.unicodePath, madeBy >>> 8);
     const checked = 'bad' in decoded ? decoded.bad : validateName(decoded.name, limits.maxNameLength);
     if (typeof checked === 'string') throw corrupt(path, `entry ${n}: unsafe name (${checked})`);
 
@@ -503,6 +512,9 @@ export async function readZipIndex(src: RandomAccessSource, limits: ZipLimits, p
     // Every ancestor is a directory, whether or not the archive lists it.
     let slash = name.lastIndexOf('/');
     if (checked.isDir) dirs.add(name);
+    // Archives list siblings together: skip the walk when the parent is the last one seen.
+    if (slash > 0 && slash === lastDir.length && name.startsWith(lastDir)) slash = -1;
+    else if (slash > 0) lastDir = name.slice(0, slash);
     while (slash > 0) {
       const dir = name.slice(0, slash);
       if (dirs.has(dir)) break;
