@@ -52,7 +52,7 @@ export abstract class FopHandle implements FopFd {
   }
 
   read(buf: Uint8Array): Promise<number> {
-    return this.#serial('read', async () => {
+    return this.serial('read', async () => {
       const left = this.length - this.pos;
       if (buf.length === 0 || left <= 0) return 0;
       const n = await this.readImpl(buf.length > left ? buf.subarray(0, left) : buf);
@@ -70,7 +70,7 @@ export abstract class FopHandle implements FopFd {
   }
 
   write(buf: Uint8Array): Promise<number> {
-    return this.#serial('write', async () => {
+    return this.serial('write', async () => {
       const n = await this.writeImpl(buf);
       this.pos += n;
       if (this.pos > this.length) this.length = this.pos;
@@ -90,7 +90,8 @@ export abstract class FopHandle implements FopFd {
     if (this.#closed) throw new FopError('CLOSED', op, this.path);
   }
 
-  #serial<T>(op: string, fn: () => Promise<T>): Promise<T> {
+  /** Runs `fn` after every earlier call on this handle has settled, rejecting with `CLOSED` once closed. */
+  protected serial<T>(op: string, fn: () => Promise<T>): Promise<T> {
     if (this.#closed) return Promise.reject(new FopError('CLOSED', op, this.path));
     const run = this.#queue.then(() => {
       if (this.#closed) throw new FopError('CLOSED', op, this.path);

@@ -145,15 +145,23 @@ export function createFopReadStream(fd: FopFd, options: FopReadStreamOptions = {
         this.push(null);
         return;
       }
-      const buf = Buffer.allocUnsafe(Math.min(chunkSize, remaining));
-      fd.read(buf).then(
-        (n) => {
-          if (n === 0) {
+      const want = Math.min(chunkSize, remaining);
+      // A backend with its own fresh buffers hands them over; otherwise read into a new one.
+      const next: Promise<Buffer> = fd.readBuffer
+        ? fd.readBuffer(want)
+        : (async () => {
+            const buf = Buffer.allocUnsafe(want);
+            const n = await fd.read(buf);
+            return n === buf.length ? buf : buf.subarray(0, n);
+          })();
+      next.then(
+        (chunk) => {
+          if (chunk.length === 0) {
             this.destroy(new FopError('IO', 'read', '', 'unexpected end of file'));
             return;
           }
-          remaining -= n;
-          this.push(n === buf.length ? buf : buf.subarray(0, n));
+          remaining -= chunk.length;
+          this.push(chunk);
           if (remaining === 0) this.push(null);
         },
         (err: unknown) => this.destroy(err instanceof Error ? err : new Error(String(err))),

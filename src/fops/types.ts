@@ -57,6 +57,13 @@ export interface FopFd {
    * safe to call concurrently. Resolves to 0 only at end of file.
    */
   readAt?(buf: Uint8Array, position: number): Promise<number>;
+  /**
+   * Optional capability: reads up to `maxLength` bytes at `pos`, advances `pos`,
+   * and returns them in a Buffer the caller owns (an empty Buffer only at end
+   * of file). Backends that produce bytes in their own fresh buffers (an
+   * inflater) implement it to hand those over without a copy.
+   */
+  readBuffer?(maxLength: number): Promise<Buffer>;
 }
 
 /**

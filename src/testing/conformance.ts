@@ -240,6 +240,29 @@ export function describeFopsConformance(name: string, setup: () => Promise<Confo
       }
     });
 
+    it('hands over owned buffers with readBuffer, where a backend has it', async () => {
+      for (const [path, content] of files) {
+        const fd = await open(path);
+        try {
+          if (!fd.readBuffer) continue;
+          const parts: Buffer[] = [];
+          for (;;) {
+            const chunk = await fd.readBuffer(3000);
+            assert.ok(chunk.length <= 3000, `${path}: readBuffer returned more than asked`);
+            if (chunk.length === 0) break;
+            parts.push(chunk);
+          }
+          assert.ok(Buffer.concat(parts).equals(content), `${path}: readBuffer content`);
+          assert.equal(vfsTell(fd), content.length);
+          vfsSeekSet(fd, Math.floor(content.length / 2));
+          const tail = await fd.readBuffer(content.length);
+          assert.ok(tail.equals(content.subarray(Math.floor(content.length / 2), Math.floor(content.length / 2) + tail.length)), `${path}: readBuffer after a seek back`);
+        } finally {
+          await fd.close();
+        }
+      }
+    });
+
     it('streams whole files and inclusive byte ranges', async () => {
       for (const [path, content] of files) {
         const len = content.length;

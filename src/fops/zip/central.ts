@@ -150,6 +150,8 @@ export class ZipIndex {
   readonly kind: Uint8Array;
   /** Cached absolute data offsets, 0 until the local header has been read and checked. */
   readonly dataStart: Float64Array;
+  /** 1 once a complete read of the entry has matched its CRC-32. */
+  readonly verified: Uint8Array;
 
   /** @internal */
   constructor(path: string, end: ZipEnd, cols: Columns, files: Map<string, number>, dirs: Set<string>, limit: Float64Array) {
@@ -159,18 +161,20 @@ export class ZipIndex {
     this.dirs = dirs;
     this.count = cols.length;
     const n = cols.length;
-    this.lfhOffset = cols.lfhOffset.subarray(0, n);
-    this.cdPos = cols.cdPos.subarray(0, n);
-    this.csize = cols.csize.subarray(0, n);
-    this.usize = cols.usize.subarray(0, n);
-    this.mtime = cols.mtime.subarray(0, n);
-    this.crc = cols.crc.subarray(0, n);
-    this.method = cols.method.subarray(0, n);
-    this.gpFlags = cols.gpFlags.subarray(0, n);
-    this.nameLen = cols.nameLen.subarray(0, n);
-    this.kind = cols.kind.subarray(0, n);
+    // slice, not subarray: drop the spare capacity doubling left behind.
+    this.lfhOffset = cols.lfhOffset.slice(0, n);
+    this.cdPos = cols.cdPos.slice(0, n);
+    this.csize = cols.csize.slice(0, n);
+    this.usize = cols.usize.slice(0, n);
+    this.mtime = cols.mtime.slice(0, n);
+    this.crc = cols.crc.slice(0, n);
+    this.method = cols.method.slice(0, n);
+    this.gpFlags = cols.gpFlags.slice(0, n);
+    this.nameLen = cols.nameLen.slice(0, n);
+    this.kind = cols.kind.slice(0, n);
     this.limit = limit;
     this.dataStart = new Float64Array(n);
+    this.verified = new Uint8Array(n);
   }
 
   /** Whether a row's entry is encrypted in any of the ways APPNOTE knows (never servable). */

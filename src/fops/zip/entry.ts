@@ -11,6 +11,10 @@ export interface EntryData {
   readonly csize: number;
   readonly usize: number;
   readonly crc: number;
+  /** Whether a complete read has already matched the CRC-32 (cached in the index per archive identity). */
+  readonly verified: boolean;
+  /** Records that a complete read matched the CRC-32. */
+  readonly markVerified: () => void;
   /** Called once when the handle closes (releases the archive). */
   readonly release: () => void;
 }
@@ -65,6 +69,9 @@ abstract class EntryHandle extends FopHandle {
  * A stored (method 0) entry: reads are slices of the archive, seeks are free.
  * A read sequence that covers the entry from byte 0 to the end is checked
  * against the CRC-32; a mismatch rejects the read that completes the entry.
+ * Once an entry has matched, the index remembers it for that archive
+ * identity and later reads skip the check (the CRC costs a quarter of the
+ * throughput); a changed archive is a new identity and is checked again.
  */
 export class StoredEntryHandle extends EntryHandle {
   #crc = 0;
@@ -72,6 +79,7 @@ export class StoredEntryHandle extends EntryHandle {
 
   protected async readImpl(buf: Uint8Array): Promise<number> {
     const n = await this.readRaw(buf, this.pos);
+    if (this.entry.verified) return n;
     if (this.pos === 0) {
       this.#crc = 0;
       this.#crcPos = 0;
@@ -79,8 +87,9 @@ export class StoredEntryHandle extends EntryHandle {
     if (this.pos === this.#crcPos) {
       this.#crc = crc32(buf.subarray(0, n), this.#crc);
       this.#crcPos += n;
-      if (this.#crcPos === this.length && this.#crc >>> 0 !== this.entry.crc) {
-        throw corruptData(this.path, 'CRC-32 mismatch');
+      if (this.#crcPos === this.length) {
+        if (this.#crc >>> 0 !== this.entry.crc) throw corruptData(this.path, 'CRC-32 mismatch');
+        this.entry.markVerified();
       }
     }
     return n;
@@ -147,6 +156,8 @@ class Inflater {
   readonly #trailer: Uint8Array;
   readonly #path: string;
   #fed = 0; // bytes of the gzip member written so far
+  // One input buffer, reused: the next chunk is read only after zlib has consumed the last.
+  readonly #input: Buffer;
   #writing = false;
   #ended = false;
   #error: Error | undefined;
@@ -157,6 +168,7 @@ class Inflater {
     this.#trailer = trailer;
     this.#path = path;
     this.#z = createGunzip({ chunkSize: INPUT_CHUNK });
+    this.#input = Buffer.allocUnsafe(Math.max(1, Math.min(INPUT_CHUNK, entry.csize)));
     const wake = (): void => this.#wakeUp();
     this.#z.on('readable', wake);
     this.#z.on('end', () => {
@@ -212,7 +224,7 @@ class Inflater {
     if (this.#fed === 0) return write(GZIP_HEADER);
     if (this.#fed >= 10 + csize) return write(this.#trailer);
     const off = this.#fed - 10;
-    const chunk = Buffer.allocUnsafe(Math.min(INPUT_CHUNK, csize - off));
+    const chunk = this.#input.subarray(0, Math.min(INPUT_CHUNK, csize - off));
     readExact(this.#entry.source, chunk, this.#entry.dataStart + off, this.#path).then(
       () => write(chunk),
       (err: unknown) => {
@@ -253,15 +265,30 @@ export class InflateEntryHandle extends EntryHandle {
   }
 
   protected async readImpl(buf: Uint8Array): Promise<number> {
-    const pos = this.pos;
+    const view = await this.#viewAt(this.pos, buf.length);
+    buf.set(view);
+    return view.length;
+  }
+
+  /** Hands over zlib's own output chunk (or part of it) without a copy. */
+  readBuffer(maxLength: number): Promise<Buffer> {
+    return this.serial('read', async () => {
+      const left = this.length - this.pos;
+      if (maxLength <= 0 || left <= 0) return Buffer.alloc(0);
+      const view = await this.#viewAt(this.pos, Math.min(maxLength, left));
+      this.pos += view.length;
+      return view;
+    });
+  }
+
+  /** A view of up to `max` inflated bytes starting at `pos`, inflating (or restarting) as needed. */
+  async #viewAt(pos: number, max: number): Promise<Buffer> {
     if (!this.#inflater || pos < this.#chunkStart) this.#restart();
     for (;;) {
       const chunk = this.#chunk;
       if (chunk && pos >= this.#chunkStart && pos < this.#outPos) {
         const from = pos - this.#chunkStart;
-        const n = Math.min(buf.length, chunk.length - from);
-        buf.set(chunk.subarray(from, from + n));
-        return n;
+        return chunk.subarray(from, from + Math.min(max, chunk.length - from));
       }
       await this.#pullNext();
     }

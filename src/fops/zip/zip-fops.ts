@@ -53,6 +53,7 @@ class OpenArchive {
   #refs = 0;
   #retired = false;
   #closed = false;
+  #closing: Promise<void> = Promise.resolve();
 
   constructor(fd: FopFd, index: ZipIndex) {
     this.fd = fd;
@@ -71,15 +72,17 @@ class OpenArchive {
     this.#maybeClose();
   }
 
-  retire(): void {
+  /** Stops new use; the archive closes now, or when its last handle closes. */
+  retire(): Promise<void> {
     this.#retired = true;
     this.#maybeClose();
+    return this.#closing;
   }
 
   #maybeClose(): void {
     if (this.#retired && this.#refs === 0 && !this.#closed) {
       this.#closed = true;
-      this.fd.close().catch(() => undefined);
+      this.#closing = this.fd.close().catch(() => undefined);
     }
   }
 }
@@ -120,6 +123,7 @@ export class ZipFops implements ContainerOps, StatOps {
   readonly #source: FileOps;
   readonly #cache: LruCache<string, Slot>;
   readonly #current = new Map<string, string>();
+  readonly #closing = new Set<Promise<void>>(); // archive closes still under way
   #indexBuilds = 0;
 
   constructor(options: ZipFopsOptions = {}) {
@@ -135,7 +139,7 @@ export class ZipFops implements ContainerOps, StatOps {
       weigh: (slot) => 1 + (slot.archive?.index.count ?? 0),
       onEvict: (slot, key) => {
         slot.evicted = true;
-        slot.archive?.retire();
+        if (slot.archive) this.#track(slot.archive.retire());
         if (this.#current.get(slot.container) === key) this.#current.delete(slot.container);
       },
     });
@@ -201,6 +205,20 @@ export class ZipFops implements ContainerOps, StatOps {
     this.#cache.clear();
   }
 
+  /**
+   * Drops every cached index and closes the archives no handle is using;
+   * an archive with open entry handles closes when the last of them does.
+   */
+  async close(): Promise<void> {
+    this.clear();
+    await Promise.all(this.#closing);
+  }
+
+  #track(closing: Promise<void>): void {
+    this.#closing.add(closing);
+    void closing.then(() => this.#closing.delete(closing));
+  }
+
   async #locate(path: string, op: string): Promise<{ container: string; member: string; stat: FopStat }> {
     assertFopPath(path, op);
     const split = signatureSplits(path, this.signatures)[0];
@@ -230,7 +248,7 @@ export class ZipFops implements ContainerOps, StatOps {
     slot.promise.then(
       (arc) => {
         slot.archive = arc;
-        if (slot.evicted) arc.retire();
+        if (slot.evicted) this.#track(arc.retire());
         else if (this.#cache.peek(key) === slot) this.#cache.set(key, slot); // re-weigh by entry count
       },
       () => undefined, // a failure stays cached for this identity: a broken archive is not re-parsed per request
@@ -287,6 +305,10 @@ export class ZipFops implements ContainerOps, StatOps {
       csize,
       usize,
       crc: index.crc[row]!,
+      verified: index.verified[row] === 1,
+      markVerified: () => {
+        index.verified[row] = 1;
+      },
       release: once(() => arc.release()),
     };
     const base = (flags & ~FopFlags.COMPR_IS_GZIP) | FopFlags.VIRTUAL | FopFlags.MOD_TIME_VALID;
