@@ -161,17 +161,20 @@ export class ZipIndex {
     this.dirs = dirs;
     this.count = cols.length;
     const n = cols.length;
-    // slice, not subarray: drop the spare capacity doubling left behind.
-    this.lfhOffset = cols.lfhOffset.slice(0, n);
-    this.cdPos = cols.cdPos.slice(0, n);
-    this.csize = cols.csize.slice(0, n);
-    this.usize = cols.usize.slice(0, n);
-    this.mtime = cols.mtime.slice(0, n);
-    this.crc = cols.crc.slice(0, n);
-    this.method = cols.method.slice(0, n);
-    this.gpFlags = cols.gpFlags.slice(0, n);
-    this.nameLen = cols.nameLen.slice(0, n);
-    this.kind = cols.kind.slice(0, n);
+    // Doubling leaves spare capacity; copy to the exact size only when the
+    // slack is worth a transient second copy (more than an eighth).
+    const trim = cols.lfhOffset.length > n + (n >>> 3);
+    const fit = <T extends Float64Array | Uint32Array | Uint16Array | Uint8Array>(a: T): T => (trim ? a.slice(0, n) : a.subarray(0, n)) as T;
+    this.lfhOffset = fit(cols.lfhOffset);
+    this.cdPos = fit(cols.cdPos);
+    this.csize = fit(cols.csize);
+    this.usize = fit(cols.usize);
+    this.mtime = fit(cols.mtime);
+    this.crc = fit(cols.crc);
+    this.method = fit(cols.method);
+    this.gpFlags = fit(cols.gpFlags);
+    this.nameLen = fit(cols.nameLen);
+    this.kind = fit(cols.kind);
     this.limit = limit;
     this.dataStart = new Float64Array(n);
     this.verified = new Uint8Array(n);
