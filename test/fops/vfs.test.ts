@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { FopError, FopFlags, MemFops, PlatFops, Vfs, readAll, type FopFd, type FopStat } from '../../src/index.js';
+import { FopError, FopFlags, MemFops, PlatFops, Vfs, readAll, type FileOps, type FopFd, type FopStat } from '../../src/index.js';
 import { prose, rmTree, tmpDir } from '../helpers/fixtures.js';
 import { makeZip } from '../helpers/zip-writer.js';
 
@@ -19,7 +19,7 @@ class Counting extends PlatFops {
   }
 }
 
-async function text(vfs: Vfs, path: string, flags = 0): Promise<string> {
+async function text(vfs: FileOps, path: string, flags = 0): Promise<string> {
   const fd = await vfs.open(path, flags);
   try {
     return (await readAll(fd)).toString();
@@ -70,6 +70,13 @@ describe('Vfs: choosing the backend by path signature', () => {
     assert.equal(await text(vfs, join(dir, 'folder.zip/deeper/plain.txt')), 'a real directory named folder.zip');
     assert.equal(await text(vfs, join(dir, 'folder.zip/real.zip/index.html')), 'zip index');
     assert.equal((await vfs.stat(join(dir, 'folder.zip/deeper'))).type, 'directory');
+  });
+
+  it('ZipFops alone passes over directories named x.zip the same way', async () => {
+    const { ZipFops } = await import('../../src/index.js');
+    const zip = new ZipFops();
+    assert.equal(await text(zip, join(dir, 'folder.zip/real.zip/index.html')), 'zip index');
+    assert.equal(await code(zip.open(join(dir, 'folder.zip/deeper/plain.txt'))), 'NOT_FOUND');
   });
 
   it('does not enter archives inside archives', async () => {

@@ -200,6 +200,14 @@ function runCorpus(folder: string, table: Record<string, Row>): void {
           const identity = await readAll(plain);
           await plain.close();
           assert.ok(gunzipSync(gz).equals(identity), `${name}: gunzip of passthrough equals the inflated entry`);
+          // Byte for byte: lws's header, the entry's raw deflate bytes as stored, CRC-32 and ISIZE.
+          const info = index.get(name)!;
+          const row = index.files.get(name)!;
+          const raw = readFileSync(archive).subarray(index.dataStart[row], index.dataStart[row]! + info.compressedSize);
+          const trailer = Buffer.alloc(8);
+          trailer.writeUInt32LE(info.crc32, 0);
+          trailer.writeUInt32LE(info.size % 2 ** 32, 4);
+          assert.ok(gz.equals(Buffer.concat([Buffer.from('1f8b0800000000000003', 'hex'), raw, trailer])), `${name}: header + raw bytes + trailer`);
         } finally {
           await fd.close();
         }

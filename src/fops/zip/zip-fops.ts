@@ -221,18 +221,21 @@ export class ZipFops implements ContainerOps, StatOps {
 
   async #locate(path: string, op: string): Promise<{ container: string; member: string; stat: FopStat }> {
     assertFopPath(path, op);
-    const split = signatureSplits(path, this.signatures)[0];
-    if (split === undefined) throw new FopError('NOT_FOUND', op, path, 'no archive in path');
-    const container = path.slice(0, split);
-    let stat: FopStat;
-    try {
-      stat = await fopStat(this.#source, container);
-    } catch (err) {
-      if (FopError.is(err)) throw new FopError(err.code, op, path, undefined, { cause: err });
-      throw err;
+    // As in Vfs: the first signature whose prefix is a file; directories named x.zip are passed over.
+    for (const split of signatureSplits(path, this.signatures)) {
+      const container = path.slice(0, split);
+      let stat: FopStat;
+      try {
+        stat = await fopStat(this.#source, container);
+      } catch (err) {
+        if (FopError.is(err)) throw new FopError(err.code, op, path, undefined, { cause: err });
+        throw err;
+      }
+      if (stat.type === 'directory') continue;
+      if (stat.type !== 'file') break;
+      return { container, member: path.slice(split + 1), stat };
     }
-    if (stat.type !== 'file') throw new FopError('NOT_FOUND', op, path, 'not an archive file');
-    return { container, member: path.slice(split + 1), stat };
+    throw new FopError('NOT_FOUND', op, path, 'no archive in path');
   }
 
   #archive(container: string, st: FopStat): Promise<OpenArchive> {
