@@ -1,5 +1,4 @@
-import { constants as fsc } from 'node:fs';
-import { open as fsOpen, stat as fsStat, type FileHandle } from 'node:fs/promises';
+import { close as fsClose, constants as fsc, fstat as fsFstat, open as fsOpen, read as fsRead, stat as fsStat, write as fsWrite, type Stats } from 'node:fs';
 import { FopError, fromSystemError } from './errors.js';
 import { FopFlags } from './flags.js';
 import { FopHandle } from './handle.js';
@@ -11,12 +10,27 @@ const ACCESS_MODE = fsc.O_RDONLY | fsc.O_WRONLY | fsc.O_RDWR;
 // thread until a writer appears; with it, open returns and fstat rejects it.
 const NONBLOCK = fsc.O_NONBLOCK ?? 0;
 
-class PlatHandle extends FopHandle {
-  readonly #fh: FileHandle;
+// The callback fs API on raw descriptors: measurably lighter per call than
+// fs/promises FileHandles, which dominated a small-file serving profile.
+function openFd(path: string, flags: number): Promise<number> {
+  return new Promise((resolve, reject) => fsOpen(path, flags, (err, fd) => (err ? reject(err) : resolve(fd))));
+}
+function fstatFd(fd: number): Promise<Stats> {
+  return new Promise((resolve, reject) => fsFstat(fd, (err, st) => (err ? reject(err) : resolve(st))));
+}
+function closeFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fsClose(fd, (err) => (err ? reject(err) : resolve())));
+}
+function statPath(path: string): Promise<Stats> {
+  return new Promise((resolve, reject) => fsStat(path, (err, st) => (err ? reject(err) : resolve(st))));
+}
 
-  constructor(fops: PlatFops, path: string, fh: FileHandle, length: number, flags: number, modTime: number) {
+class PlatHandle extends FopHandle {
+  readonly #fd: number;
+
+  constructor(fops: PlatFops, path: string, fd: number, length: number, flags: number, modTime: number) {
     super(fops, path, { length, flags, modTime });
-    this.#fh = fh;
+    this.#fd = fd;
   }
 
   protected async readImpl(buf: Uint8Array): Promise<number> {
@@ -28,32 +42,26 @@ class PlatHandle extends FopHandle {
     return this.#readAt(buf, position);
   }
 
-  async #readAt(buf: Uint8Array, position: number): Promise<number> {
-    try {
-      const { bytesRead } = await this.#fh.read(buf, 0, buf.length, position);
-      return bytesRead;
-    } catch (err) {
-      throw fromSystemError(err, 'read', this.path);
-    }
+  #readAt(buf: Uint8Array, position: number): Promise<number> {
+    return new Promise((resolve, reject) =>
+      fsRead(this.#fd, buf, 0, buf.length, position, (err, n) => (err ? reject(fromSystemError(err, 'read', this.path)) : resolve(n))),
+    );
   }
 
   protected override async writeImpl(buf: Uint8Array): Promise<number> {
     if ((this.flags & ACCESS_MODE) === fsc.O_RDONLY) throw new FopError('READ_ONLY', 'write', this.path, 'opened read-only');
-    try {
-      const { bytesWritten } = await this.#fh.write(buf, 0, buf.length, this.pos);
-      return bytesWritten;
-    } catch (err) {
-      throw fromSystemError(err, 'write', this.path);
-    }
+    return new Promise((resolve, reject) =>
+      fsWrite(this.#fd, buf, 0, buf.length, this.pos, (err, n) => (err ? reject(fromSystemError(err, 'write', this.path)) : resolve(n))),
+    );
   }
 
-  protected override async closeImpl(): Promise<void> {
-    await this.#fh.close();
+  protected override closeImpl(): Promise<void> {
+    return closeFd(this.#fd);
   }
 }
 
 /**
- * The disk backend (`lws_plat_file_ops`): positional reads on a `FileHandle`,
+ * The disk backend (`lws_plat_file_ops`): positional reads on a file descriptor,
  * so concurrent readers never share a cursor, with `MOD_TIME_VALID` set from
  * `fstat`. Paths are canonical absolute paths on the local filesystem.
  * Symlinks are followed; containing them is the mount layer's job.
@@ -63,20 +71,20 @@ class PlatHandle extends FopHandle {
 export class PlatFops implements StatOps {
   async open(path: string, flags = 0): Promise<FopFd> {
     assertFopPath(path, 'open');
-    let fh: FileHandle;
+    let fd: number;
     try {
-      fh = await fsOpen(path, (flags & FopFlags.MASK) | NONBLOCK);
+      fd = await openFd(path, (flags & FopFlags.MASK) | NONBLOCK);
     } catch (err) {
       throw fromSystemError(err, 'open', path);
     }
     try {
-      const st = await fh.stat();
+      const st = await fstatFd(fd);
       if (!st.isFile()) throw new FopError('NOT_A_FILE', 'open', path, st.isDirectory() ? 'is a directory' : 'not a regular file');
       // The platform flags are kept; the generic ones are ours to set.
       const out = (flags & ~FopFlags.COMPR_IS_GZIP & ~FopFlags.VIRTUAL) | FopFlags.MOD_TIME_VALID;
-      return new PlatHandle(this, path, fh, st.size, out, st.mtimeMs);
+      return new PlatHandle(this, path, fd, st.size, out, st.mtimeMs);
     } catch (err) {
-      await fh.close().catch(() => undefined);
+      await closeFd(fd).catch(() => undefined);
       throw fromSystemError(err, 'open', path);
     }
   }
@@ -84,7 +92,7 @@ export class PlatFops implements StatOps {
   async stat(path: string): Promise<FopStat> {
     assertFopPath(path, 'stat');
     try {
-      const st = await fsStat(path);
+      const st = await statPath(path);
       return {
         type: st.isFile() ? 'file' : st.isDirectory() ? 'directory' : 'other',
         size: st.size,
