@@ -6,3 +6,5 @@
  */
 export * from './fops/index.js';
 export { LruCache, type LruOptions } from './cache/lru.js';
+export * from './mounts/index.js';
+export * from './cache/http.js';

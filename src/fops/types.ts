@@ -17,6 +17,10 @@ export interface FopStat {
   /** Inode and device where the backend has them; part of an archive's cache identity. */
   readonly ino?: number;
   readonly dev?: number;
+  /** The content's CRC-32 where the backend knows it without reading (archive entries): a validator that survives rebuilds. */
+  readonly crc32?: number;
+  /** True when an open with `COMPR_ACCEPTABLE_GZIP` returns gzip bytes (`COMPR_IS_GZIP`): the file has two representations. */
+  readonly gzipAvailable?: boolean;
 }
 
 /**

@@ -197,7 +197,12 @@ export class ZipFops implements ContainerOps, StatOps {
       if (index.dirs.has(member)) return { type: 'directory', size: 0, modTime: containerStat.modTime ?? 0 };
       throw new FopError('NOT_FOUND', 'stat', path);
     }
-    return { type: index.kind[row] === KIND_SYMLINK ? 'other' : 'file', size: index.usize[row]!, modTime: index.mtime[row]! };
+    const kind = index.kind[row]! & 0x0f;
+    if (kind === KIND_SYMLINK) return { type: 'other', size: index.usize[row]!, modTime: index.mtime[row]! };
+    const usize = index.usize[row]!;
+    // Mirrors #openEntry: only a non-empty, unencrypted deflated entry has a gzip form.
+    const gzipAvailable = index.method[row] === 8 && usize > 0 && index.csize[row]! > 0 && !index.isEncrypted(row);
+    return { type: 'file', size: usize, modTime: index.mtime[row]!, crc32: index.crc[row]!, gzipAvailable };
   }
 
   /** Drops every cached index; open entry handles stay valid until closed. */

@@ -1,0 +1,206 @@
+import { cacheControl } from '../cache/http.js';
+import { validFopPath } from '../fops/path.js';
+import { createMimeLookup, type MimeDecision } from './mime.js';
+
+/**
+ * One mount, with lwsws's options in camelCase (the JSON config's kebab-case
+ * keys map one to one: `cache-max-age` is `cacheMaxAge`; see {@link mountFromConfig}).
+ */
+export interface MountOptions {
+  /** URL prefix, matched on a path-segment boundary: `/docs` matches `/docs` and `/docs/x`, never `/docsx`. */
+  readonly mountpoint: string;
+  /**
+   * - `file:///srv/www` (or an absolute path): a directory, or a `.zip`/`.jar`/`.war` archive;
+   *   archives inside a directory are entered by path;
+   * - `>https://host/path` or `>http://…`: a 301 redirect to that URL;
+   * - `callback://name`: the handler registered under `name`;
+   * - `cgi://` and reverse-proxy origins are refused until they are implemented.
+   */
+  readonly origin: string;
+  /** The file served for a directory (default `index.html`). */
+  readonly default?: string;
+  /** Seconds a client may reuse a response; needs `cacheReuse` (lws). */
+  readonly cacheMaxAge?: number;
+  readonly cacheReuse?: boolean;
+  /** Adds `must-revalidate`. */
+  readonly cacheRevalidate?: boolean;
+  /** `public` instead of `private`: shared caches may store responses. */
+  readonly cacheIntermediaries?: boolean;
+  /** `no-cache`, whatever else is set. */
+  readonly cacheNo?: boolean;
+  /** Adds `immutable`, for content-hashed assets. */
+  readonly cacheImmutable?: boolean;
+  /** Suffix to type, added to or overriding the built-in whitelist; `"*"` covers every other file (`""`: no Content-Type). */
+  readonly extraMimetypes?: Readonly<Record<string, string>>;
+  /** Headers added to every response from this mount (replacing a vhost header of the same name). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Per-mount options handed to `callback://` handlers (lws's `pmo`). */
+  readonly pmo?: Readonly<Record<string, string>>;
+  /** Serve files whose symlinks resolve outside the origin (default false: they are 404). */
+  readonly followSymlinks?: boolean;
+  /** Serve `x.br` / `x.gz` siblings of a disk file `x` to clients that accept them (default true). */
+  readonly precompressed?: boolean;
+}
+
+/** A mount checked once and precomputed: the request path is a lookup plus copies of these. */
+export interface ResolvedMount {
+  readonly mountpoint: string;
+  readonly kind: 'file' | 'redirect' | 'callback';
+  /** For files: the origin as a canonical fops path. */
+  readonly root: string;
+  /** For files: the origin is an archive (its root directory is served). */
+  readonly archive: boolean;
+  readonly redirect: string;
+  readonly callback: string;
+  readonly defaultFile: string;
+  readonly cacheControl: string;
+  readonly mime: (path: string) => MimeDecision;
+  readonly headers: readonly (readonly [string, string])[];
+  readonly pmo: Readonly<Record<string, string>>;
+  readonly followSymlinks: boolean;
+  readonly precompressed: boolean;
+}
+
+const KEYS: Readonly<Record<string, keyof MountOptions>> = {
+  mountpoint: 'mountpoint',
+  origin: 'origin',
+  default: 'default',
+  'cache-max-age': 'cacheMaxAge',
+  'cache-reuse': 'cacheReuse',
+  'cache-revalidate': 'cacheRevalidate',
+  'cache-intermediaries': 'cacheIntermediaries',
+  'cache-no': 'cacheNo',
+  'cache-immutable': 'cacheImmutable',
+  'extra-mimetypes': 'extraMimetypes',
+  headers: 'headers',
+  pmo: 'pmo',
+  'follow-symlinks': 'followSymlinks',
+  precompressed: 'precompressed',
+};
+
+/**
+ * Maps an lwsws-style mount object (kebab-case keys, values as strings or
+ * numbers: `"cache-max-age": "60"`, `"cache-reuse": "1"`) onto {@link MountOptions}.
+ * Unknown keys are an error naming the key.
+ */
+export function mountFromConfig(obj: Readonly<Record<string, unknown>>, where = 'mount'): MountOptions {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(obj)) {
+    const name = KEYS[key] ?? (Object.values(KEYS).includes(key as keyof MountOptions) ? (key as keyof MountOptions) : undefined);
+    if (!name) throw new TypeError(`${where}: unknown key ${JSON.stringify(key)}`);
+    out[name] = value;
+  }
+  return out as unknown as MountOptions;
+}
+
+function bool(v: unknown, where: string): boolean {
+  if (v === undefined) return false;
+  if (typeof v === 'boolean') return v;
+  if (v === 1 || v === '1' || v === 'true' || v === 'on') return true;
+  if (v === 0 || v === '0' || v === 'false' || v === 'off') return false;
+  throw new TypeError(`${where} must be a boolean (or 0/1), got ${JSON.stringify(v)}`);
+}
+
+function seconds(v: unknown, where: string): number {
+  if (v === undefined) return 0;
+  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new TypeError(`${where} must be a non-negative integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function stringMap(v: unknown, where: string): Readonly<Record<string, string>> {
+  if (v === undefined) return {};
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TypeError(`${where} must be an object of strings`);
+  for (const [k, s] of Object.entries(v)) if (typeof s !== 'string') throw new TypeError(`${where}.${k} must be a string`);
+  return v as Readonly<Record<string, string>>;
+}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Header name/value pairs, lower-cased names; rejects names that are not tokens and values with CR/LF/NUL (header injection). */
+export function headerPairs(v: unknown, where: string): [string, string][] {
+  return Object.entries(stringMap(v, where)).map(([name, value]) => {
+    if (!TOKEN.test(name)) throw new TypeError(`${where}: ${JSON.stringify(name)} is not a valid header name`);
+    if (/[\r\n\0]/.test(value)) throw new TypeError(`${where}.${name}: header values cannot contain CR, LF or NUL`);
+    return [name.toLowerCase(), value];
+  });
+}
+
+/** Merges mount headers over vhost headers: a mount header replaces a vhost header of the same name. */
+export function mergeHeaders(vhost: readonly (readonly [string, string])[], mount: readonly (readonly [string, string])[]): (readonly [string, string])[] {
+  const names = new Set(mount.map(([n]) => n));
+  return [...vhost.filter(([n]) => !names.has(n)), ...mount];
+}
+
+/** Canonical mountpoint: `/`, or `/a/b` with no trailing slash, no `.`/`..`/empty segments. */
+function canonicalMountpoint(mp: unknown, where: string): string {
+  if (typeof mp !== 'string' || !mp.startsWith('/')) throw new TypeError(`${where}.mountpoint must be a path starting with /`);
+  const trimmed = mp.length > 1 && mp.endsWith('/') ? mp.slice(0, -1) : mp;
+  if (!validFopPath(trimmed)) throw new TypeError(`${where}.mountpoint ${JSON.stringify(mp)} is not a canonical path`);
+  return trimmed;
+}
+
+/**
+ * Validates and precomputes one mount. Throws a TypeError naming the field
+ * (`mounts[2].cacheMaxAge must be …`); an unsupported origin is refused with
+ * a clear message.
+ */
+export function resolveMount(m: MountOptions, vhostHeaders: readonly (readonly [string, string])[], where: string, signatures: readonly string[]): ResolvedMount {
+  if (typeof m !== 'object' || m === null) throw new TypeError(`${where} must be an object`);
+  const mountpoint = canonicalMountpoint(m.mountpoint, where);
+  const origin = m.origin;
+  if (typeof origin !== 'string' || origin === '') throw new TypeError(`${where}.origin must be a non-empty string`);
+  const defaultFile = m.default ?? 'index.html';
+  if (typeof defaultFile !== 'string' || !validFopPath(`/${defaultFile}`)) throw new TypeError(`${where}.default must be a relative file name such as "index.html"`);
+  const cache = cacheControl({
+    maxAge: seconds(m.cacheMaxAge, `${where}.cacheMaxAge`),
+    reuse: bool(m.cacheReuse, `${where}.cacheReuse`),
+    revalidate: bool(m.cacheRevalidate, `${where}.cacheRevalidate`),
+    intermediaries: bool(m.cacheIntermediaries, `${where}.cacheIntermediaries`),
+    no: bool(m.cacheNo, `${where}.cacheNo`),
+    immutable: bool(m.cacheImmutable, `${where}.cacheImmutable`),
+  });
+  const headers = mergeHeaders(vhostHeaders, headerPairs(m.headers, `${where}.headers`));
+  const base = {
+    mountpoint,
+    defaultFile,
+    cacheControl: cache,
+    mime: createMimeLookup(stringMap(m.extraMimetypes, `${where}.extraMimetypes`)),
+    headers,
+    pmo: stringMap(m.pmo, `${where}.pmo`),
+    followSymlinks: bool(m.followSymlinks, `${where}.followSymlinks`),
+    precompressed: m.precompressed === undefined ? true : bool(m.precompressed, `${where}.precompressed`),
+    root: '',
+    archive: false,
+    redirect: '',
+    callback: '',
+  };
+  if (origin.startsWith('>')) {
+    const target = origin.slice(1);
+    let url: URL;
+    try {
+      url = new URL(target);
+    } catch {
+      throw new TypeError(`${where}.origin: ${JSON.stringify(origin)} is not a valid redirect URL`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`${where}.origin: redirects must be >http:// or >https://`);
+    return Object.freeze({ ...base, kind: 'redirect', redirect: url.href });
+  }
+  if (origin.startsWith('callback://')) {
+    const name = origin.slice('callback://'.length);
+    if (!/^[\w.-]+$/.test(name)) throw new TypeError(`${where}.origin: callback name ${JSON.stringify(name)} must be letters, digits, _ . or -`);
+    return Object.freeze({ ...base, kind: 'callback', callback: name });
+  }
+  if (origin.startsWith('cgi://')) throw new TypeError(`${where}.origin: cgi:// mounts are not supported yet`);
+  if (/^https?:\/\//.test(origin) || origin.startsWith('ws://') || origin.startsWith('wss://')) {
+    throw new TypeError(`${where}.origin: reverse-proxy mounts are not supported yet`);
+  }
+  let path = origin.startsWith('file://') ? origin.slice('file://'.length) : origin;
+  if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
+  if (!path.startsWith('/')) throw new TypeError(`${where}.origin: ${JSON.stringify(origin)} must be file:///absolute/path, >https://…, or callback://name`);
+  if (!validFopPath(path)) throw new TypeError(`${where}.origin: ${JSON.stringify(origin)} is not a canonical absolute path`);
+  const lower = `${path}/`.toLowerCase();
+  const archive = signatures.some((sig) => lower.endsWith(sig));
+  return Object.freeze({ ...base, kind: 'file', root: path, archive });
+}
+

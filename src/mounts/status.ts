@@ -1,0 +1,52 @@
+import { STATUS_CODES } from 'node:http';
+import { FopError } from '../fops/errors.js';
+
+/**
+ * The one place errors become statuses. Nothing about the error (paths,
+ * messages) reaches the client; the caller logs it.
+ * - not found, a directory or an invalid path below the mount: 404;
+ * - refused access, an entry that cannot be served (encrypted, unsupported
+ *   method, a link) or over a limit (a zip bomb): 403;
+ * - a corrupt archive, an I/O error, anything else: 500.
+ */
+export function statusForError(err: unknown): 404 | 403 | 500 {
+  if (!FopError.is(err)) return 500;
+  switch (err.code) {
+    case 'NOT_FOUND':
+    case 'NOT_A_FILE':
+    case 'INVALID_PATH':
+      return 404;
+    case 'FORBIDDEN':
+    case 'UNSUPPORTED_ENTRY':
+    case 'LIMIT_EXCEEDED':
+      return 403;
+    default:
+      return 500;
+  }
+}
+
+const ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+}
+
+/**
+ * A small HTML status page: the code, its reason phrase and, optionally, a
+ * short fixed reason written by the server (never request or error text).
+ */
+export function statusPage(status: number, reason?: string): { body: Buffer; headers: Record<string, string> } {
+  const phrase = STATUS_CODES[status] ?? 'Error';
+  const detail = reason ? `<p>${escapeHtml(reason)}</p>` : '';
+  const body = Buffer.from(`<!doctype html><meta charset=utf-8><title>${status} ${phrase}</title><h1>${status} ${phrase}</h1>${detail}\n`);
+  return {
+    body,
+    headers: {
+      'content-type': 'text/html; charset=utf-8',
+      'content-length': String(body.length),
+      // send's precautions: never sniff an error page, never run anything in it.
+      'x-content-type-options': 'nosniff',
+      'content-security-policy': "default-src 'none'",
+    },
+  };
+}
