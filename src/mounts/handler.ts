@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { constants as h2, Http2ServerResponse, type Http2ServerRequest } from 'node:http2';
 import type { Readable } from 'node:stream';
 import { ServeEngine, type CallbackTarget, type CoreResponse, type EngineOptions } from './engine.js';
+import { statusPage } from './status.js';
 
 /** A request as node:http, node:http2's compatibility API or Express gives it. */
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
@@ -52,8 +53,22 @@ export function createHandler(options: HandlerOptions): NodeHandler & { readonly
         return Array.isArray(v) ? v.join(', ') : v;
       },
     };
+    const base = expressBase(req);
+    const root = base?.bare && (core.method === 'GET' || core.method === 'HEAD') ? engine.match('/') : undefined;
+    if (base !== undefined && root?.kind === 'file') {
+      // `app.use('/static', h)` with `/static`: Express hands over `/`. Redirect to `/static/` as the
+      // core does for a bare mountpoint, so relative links resolve inside the mount.
+      const page = statusPage(301);
+      for (const [name, value] of root.headers) if (!FRAMING.has(name)) page.headers[name] = value;
+      page.headers['accept-ranges'] = 'bytes';
+      const q = core.url.indexOf('?');
+      return write(res, { status: 301, headers: { ...page.headers, location: `${base.path}/${q === -1 ? '' : core.url.slice(q)}` }, body: page.body }, () => {});
+    }
     engine.handle(core).then(
       (out) => {
+        if (base !== undefined && out.headers.location?.startsWith('/')) {
+          out = { ...out, headers: { ...out.headers, location: `${base.path}${out.headers.location}` } };
+        }
         if (out.callback) return runCallback(callbacks[out.callback.name]!, req, res, out.callback, onError);
         if (out.notFound && next && fallthrough) return next();
         if (out.error !== undefined) onError(out.error, req);
@@ -65,7 +80,7 @@ export function createHandler(options: HandlerOptions): NodeHandler & { readonly
         if (!res.headersSent) {
           res.statusCode = 500;
           res.end();
-        } else res.destroy();
+        } else abort(res);
       },
     );
   };
@@ -80,14 +95,35 @@ function runCallback(fn: (req: NodeRequest, res: NodeResponse, t: CallbackTarget
       if (!res.headersSent) {
         res.statusCode = 500;
         res.end();
-      } else res.destroy();
+      } else abort(res);
     });
+}
+
+// Mirrors the FRAMING set of the core: configured headers never replace these.
+const FRAMING = new Set(['content-length', 'content-range', 'content-encoding', 'transfer-encoding']);
+// HTTP/2 forbids connection-specific headers (RFC 9113 §8.2.2); node:http2 throws on them when the
+// response starts (`connection` alone is dropped with a warning). Configured headers may name them.
+const H2_FORBIDDEN = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'te']);
+
+/**
+ * Express strips the path of `app.use('/static', h)` from req.url and keeps it in req.baseUrl. The
+ * core sees the stripped URL; `path` (no trailing slash) goes back in front of Locations it builds.
+ * `bare`: the request was `/static` itself, which Express turns into `/`.
+ */
+function expressBase(req: NodeRequest): { path: string; bare: boolean } | undefined {
+  const { baseUrl, originalUrl } = req as { baseUrl?: unknown; originalUrl?: unknown };
+  if (typeof baseUrl !== 'string' || baseUrl === '' || typeof originalUrl !== 'string') return undefined;
+  // A collapsed leading `//` keeps the Location on this host.
+  const path = baseUrl.replace(/^\/+/, '/');
+  const q = originalUrl.indexOf('?');
+  return { path, bare: (q === -1 ? originalUrl : originalUrl.slice(0, q)) === baseUrl };
 }
 
 /** Writes a core response; a body stream that fails after the headers went out aborts the response. */
 export function write(res: NodeResponse, out: CoreResponse, onStreamError: (err: unknown) => void): void {
   res.statusCode = out.status;
-  for (const [name, value] of Object.entries(out.headers)) res.setHeader(name, value);
+  const isH2 = res instanceof Http2ServerResponse; // HTTP/1 requests on an allowHTTP1 server are not
+  for (const [name, value] of Object.entries(out.headers)) if (!(isH2 && H2_FORBIDDEN.has(name))) res.setHeader(name, value);
   const body = out.body;
   if (body === null) {
     res.end();
@@ -100,6 +136,15 @@ export function write(res: NodeResponse, out: CoreResponse, onStreamError: (err:
   streamTo(body, res, onStreamError);
 }
 
+/**
+ * Cuts a response whose head may be out (internal; used by the adapters). HTTP/2: RST_STREAM with INTERNAL_ERROR; a bare destroy()
+ * resets with NO_ERROR, which clients take for a complete response.
+ */
+export function abort(res: NodeResponse): void {
+  if (res instanceof Http2ServerResponse) res.stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+  else res.destroy();
+}
+
 function streamTo(body: Readable, res: NodeResponse, onStreamError: (err: unknown) => void): void {
   let finished = false;
   res.on('close', () => {
@@ -110,7 +155,7 @@ function streamTo(body: Readable, res: NodeResponse, onStreamError: (err: unknow
     onStreamError(err);
     // Bytes are out: the status cannot change. Cut the connection (HTTP/2: RST_STREAM) so the
     // client sees a truncated response, never a complete wrong one.
-    res.destroy();
+    abort(res);
   });
   body.on('end', () => {
     finished = true;

@@ -1,0 +1,75 @@
+/**
+ * Fastify adapter: the serving core behind a catch-all route of the plugin's
+ * prefix. Only types come from 'fastify', so loading this module never
+ * requires it.
+ */
+import type { FastifyPluginAsync, RawServerBase } from 'fastify';
+import { abort, createHandler, write, type HandlerOptions, type NodeRequest, type NodeResponse } from '../mounts/handler.js';
+
+/**
+ * {@link HandlerOptions}; mountpoints are relative to the register `prefix`.
+ * `fallthrough` (default true): a path no mount or no file answers goes to
+ * Fastify's not-found handler; false sends the core's 404 page.
+ * `onError` defaults to `request.log.error`.
+ */
+export type VfservePluginOptions = HandlerOptions;
+
+/**
+ * `app.register(vfservePlugin, { mounts, prefix? })`. Not wrapped with
+ * `skip-override`: encapsulation is what gives it the register `prefix` and
+ * keeps its content-type parser to its own routes. Async, so a bad option
+ * rejects `register()`/`ready()`.
+ */
+export const vfservePlugin: FastifyPluginAsync<VfservePluginOptions, RawServerBase> = async (fastify, options) => {
+  const prefix = fastify.prefix;
+  // The core sees the whole request URL: prefixing the mountpoints keeps its redirects right.
+  const mounts = Array.isArray(options.mounts) ? options.mounts.map((m) => ({ ...m, mountpoint: `${prefix}${m.mountpoint === '/' ? '' : m.mountpoint}` || '/' })) : options.mounts;
+  const { engine } = createHandler({ ...options, mounts }); // checks the options and callback names
+  const callbacks = options.callbacks ?? {};
+  const fallthrough = options.fallthrough ?? true;
+  const hasCallbacks = engine.mounts.some((m) => m.kind === 'callback');
+  if (hasCallbacks) {
+    // Callback handlers read the raw request body themselves: Fastify must leave it unread.
+    fastify.removeAllContentTypeParsers();
+    fastify.addContentTypeParser('*', (_req, _body, done) => done(null));
+  }
+  // `/` as well: under a prefix, `/*` does not match the bare prefix, which the core redirects.
+  for (const url of ['/', '/*']) {
+    fastify.route({
+      // Other methods only for callback mounts (file mounts answer them 405), so that a plain
+      // static plugin does not claim OPTIONS /* from a CORS plugin.
+      method: hasCallbacks ? fastify.supportedMethods : ['GET', 'HEAD'],
+      url,
+      handler(request, reply) {
+        const req = request.raw as NodeRequest;
+        const res = reply.raw as NodeResponse;
+        const onError = (err: unknown): void => (options.onError ? options.onError(err, req) : request.log.error({ err }, 'vfserve'));
+        engine
+          .handle({ method: req.method ?? 'GET', url: req.url ?? '/', header: (name) => join(req.headers[name]) })
+          .then(async (out) => {
+            if (out.notFound && fallthrough) return reply.callNotFound();
+            reply.hijack(); // from here on the raw response is ours
+            if (out.callback) return await callbacks[out.callback.name]!(req, res, out.callback);
+            if (out.error !== undefined) onError(out.error);
+            // Headers that hooks put on the reply (CORS, security headers) go out too; the core's win.
+            for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) res.setHeader(name, value);
+            return write(res, out, onError);
+          })
+          .catch((err: unknown) => {
+            // A callback handler that failed (or a bug): never echoed.
+            onError(err);
+            reply.hijack();
+            if (res.headersSent) return abort(res);
+            res.statusCode = 500;
+            res.end();
+          });
+      },
+    });
+  }
+};
+
+function join(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v.join(', ') : v;
+}
+
+export default vfservePlugin;
