@@ -116,11 +116,13 @@ export class ServeEngine {
   constructor(options: EngineOptions) {
     if (!options || !Array.isArray(options.mounts)) throw new TypeError('createHandler: options.mounts must be an array');
     this.#headers = headerPairs(options.headers, 'headers');
+    this.#resolveMs = options.resolveCacheMs ?? 1000;
+    // Archives are re-stated on every open (no window there): an archive rewritten in place must never be
+    // read through its old index.
     this.#vfs = options.vfs ?? new Vfs({ base: new PlatFops() });
     // Symlink containment is checked with realpath, so only on the built-in disk filesystem.
     this.#onDisk = options.vfs === undefined;
     this.#maxRanges = options.maxRanges ?? 16;
-    this.#resolveMs = options.resolveCacheMs ?? 1000;
     const cacheSize = options.resolveCacheSize ?? 10_000;
     if (!(this.#resolveMs >= 0) || !(cacheSize >= 1)) throw new TypeError('resolveCacheMs must be >= 0 and resolveCacheSize >= 1');
     this.#resolved = this.#resolveMs > 0 ? new LruCache({ maxEntries: cacheSize }) : undefined;

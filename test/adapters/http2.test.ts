@@ -30,7 +30,8 @@ const www = join(dir, 'www');
 const tenK = Buffer.from(Array.from({ length: 10_000 }, (_, i) => String.fromCharCode(97 + (i % 26))).join(''));
 const appCss = prose(20_000);
 const big = noise(8 * 1024 * 1024, 7);
-const badCrc = prose(400_000);
+// Above the inflate cache's 1 MiB entry limit, so it streams and fails only at its end.
+const badCrc = prose(1_500_000);
 
 // A self-signed certificate for 127.0.0.1/localhost, committed as a test fixture (see test/fixtures/README.md).
 const tls = { key: readFileSync(fixture('tls', 'localhost.key')), cert: readFileSync(fixture('tls', 'localhost.crt')) };

@@ -29,6 +29,13 @@ describeFopsConformance('ZipFops, deflated entries, archive on disk', () => {
   return { fops: new ZipFops(), files: under(archive, tree), dirs: dirsOf(archive), virtual: true, teardown: () => rmTree(dir) };
 });
 
+describeFopsConformance('ZipFops, deflated entries streamed through the inflater (inflate cache off)', () => {
+  const dir = tmpDir();
+  const archive = join(dir, 'stream.zip');
+  writeFileSync(archive, makeZip({ entries: entries() }));
+  return { fops: new ZipFops({ inflateCache: { maxBytes: 0 } }), files: under(archive, tree), dirs: dirsOf(archive), virtual: true, teardown: () => rmTree(dir) };
+});
+
 describeFopsConformance('ZipFops, stored entries, archive on disk', () => {
   const dir = tmpDir();
   const archive = join(dir, 'stored.zip');

@@ -306,7 +306,7 @@ describe('entry data: never short, never wrong, never unbounded', () => {
   });
 
   it('deflated CRC mismatch: the final bytes are held back until zlib has checked the trailer', async () => {
-    const data = prose(500_000);
+    const data = prose(1_500_000); // above the inflate cache's entry limit: streamed, checked at the end
     const { zip, archive } = mount(makeZip({ entries: [{ name: 'd.txt', data, cd: { crc: 42 }, local: { crc: 42 } }] }));
     const fd = await zip.open(`${archive}/d.txt`);
     let delivered = 0;
@@ -391,6 +391,19 @@ describe('entry data: never short, never wrong, never unbounded', () => {
       const err = await entryError({ entries: [{ name: 'e', data: prose(100), flags }] }, 'e', FopFlags.COMPR_ACCEPTABLE_GZIP);
       assert.match(err.message, /encrypted/);
     }
+  });
+
+  it('small deflated entries are verified completely before the first byte (the inflate cache)', async () => {
+    const data = prose(200_000);
+    const bad = { entries: [{ name: 'd.txt', data, cd: { crc: 42 }, local: { crc: 42 } }] };
+    const err = await entryError(bad, 'd.txt');
+    assert.match(err.message, /CRC-32 mismatch/);
+    const { zip, archive } = mount(makeZip({ entries: [{ name: 'd.txt', data }] }));
+    const fds = await Promise.all([1, 2, 3].map(() => zip.open(`${archive}/d.txt`)));
+    const bodies = await Promise.all(fds.map((fd) => readAll(fd)));
+    assert.ok(bodies.every((b) => b.equals(data)));
+    assert.ok(fds.every((fd) => typeof fd.readBuffer === 'function'), 'served from memory, zero-copy');
+    await Promise.all(fds.map((fd) => fd.close()));
   });
 
   it('empty entries read as empty, whatever their method', async () => {

@@ -1,4 +1,4 @@
-import { createGunzip, crc32, type Gunzip } from 'node:zlib';
+import { createGunzip, crc32, inflateRaw, type Gunzip } from 'node:zlib';
 import { FopError } from '../errors.js';
 import { FopHandle, type FopHandleInit } from '../handle.js';
 import type { FileOps } from '../types.js';
@@ -331,4 +331,61 @@ export class EmptyEntryHandle extends EntryHandle {
   protected readImpl(): Promise<number> {
     return Promise.resolve(0);
   }
+}
+
+/**
+ * An entry whose verified content is in memory (from the inflated-content
+ * cache): reads are copies, `readBuffer` hands out views without copying.
+ */
+export class MemoryEntryHandle extends EntryHandle {
+  readonly #data: Buffer;
+
+  constructor(fops: FileOps, path: string, init: Omit<FopHandleInit, 'length'>, entry: EntryData, data: Buffer) {
+    super(fops, path, { ...init, length: data.length }, entry);
+    this.#data = data;
+  }
+
+  protected readImpl(buf: Uint8Array): Promise<number> {
+    return this.readAt(buf, this.pos);
+  }
+
+  readAt(buf: Uint8Array, position: number): Promise<number> {
+    this.assertOpen('read');
+    if (position >= this.#data.length) return Promise.resolve(0);
+    const n = Math.min(buf.length, this.#data.length - position);
+    buf.set(this.#data.subarray(position, position + n));
+    return Promise.resolve(n);
+  }
+
+  readBuffer(maxLength: number): Promise<Buffer> {
+    return this.serial('read', () => {
+      const n = Math.max(0, Math.min(maxLength, this.length - this.pos));
+      const view = this.#data.subarray(this.pos, this.pos + n);
+      this.pos += n;
+      return Promise.resolve(view);
+    });
+  }
+}
+
+/**
+ * Inflates a whole (small) deflated entry and verifies it completely before
+ * anything is served: the deflate stream must end exactly at the compressed
+ * size, the output must be exactly the declared size (never more is
+ * produced), and the CRC-32 must match.
+ */
+export async function inflateWhole(entry: EntryData, path: string): Promise<Buffer> {
+  const raw = Buffer.allocUnsafe(entry.csize);
+  await readExact(entry.source, raw, entry.dataStart, path);
+  const { buffer, engine } = await new Promise<{ buffer: Buffer; engine: { bytesWritten: number } }>((resolve, reject) =>
+    inflateRaw(raw, { info: true, maxOutputLength: Math.max(1, entry.usize) }, (err, result) => {
+      if (!err) return resolve(result as unknown as { buffer: Buffer; engine: { bytesWritten: number } });
+      // maxOutputLength stops zlib as soon as the output would pass the declared size.
+      const tooLong = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
+      reject(corruptData(path, tooLong ? `inflated data exceeds the declared ${entry.usize} bytes` : describeZlibError(err), err));
+    }),
+  );
+  if (buffer.length !== entry.usize) throw corruptData(path, 'inflated size disagrees with the declared size');
+  if (engine.bytesWritten !== entry.csize) throw corruptData(path, 'data after the end of the deflate stream');
+  if (crc32(buffer) >>> 0 !== entry.crc) throw corruptData(path, 'CRC-32 mismatch');
+  return buffer;
 }

@@ -7,7 +7,7 @@ import { PlatFops } from '../plat.js';
 import { assertFopPath, signatureSplits, validFopPath } from '../path.js';
 import type { ContainerOps, FileOps, FopFd, FopStat, StatOps } from '../types.js';
 import { GP_DATA_DESCRIPTOR, KIND_DIR, KIND_SYMLINK, readZipIndex, type ZipIndex } from './central.js';
-import { EmptyEntryHandle, GzipEntryHandle, InflateEntryHandle, StoredEntryHandle, type EntryData } from './entry.js';
+import { EmptyEntryHandle, GzipEntryHandle, InflateEntryHandle, MemoryEntryHandle, StoredEntryHandle, inflateWhole, type EntryData } from './entry.js';
 import { resolveLimits, type ZipLimits } from './limits.js';
 import { readExact, sourceFromFd, type RandomAccessSource } from './source.js';
 
@@ -35,6 +35,13 @@ export interface ZipFopsOptions {
   readonly signatures?: readonly string[];
   /** Index cache bounds: archives kept open and indexed (default 64), and their total entries (default 2,000,000). */
   readonly cache?: { readonly maxArchives?: number; readonly maxIndexedEntries?: number };
+  /**
+   * Inflated content of small deflated entries, kept for identity reads so a hot file is inflated
+   * once, not per request: entries up to `maxEntrySize` (default 1 MiB), `maxBytes` in all (default
+   * 32 MiB; 0 turns it off). An entry is verified completely (exact end, size, CRC-32) before it is
+   * served from here; the cache is keyed by archive identity, so a changed archive is inflated anew.
+   */
+  readonly inflateCache?: { readonly maxEntrySize?: number; readonly maxBytes?: number };
 }
 
 /** Counters for operators and tests. */
@@ -125,6 +132,8 @@ export class ZipFops implements ContainerOps, StatOps {
   readonly #current = new Map<string, string>();
   readonly #closing = new Set<Promise<void>>(); // archive closes still under way
   #indexBuilds = 0;
+  readonly #inflated: LruCache<string, Promise<Buffer>> | undefined;
+  readonly #inflateMax: number;
 
   constructor(options: ZipFopsOptions = {}) {
     this.#source = options.source ?? new PlatFops();
@@ -143,6 +152,13 @@ export class ZipFops implements ContainerOps, StatOps {
         if (this.#current.get(slot.container) === key) this.#current.delete(slot.container);
       },
     });
+    const inflateBytes = options.inflateCache?.maxBytes ?? 32 * 1024 * 1024;
+    this.#inflateMax = options.inflateCache?.maxEntrySize ?? 1024 * 1024;
+    // Weighed by the entry's declared size, which the verified content matches exactly.
+    this.#inflated =
+      inflateBytes > 0 && this.#inflateMax > 0
+        ? new LruCache<string, Promise<Buffer>>({ maxEntries: 100_000, maxWeight: inflateBytes, weigh: (_v, key) => Number(key.slice(key.lastIndexOf('\0') + 1)) })
+        : undefined;
   }
 
   get stats(): ZipFopsStats {
@@ -327,7 +343,27 @@ export class ZipFops implements ContainerOps, StatOps {
     if ((flags & FopFlags.COMPR_ACCEPTABLE_GZIP) !== 0) {
       return new GzipEntryHandle(this, path, { ...init, flags: base | FopFlags.COMPR_IS_GZIP }, entry);
     }
+    if (this.#inflated && usize <= this.#inflateMax) {
+      const data = await this.#inflatedContent(arc, row, entry, path);
+      return new MemoryEntryHandle(this, path, init, entry, data);
+    }
     return new InflateEntryHandle(this, path, init, entry);
+  }
+
+  /** The verified inflated content of a small entry, from the cache or inflated now (one inflate per key at a time). */
+  #inflatedContent(arc: OpenArchive, row: number, entry: EntryData, path: string): Promise<Buffer> {
+    const cache = this.#inflated!;
+    const key = `${arc.index.path}\0${arc.fd.length}\0${arc.fd.modTime}\0${row}\0${entry.usize}`;
+    let data = cache.get(key);
+    if (!data) {
+      data = inflateWhole(entry, path);
+      cache.set(key, data);
+      // Corrupt content stays refused for this identity (no re-inflating per request); other failures are retried.
+      data.catch((err: unknown) => {
+        if (!FopError.is(err, 'CORRUPT_ARCHIVE') && cache.peek(key) === data) cache.delete(key);
+      });
+    }
+    return data;
   }
 
   /**
