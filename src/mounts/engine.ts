@@ -11,7 +11,7 @@ import {
 } from '../cache/http.js';
 import { FopError } from '../fops/errors.js';
 import { FopFlags } from '../fops/flags.js';
-import { createFopReadStream, fopStat } from '../fops/helpers.js';
+import { createFopReadStream, fopStat, readAll } from '../fops/helpers.js';
 import { PlatFops } from '../fops/plat.js';
 import { signatureSplits } from '../fops/path.js';
 import { LruCache } from '../cache/lru.js';
@@ -69,6 +69,12 @@ export interface EngineOptions {
   readonly resolveCacheMs?: number;
   /** Most resolutions kept (default 10,000). */
   readonly resolveCacheSize?: number;
+  /**
+   * Representations up to `maxFileSize` bytes (default 64 KiB) are read once and served from memory,
+   * `maxBytes` in all (default 32 MiB; 0 turns it off). They are keyed by path, encoding, size, mtime
+   * and CRC from the resolution, so a changed file is read again once its resolution is refreshed.
+   */
+  readonly smallFileCache?: { readonly maxFileSize?: number; readonly maxBytes?: number };
 }
 
 interface Sibling {
@@ -112,6 +118,8 @@ export class ServeEngine {
   readonly #realRoots = new Map<ResolvedMount, Promise<string | undefined>>();
   readonly #resolveMs: number;
   readonly #resolved: LruCache<string, CachedResolution> | undefined;
+  readonly #small: LruCache<string, Buffer> | undefined;
+  readonly #smallMax: number;
 
   constructor(options: EngineOptions) {
     if (!options || !Array.isArray(options.mounts)) throw new TypeError('createHandler: options.mounts must be an array');
@@ -126,6 +134,10 @@ export class ServeEngine {
     const cacheSize = options.resolveCacheSize ?? 10_000;
     if (!(this.#resolveMs >= 0) || !(cacheSize >= 1)) throw new TypeError('resolveCacheMs must be >= 0 and resolveCacheSize >= 1');
     this.#resolved = this.#resolveMs > 0 ? new LruCache({ maxEntries: cacheSize }) : undefined;
+    this.#smallMax = options.smallFileCache?.maxFileSize ?? 64 * 1024;
+    const smallBytes = options.smallFileCache?.maxBytes ?? 32 * 1024 * 1024;
+    // Content is only as fresh as the resolution it is keyed by; without that cache it would never be refreshed.
+    this.#small = this.#resolved && smallBytes > 0 && this.#smallMax > 0 ? new LruCache<string, Buffer>({ maxEntries: 100_000, maxWeight: smallBytes, weigh: (b) => b.length }) : undefined;
     const mounts = options.mounts.map((m, i) => resolveMount(m, this.#headers, `mounts[${i}]`, SIGNATURES));
     const seen = new Set<string>();
     for (const m of mounts) {
@@ -303,48 +315,71 @@ export class ServeEngine {
     }
     if (verdict === 'precondition-failed') return this.#page(412, m.headers);
 
-    const fd = await this.#vfs.open(repPath, flags);
-    if (flags !== 0 && (fd.flags & FopFlags.COMPR_IS_GZIP) === 0) {
+    const content = await this.#content(repPath, flags, encoding, rep, st);
+    if (content === 'not-gzip') {
       // The backend gave identity bytes after all (the entry changed): answer as identity, with its own validators.
-      await fd.close();
       return this.#send(req, m, { ...file, st: { ...st, gzipAvailable: false } });
     }
-    try {
-      const length = fd.length;
-      const rangeHeader = ifRangeAllows(req.header('if-range'), validators) ? req.header('range') : undefined;
-      const range = parseRange(rangeHeader, length, { maxRanges: this.#maxRanges });
-      const head = req.method === 'HEAD';
-      if (range.type === 'unsatisfiable') {
-        await fd.close();
-        const page = this.#page(416, m.headers);
-        return { ...page, headers: { ...page.headers, 'content-range': `bytes */${length}`, 'accept-ranges': 'bytes' } };
-      }
-      if (range.type === 'ranges' && range.ranges.length === 1) {
-        const r = range.ranges[0]!;
-        headers['content-range'] = `bytes ${r.start}-${r.end}/${length}`;
-        headers['content-length'] = String(r.end - r.start + 1);
-        return this.#body(206, headers, m, fd, head, () => createFopReadStream(fd, { start: r.start, end: r.end }));
-      }
-      if (range.type === 'ranges') {
-        const plan = multipartByteranges(range.ranges, length, contentType);
-        headers['content-type'] = plan.contentType;
-        headers['content-length'] = String(plan.length);
-        return this.#body(206, headers, m, fd, head, () => Readable.from(multipartBody(fd, plan.parts, plan.tail)));
-      }
-      headers['content-length'] = String(length);
-      return this.#body(200, headers, m, fd, head, () => createFopReadStream(fd));
-    } catch (err) {
-      await fd.close();
-      throw err;
+    const length = content.length;
+    const rangeHeader = ifRangeAllows(req.header('if-range'), validators) ? req.header('range') : undefined;
+    const range = parseRange(rangeHeader, length, { maxRanges: this.#maxRanges });
+    const head = req.method === 'HEAD';
+    let status = 200;
+    let body: () => Buffer | Readable;
+    if (range.type === 'unsatisfiable') {
+      await content.release();
+      const page = this.#page(416, m.headers);
+      return { ...page, headers: { ...page.headers, 'content-range': `bytes */${length}`, 'accept-ranges': 'bytes' } };
     }
+    if (range.type === 'ranges' && range.ranges.length === 1) {
+      const r = range.ranges[0]!;
+      status = 206;
+      headers['content-range'] = `bytes ${r.start}-${r.end}/${length}`;
+      headers['content-length'] = String(r.end - r.start + 1);
+      body = () => content.slice(r.start, r.end);
+    } else if (range.type === 'ranges') {
+      const plan = multipartByteranges(range.ranges, length, contentType);
+      status = 206;
+      headers['content-type'] = plan.contentType;
+      headers['content-length'] = String(plan.length);
+      body = () => content.multipart(plan.parts, plan.tail);
+    } else {
+      headers['content-length'] = String(length);
+      body = () => content.slice(0, length - 1);
+    }
+    if (head || length === 0) {
+      await content.release();
+      return { status, headers: this.#withConfigured(headers, m), body: head ? null : Buffer.alloc(0) };
+    }
+    return { status, headers: this.#withConfigured(headers, m), body: body() };
   }
 
-  async #body(status: number, headers: Record<string, string>, m: ResolvedMount, fd: FopFd, head: boolean, stream: () => Readable): Promise<CoreResponse> {
-    if (head) {
+  /**
+   * The bytes of a representation: from the small-content cache, or an open handle. Small
+   * representations are read whole once and kept, keyed by everything their validators are made of.
+   */
+  async #content(path: string, flags: number, encoding: string | undefined, rep: FopStat, st: FopStat): Promise<Content | 'not-gzip'> {
+    const key = this.#small ? `${path}\0${encoding ?? ''}\0${rep.size}\0${rep.modTime ?? ''}\0${st.crc32 ?? ''}` : '';
+    const cached = this.#small?.get(key);
+    if (cached) return bufferContent(cached);
+    const fd = await this.#vfs.open(path, flags);
+    if (flags !== 0 && (fd.flags & FopFlags.COMPR_IS_GZIP) === 0) {
       await fd.close();
-      return { status, headers: this.#withConfigured(headers, m), body: null };
+      return 'not-gzip';
     }
-    return { status, headers: this.#withConfigured(headers, m), body: stream() };
+    // Cache only bytes that are the ones the key describes: a disk file changed since its stat is served
+    // from the handle, uncached (zip entries are keyed by CRC and their archive is re-checked on open).
+    const current = st.crc32 !== undefined || (fd.length === rep.size && fd.modTime === rep.modTime);
+    if (this.#small && fd.length <= this.#smallMax && current) {
+      try {
+        const data = await readAll(fd, this.#smallMax);
+        this.#small.set(key, data);
+        return bufferContent(data);
+      } finally {
+        await fd.close();
+      }
+    }
+    return fdContent(fd);
   }
 
   /** Vhost and mount headers go on every response; they may replace anything but the framing headers. */
@@ -395,6 +430,37 @@ async function diskRealpath(path: string): Promise<string | undefined> {
     }
   }
   return undefined;
+}
+
+/** A representation's bytes, as the response body needs them. */
+interface Content {
+  readonly length: number;
+  /** The inclusive range as a body; for a handle, the stream owns and closes it. */
+  slice(start: number, end: number): Buffer | Readable;
+  multipart(parts: readonly { readonly head: Buffer; readonly start: number; readonly end: number }[], tail: Buffer): Buffer | Readable;
+  /** Releases what the content holds when no body is sent (HEAD, 416). */
+  release(): Promise<void>;
+}
+
+// Larger reads than fs streams' 64 KiB: one read for a 100 KiB file, a quarter of the reads for big ones.
+const READ_CHUNK = 256 * 1024;
+
+function fdContent(fd: FopFd): Content {
+  return {
+    length: fd.length,
+    slice: (start, end) => createFopReadStream(fd, { start, end, highWaterMark: READ_CHUNK }),
+    multipart: (parts, tail) => Readable.from(multipartBody(fd, parts, tail)),
+    release: () => fd.close(),
+  };
+}
+
+function bufferContent(data: Buffer): Content {
+  return {
+    length: data.length,
+    slice: (start, end) => data.subarray(start, end + 1),
+    multipart: (parts, tail) => Buffer.concat([...parts.flatMap((p) => [p.head, data.subarray(p.start, p.end + 1)]), tail]),
+    release: () => Promise.resolve(),
+  };
 }
 
 async function* multipartBody(fd: FopFd, parts: readonly { readonly head: Buffer; readonly start: number; readonly end: number }[], tail: Buffer): AsyncGenerator<Buffer> {

@@ -33,7 +33,9 @@ const siteEntries = [
 ];
 
 let port = 0;
+let portNoCache = 0;
 let close: () => Promise<void> = () => Promise.resolve();
+let closeNoCache: () => Promise<void> = () => Promise.resolve();
 const errors: unknown[] = [];
 
 before(async () => {
@@ -94,9 +96,13 @@ before(async () => {
     onError: (err) => errors.push(err),
   });
   ({ port, close } = await listen(handler));
+  // The same files with no resolution or small-content cache: every body comes through a file handle.
+  const uncached = createHandler({ mounts: [{ mountpoint: '/', origin: www }, { mountpoint: '/site', origin: `file://${www}/files/site.zip` }], resolveCacheMs: 0 });
+  ({ port: portNoCache, close: closeNoCache } = await listen(uncached));
 });
 
 after(async () => {
+  await closeNoCache();
   await close();
   rmTree(dir);
 });
@@ -289,10 +295,10 @@ describe('ranges (RFC 9110 §14 examples on a 10,000-byte representation)', () =
     ['bytes=500-700,601-999', 500, 999], // overlapping: merged into one
     ['bytes=9000-99999', 9000, 9999],
   ];
-  for (const path of ['/ten-k.txt', '/site/ten-k.txt']) {
+  for (const [path, which] of [['/ten-k.txt', 'cached'], ['/site/ten-k.txt', 'cached'], ['/ten-k.txt', 'uncached'], ['/site/ten-k.txt', 'uncached']] as const) {
     for (const [range, start, end] of single) {
-      it(`${path} ${range} → 206 bytes ${start}-${end}`, async () => {
-        const r = await get(port, path, { range });
+      it(`${path} (${which}) ${range} → 206 bytes ${start}-${end}`, async () => {
+        const r = await get(which === 'cached' ? port : portNoCache, path, { range });
         assert.equal(r.status, 206);
         assert.equal(hdr(r, 'content-range'), `bytes ${start}-${end}/10000`);
         assert.equal(hdr(r, 'content-length'), String(end - start + 1));
@@ -300,8 +306,8 @@ describe('ranges (RFC 9110 §14 examples on a 10,000-byte representation)', () =
       });
     }
   }
-  it('serves several ranges as multipart/byteranges with a boundary', async () => {
-    const r = await get(port, '/ten-k.txt', { range: 'bytes=0-0,-1, 500-599' });
+  for (const which of ['cached', 'uncached'] as const) it(`serves several ranges as multipart/byteranges with a boundary (${which})`, async () => {
+    const r = await get(which === 'cached' ? port : portNoCache, '/ten-k.txt', { range: 'bytes=0-0,-1, 500-599' });
     assert.equal(r.status, 206);
     const boundary = /^multipart\/byteranges; boundary=(.+)$/.exec(hdr(r, 'content-type') ?? '')?.[1];
     assert.ok(boundary, hdr(r, 'content-type'));
@@ -519,6 +525,64 @@ describe('client aborts', () => {
       assert.equal((await get(local.port, '/plain.txt')).status, 200, 'the server keeps serving');
     } finally {
       await local.close();
+    }
+  });
+});
+
+describe('resolution and small-content caches', () => {
+  async function counting(options: { resolveCacheMs?: number; smallFileCache?: { maxFileSize?: number; maxBytes?: number } }) {
+    let opens = 0;
+    const inner = new Vfs();
+    const vfs: FileOps & { stat: Vfs['stat'] } = {
+      stat: (p) => inner.stat(p),
+      open: (p, flags) => {
+        opens++;
+        return inner.open(p, flags);
+      },
+    };
+    const server = await listen(createHandler({ vfs, mounts: [{ mountpoint: '/', origin: www }], ...options }));
+    return { server, opens: () => opens };
+  }
+
+  it('serves a small file from memory after the first request, and re-reads it once it changed', async () => {
+    writeFileSync(join(www, 'live.txt'), 'version 1');
+    const { server, opens } = await counting({ resolveCacheMs: 100 });
+    try {
+      for (let i = 0; i < 5; i++) assert.equal((await get(server.port, '/live.txt')).body.toString(), 'version 1');
+      assert.equal(opens(), 1, 'one open for five requests');
+      writeFileSync(join(www, 'live.txt'), 'version two');
+      utimesSync(join(www, 'live.txt'), new Date(), new Date(Date.now() + 10_000));
+      await new Promise((r) => setTimeout(r, 150));
+      const r = await get(server.port, '/live.txt');
+      assert.equal(r.body.toString(), 'version two');
+      assert.equal(hdr(r, 'content-length'), '11');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('opens files above maxFileSize every time, and none are kept with the cache off', async () => {
+    const big = await counting({ smallFileCache: { maxFileSize: 1000 } });
+    const off = await counting({ smallFileCache: { maxBytes: 0 } });
+    try {
+      for (let i = 0; i < 3; i++) assert.equal((await get(big.server.port, '/ten-k.txt')).body.length, 10_000);
+      assert.equal(big.opens(), 3);
+      for (let i = 0; i < 3; i++) assert.equal((await get(off.server.port, '/plain.txt')).body.toString(), 'plain text\n');
+      assert.equal(off.opens(), 3);
+    } finally {
+      await big.server.close();
+      await off.server.close();
+    }
+  });
+
+  it('sees a new file at once when resolution caching is off', async () => {
+    const { server } = await counting({ resolveCacheMs: 0 });
+    try {
+      assert.equal((await get(server.port, '/appears.txt')).status, 404);
+      writeFileSync(join(www, 'appears.txt'), 'now here');
+      assert.equal((await get(server.port, '/appears.txt')).status, 200);
+    } finally {
+      await server.close();
     }
   });
 });
