@@ -1,10 +1,10 @@
 // Runs every benchmark in sequence and prints a summary against the goals.
 //
 //   npm run bench            (builds dist/ first, then this script)
-//   node bench/run.mjs [--skip verify,index,read,concurrent,inflate]
+//   node bench/run.mjs [--skip verify,index,read,concurrent,inflate,http]
 //
 // Each benchmark is its own script (bench/index.mjs, bench/read.mjs,
-// bench/concurrent.mjs, bench/inflate-mem.mjs), run here as a child process
+// bench/concurrent.mjs, bench/inflate-mem.mjs, bench/http.mjs), run here as a child process
 // with a time limit; their measurements run in fresh grandchildren. The
 // numbers are printed to stdout and also written to bench/.data/results.json.
 // bench/verify-gen.mjs first compiles the test helpers (npx tsc -p
@@ -47,6 +47,7 @@ const BENCHES = [
   { key: 'read', script: 'read.mjs', title: '2. read throughput', timeoutMs: 300_000 },
   { key: 'concurrent', script: 'concurrent.mjs', title: '3. 200 concurrent reads', timeoutMs: 180_000 },
   { key: 'inflate', script: 'inflate-mem.mjs', title: '4. inflate memory (1 GiB)', timeoutMs: 400_000 },
+  { key: 'http', script: 'http.mjs', title: '5. HTTP load (autocannon, loopback; ~5½ min)', timeoutMs: 480_000 },
 ];
 
 const t0 = performance.now();
@@ -95,6 +96,17 @@ if (im && !im.error) {
   info('inflate', 'throughput (1 GiB out)', `${fmt(im.zipfops.mibPerSec, 0)} MiB/s`);
   if (im.ref) info('inflate', 'ref: node fs + zlib pipeline RSS growth', `${fmt(im.ref.growthMB)} MiB`);
   for (const g of im.goals) goalRow('inflate', g);
+}
+const ht = results.http;
+if (ht && !ht.error && ht.best) {
+  const byCase = {};
+  for (const r of Object.values(ht.best)) if (!r.error) (byCase[r.case] ??= []).push(`${r.server} ${fmt(r.reqPerSec, 0)}`);
+  for (const [c, list] of Object.entries(byCase)) info('http', `req/s, ${c}`, list.join(', '));
+  // Ratios near 1 as percentages, so one decimal is enough (0.97 x would print as 1.0 x).
+  for (const g of ht.goals) {
+    const pct = g.limit < 2;
+    goalRow('http', { ...g, value: g.value === null ? NaN : pct ? g.value * 100 : g.value, limit: pct ? g.limit * 100 : g.limit, unit: pct ? '%' : 'x' });
+  }
 }
 log('');
 log(`=== summary (${fmt(totalS, 0)} s in all; units: MiB = 2^20 bytes)`);

@@ -81,7 +81,7 @@ class FileWriter {
   }
 }
 
-function atomically(finalPath, build) {
+export function atomically(finalPath, build) {
   const tmp = `${finalPath}.tmp-${process.pid}`;
   try {
     const r = build(tmp);
@@ -308,7 +308,7 @@ export function* textChunks(size, { seed = 1, vocab = 300, skew = 2.5, chunkSize
 // ---------------------------------------------------------------------------
 // A small archive writer for a few large entries.
 
-class ZipWriter {
+export class ZipWriter {
   constructor(path) {
     this.w = new FileWriter(path);
     this.central = [];
