@@ -396,6 +396,11 @@ export class ServeEngine {
     return { status, headers, body: page.body };
   }
 
+  /** A 301 to `location` carrying `mount`'s configured headers (for adapters that redirect on the core's behalf). */
+  redirect(location: string, mount: ResolvedMount): CoreResponse {
+    return this.#redirect(location, mount.headers);
+  }
+
   #redirect(location: string, configured: readonly (readonly [string, string])[]): CoreResponse {
     const page = this.#page(301, configured);
     return { ...page, headers: { ...page.headers, location } };

@@ -2,7 +2,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constants as h2, Http2ServerResponse, type Http2ServerRequest } from 'node:http2';
 import type { Readable } from 'node:stream';
 import { ServeEngine, type CallbackTarget, type CoreResponse, type EngineOptions } from './engine.js';
-import { statusPage } from './status.js';
 
 /** A request as node:http, node:http2's compatibility API or Express gives it. */
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
@@ -58,11 +57,8 @@ export function createHandler(options: HandlerOptions): NodeHandler & { readonly
     if (base !== undefined && root?.kind === 'file') {
       // `app.use('/static', h)` with `/static`: Express hands over `/`. Redirect to `/static/` as the
       // core does for a bare mountpoint, so relative links resolve inside the mount.
-      const page = statusPage(301);
-      for (const [name, value] of root.headers) if (!FRAMING.has(name)) page.headers[name] = value;
-      page.headers['accept-ranges'] = 'bytes';
       const q = core.url.indexOf('?');
-      return write(res, { status: 301, headers: { ...page.headers, location: `${base.path}/${q === -1 ? '' : core.url.slice(q)}` }, body: page.body }, () => {});
+      return write(res, engine.redirect(`${base.path}/${q === -1 ? '' : core.url.slice(q)}`, root), () => {});
     }
     engine.handle(core).then(
       (out) => {
@@ -99,8 +95,6 @@ function runCallback(fn: (req: NodeRequest, res: NodeResponse, t: CallbackTarget
     });
 }
 
-// Mirrors the FRAMING set of the core: configured headers never replace these.
-const FRAMING = new Set(['content-length', 'content-range', 'content-encoding', 'transfer-encoding']);
 // HTTP/2 forbids connection-specific headers (RFC 9113 §8.2.2); node:http2 throws on them when the
 // response starts (`connection` alone is dropped with a warning). Configured headers may name them.
 const H2_FORBIDDEN = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'te']);
