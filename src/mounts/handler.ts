@@ -140,6 +140,12 @@ export function abort(res: NodeResponse): void {
 }
 
 function streamTo(body: Readable, res: NodeResponse, onStreamError: (err: unknown) => void): void {
+  // The client may have gone while the file was being opened: its 'close' has already fired, so
+  // nothing below would ever destroy the body and its file handle would leak.
+  if (res.destroyed || (res as { closed?: boolean }).closed === true) {
+    body.destroy();
+    return;
+  }
   let finished = false;
   res.on('close', () => {
     // A client that went away: stop reading, which closes the file handle.

@@ -487,6 +487,36 @@ describe('redirect and callback mounts', () => {
 });
 
 describe('client aborts', () => {
+  it('release the handle when the client goes away while the file is still being opened', async () => {
+    let open = 0;
+    const inner = new Vfs();
+    const vfs: FileOps & { stat: Vfs['stat'] } = {
+      stat: (p) => inner.stat(p),
+      async open(p: string, flags = 0): Promise<FopFd> {
+        await new Promise((r) => setTimeout(r, 150)); // the client is gone before the open completes
+        const fd = await inner.open(p, flags);
+        open++;
+        const closeFd = fd.close.bind(fd);
+        return Object.assign(fd, { close: async () => (open--, closeFd()) });
+      },
+    };
+    const local = await listen(createHandler({ vfs, mounts: [{ mountpoint: '/', origin: www }], smallFileCache: { maxBytes: 0 } }));
+    try {
+      const { request } = await import('node:http');
+      for (let i = 0; i < 5; i++) {
+        const req = request({ host: '127.0.0.1', port: local.port, path: '/files/site.zip/big.png', agent: false });
+        req.on('error', () => undefined);
+        req.end();
+        setTimeout(() => req.destroy(), 20);
+      }
+      await new Promise((r) => setTimeout(r, 600));
+      assert.equal(open, 0, `${open} handles leaked by requests aborted during open`);
+    } finally {
+      await local.close();
+    }
+  });
+
+
   it('end the stream quietly and release the file handle', async () => {
     // Count the handles the engine opens (entry handles, not the cached archive).
     let open = 0;
