@@ -70,7 +70,7 @@ export interface EngineOptions {
   /** Most resolutions kept (default 10,000). */
   readonly resolveCacheSize?: number;
   /**
-   * Representations up to `maxFileSize` bytes (default 64 KiB) are read once and served from memory,
+   * Representations up to `maxFileSize` bytes (default 256 KiB: typical JS and CSS bundles) are read once and served from memory,
    * `maxBytes` in all (default 32 MiB; 0 turns it off). They are keyed by path, encoding, size, mtime
    * and CRC from the resolution, so a changed file is read again once its resolution is refreshed.
    */
@@ -134,7 +134,7 @@ export class ServeEngine {
     const cacheSize = options.resolveCacheSize ?? 10_000;
     if (!(this.#resolveMs >= 0) || !(cacheSize >= 1)) throw new TypeError('resolveCacheMs must be >= 0 and resolveCacheSize >= 1');
     this.#resolved = this.#resolveMs > 0 ? new LruCache({ maxEntries: cacheSize }) : undefined;
-    this.#smallMax = options.smallFileCache?.maxFileSize ?? 64 * 1024;
+    this.#smallMax = options.smallFileCache?.maxFileSize ?? 256 * 1024;
     const smallBytes = options.smallFileCache?.maxBytes ?? 32 * 1024 * 1024;
     // Content is only as fresh as the resolution it is keyed by; without that cache it would never be refreshed.
     this.#small = this.#resolved && smallBytes > 0 && this.#smallMax > 0 ? new LruCache<string, Buffer>({ maxEntries: 100_000, maxWeight: smallBytes, weigh: (b) => b.length }) : undefined;
