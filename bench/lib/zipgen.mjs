@@ -81,7 +81,7 @@ class FileWriter {
   }
 }
 
-export function atomically(finalPath, build) {
+function atomically(finalPath, build) {
   const tmp = `${finalPath}.tmp-${process.pid}`;
   try {
     const r = build(tmp);
