@@ -1,0 +1,295 @@
+/**
+ * lwsws-style configuration: JSON plus `#` comments, one file or a directory
+ * holding `conf` and `conf.d/*`, with lwsws's key names. Unlike lwsws, every
+ * problem is an error naming the file and the JSON path: unknown keys, bad
+ * values, and a broken conf.d file (which lwsws silently drops).
+ */
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { mountFromConfig, type MountOptions } from '../mounts/options.js';
+
+/** A configuration problem: one clear message naming the file and JSON path. */
+export class ConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly jsonPath: string,
+    detail: string,
+  ) {
+    super(`${file}: ${jsonPath}: ${detail}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface GlobalConfig {
+  readonly serverString?: string;
+  readonly countThreads: number;
+  readonly pluginDirs: readonly string[];
+  readonly timeoutSecs?: number;
+  readonly rejectServiceKeywords: readonly { readonly substring: string; readonly status: number; readonly message: string }[];
+}
+
+export interface VhostConfig {
+  readonly name: string;
+  readonly port: number;
+  readonly interface?: string;
+  readonly unixSocket: boolean;
+  readonly tls?: { readonly key: string; readonly cert: string; readonly ca?: string };
+  readonly sts: boolean;
+  readonly accessLog?: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly keepaliveTimeout?: number;
+  readonly errorDocument404?: string;
+  readonly mounts: readonly MountOptions[];
+  /** Where this vhost was defined, for messages. */
+  readonly source: string;
+}
+
+export interface ServerConfig {
+  readonly global: GlobalConfig;
+  readonly vhosts: readonly VhostConfig[];
+}
+
+/** Removes `#` comments (to the end of the line, never inside strings), keeping line numbers. */
+export function stripComments(text: string): string {
+  let out = '';
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (inString) {
+      out += c;
+      if (c === '\\') {
+        out += text[i + 1] ?? '';
+        i++;
+      } else if (c === '"') inString = false;
+    } else if (c === '"') {
+      inString = true;
+      out += c;
+    } else if (c === '#') {
+      while (i < text.length && text[i] !== '\n') i++;
+      if (i < text.length) out += '\n';
+    } else out += c;
+  }
+  return out;
+}
+
+function parseFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, '$', `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(stripComments(text));
+  } catch (err) {
+    throw new ConfigError(file, '$', `is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError(file, '$', 'must be a JSON object');
+  return json as Record<string, unknown>;
+}
+
+/**
+ * Loads a configuration from a file, or from a directory holding `conf` and
+ * `conf.d/*` (read in sorted order, skipping names that contain `~`).
+ * Relative paths resolve against the directory of the file they appear in.
+ */
+export function loadConfig(path: string): ServerConfig {
+  const root = resolve(path);
+  let files: string[];
+  let isDir: boolean;
+  try {
+    isDir = statSync(root).isDirectory();
+  } catch {
+    throw new ConfigError(root, '$', 'does not exist');
+  }
+  if (isDir) {
+    files = [join(root, 'conf')];
+    const d = join(root, 'conf.d');
+    let names: string[] = [];
+    try {
+      names = readdirSync(d).filter((n) => !n.includes('~')).sort();
+    } catch {
+      names = [];
+    }
+    for (const n of names) if (statSync(join(d, n)).isFile()) files.push(join(d, n));
+  } else files = [root];
+
+  let global: GlobalConfig = { countThreads: 1, pluginDirs: [], rejectServiceKeywords: [] };
+  const vhosts: VhostConfig[] = [];
+  for (const file of files) {
+    const json = parseFile(file);
+    const base = dirname(file);
+    for (const key of Object.keys(json)) {
+      if (key !== 'global' && key !== 'vhosts') throw new ConfigError(file, `$.${key}`, 'unknown key (expected "global" or "vhosts")');
+    }
+    if (json.global !== undefined) global = mergeGlobal(global, json.global, file, base);
+    if (json.vhosts !== undefined) {
+      if (!Array.isArray(json.vhosts)) throw new ConfigError(file, '$.vhosts', 'must be an array');
+      json.vhosts.forEach((v: unknown, i: number) => vhosts.push(parseVhost(v, file, `$.vhosts[${i}]`, base)));
+    }
+  }
+  if (vhosts.length === 0) throw new ConfigError(files[0]!, '$.vhosts', 'no vhost is configured');
+  return { global, vhosts };
+}
+
+function str(v: unknown, file: string, at: string): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number') return String(v);
+  throw new ConfigError(file, at, 'must be a string');
+}
+
+function int(v: unknown, file: string, at: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const n = typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) throw new ConfigError(file, at, `must be an integer from ${min} to ${max}`);
+  return n;
+}
+
+function bool(v: unknown, file: string, at: string): boolean {
+  if (typeof v === 'boolean') return v;
+  if (typeof v === 'number') return v !== 0;
+  if (typeof v === 'string' && /^(1|on|yes|true)$/i.test(v)) return true;
+  if (typeof v === 'string' && /^(0|off|no|false)$/i.test(v)) return false;
+  throw new ConfigError(file, at, 'must be a boolean (true/false, 1/0, on/off, yes/no)');
+}
+
+/** lwsws writes header and pmo lists as `[{ "Name": "value" }]`; an object is accepted too. */
+function nameValues(v: unknown, file: string, at: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const items = Array.isArray(v) ? v : [v];
+  items.forEach((item: unknown, i: number) => {
+    const where = Array.isArray(v) ? `${at}[${i}]` : at;
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new ConfigError(file, where, 'must be an object of name: value');
+    for (const [k, val] of Object.entries(item)) out[k] = str(val, file, `${where}.${k}`);
+  });
+  return out;
+}
+
+function within(base: string, p: string): string {
+  return isAbsolute(p) ? p : resolve(base, p);
+}
+
+function mergeGlobal(prev: GlobalConfig, v: unknown, file: string, base: string): GlobalConfig {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(file, '$.global', 'must be an object');
+  let out: GlobalConfig = prev;
+  for (const [key, value] of Object.entries(v)) {
+    const at = `$.global["${key}"]`;
+    switch (key) {
+      case 'server-string':
+        out = { ...out, serverString: str(value, file, at) };
+        break;
+      case 'count-threads':
+        out = { ...out, countThreads: int(value, file, at, 1, 256) };
+        break;
+      case 'plugin-dir':
+        out = { ...out, pluginDirs: [...out.pluginDirs, ...(Array.isArray(value) ? value : [value]).map((d, i) => within(base, str(d, file, `${at}[${i}]`)))] };
+        break;
+      case 'timeout-secs':
+        out = { ...out, timeoutSecs: int(value, file, at, 1, 86400) };
+        break;
+      case 'reject-service-keywords': {
+        const map = nameValues(value, file, at);
+        const rules = Object.entries(map).map(([substring, spec]) => {
+          const m = /^(\d{3})\s*(.*)$/.exec(spec);
+          if (!m) throw new ConfigError(file, `${at}.${substring}`, 'must be "NNN message" (a status and a message)');
+          return { substring, status: Number(m[1]), message: m[2] ?? '' };
+        });
+        out = { ...out, rejectServiceKeywords: [...out.rejectServiceKeywords, ...rules] };
+        break;
+      }
+      default:
+        throw new ConfigError(file, at, 'unknown global key');
+    }
+  }
+  return out;
+}
+
+const MOUNT_PATHS = new Set(['origin']);
+
+function parseVhost(v: unknown, file: string, at: string, base: string): VhostConfig {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(file, at, 'must be an object');
+  const o = v as Record<string, unknown>;
+  let out: Partial<{ -readonly [K in keyof VhostConfig]: VhostConfig[K] }> & { tlsKey?: string; tlsCert?: string; tlsCa?: string } = {
+    unixSocket: false,
+    sts: false,
+    headers: {},
+    mounts: [],
+    source: file,
+  };
+  for (const [key, value] of Object.entries(o)) {
+    const k = `${at}["${key}"]`;
+    switch (key) {
+      case 'name':
+        out.name = str(value, file, k);
+        break;
+      case 'port':
+        out.port = int(value, file, k, 0, 65535);
+        break;
+      case 'interface':
+        out.interface = str(value, file, k);
+        break;
+      case 'unix-socket':
+        out.unixSocket = bool(value, file, k);
+        break;
+      case 'host-ssl-key':
+        out.tlsKey = within(base, str(value, file, k));
+        break;
+      case 'host-ssl-cert':
+        out.tlsCert = within(base, str(value, file, k));
+        break;
+      case 'host-ssl-ca':
+        out.tlsCa = within(base, str(value, file, k));
+        break;
+      case 'sts':
+        out.sts = bool(value, file, k);
+        break;
+      case 'access-log':
+        out.accessLog = within(base, str(value, file, k));
+        break;
+      case 'headers':
+        out.headers = nameValues(value, file, k);
+        break;
+      case 'keepalive_timeout':
+      case 'keepalive-timeout':
+        out.keepaliveTimeout = int(value, file, k, 0, 86400);
+        break;
+      case 'error-document-404':
+        out.errorDocument404 = str(value, file, k);
+        break;
+      case 'mounts':
+        if (!Array.isArray(value)) throw new ConfigError(file, k, 'must be an array');
+        out.mounts = value.map((m: unknown, i: number) => parseMount(m, file, `${k}[${i}]`, base));
+        break;
+      default:
+        throw new ConfigError(file, k, 'unknown vhost key');
+    }
+  }
+  if (out.name === undefined) out.name = 'default';
+  if (out.port === undefined && !out.unixSocket) throw new ConfigError(file, at, '"port" is required (unless "unix-socket" is set)');
+  if ((out.tlsKey === undefined) !== (out.tlsCert === undefined)) throw new ConfigError(file, at, '"host-ssl-key" and "host-ssl-cert" go together');
+  const { tlsKey, tlsCert, tlsCa, ...rest } = out;
+  return {
+    ...(rest as VhostConfig),
+    port: out.port ?? 0,
+    ...(tlsKey !== undefined && tlsCert !== undefined ? { tls: { key: tlsKey, cert: tlsCert, ...(tlsCa !== undefined ? { ca: tlsCa } : {}) } } : {}),
+  };
+}
+
+function parseMount(m: unknown, file: string, at: string, base: string): MountOptions {
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new ConfigError(file, at, 'must be an object');
+  const obj = { ...(m as Record<string, unknown>) };
+  for (const key of ['headers', 'pmo']) if (obj[key] !== undefined) obj[key] = nameValues(obj[key], file, `${at}.${key}`);
+  for (const key of MOUNT_PATHS) {
+    const origin = obj[key];
+    // A relative file origin resolves against this file's directory (`file://site.zip`, `./www`).
+    if (typeof origin === 'string' && !/^(>|callback:|cgi:|https?:|wss?:)/.test(origin)) {
+      const p = origin.startsWith('file://') ? origin.slice('file://'.length) : origin;
+      obj[key] = `file://${within(base, p)}`;
+    }
+  }
+  try {
+    return mountFromConfig(obj, at);
+  } catch (err) {
+    throw new ConfigError(file, at, (err as Error).message.replace(`${at}: `, ''));
+  }
+}

@@ -1,0 +1,140 @@
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createHandler, type NodeHandler } from '../mounts/handler.js';
+import type { ServerConfig, VhostConfig } from './config.js';
+
+/** A running server: its listeners and a graceful close. */
+export interface RunningServer {
+  readonly listeners: readonly { readonly host: string; readonly port: number; readonly vhosts: readonly string[] }[];
+  /** Stops accepting, lets in-flight responses finish for up to `timeoutMs`, then cuts the rest. */
+  close(timeoutMs?: number): Promise<void>;
+}
+
+export interface StartOptions {
+  /** One line per request, for a terminal (zero-config mode). */
+  readonly requestLog?: (line: string) => void;
+  /** Errors behind 5xx responses and failed streams (default console.error). */
+  readonly onError?: (err: unknown) => void;
+}
+
+interface Vhost {
+  readonly config: VhostConfig;
+  readonly handler: NodeHandler;
+  readonly log: WriteStream | undefined;
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** `[21/Nov/2026:10:01:02 +0000]`, Apache's %t, in UTC. */
+function clfDate(d: Date): string {
+  const p = (n: number): string => String(n).padStart(2, '0');
+  return `[${p(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000]`;
+}
+
+/** A header or request-line value for a log line: quotes and control characters escaped (log injection). */
+function logSafe(s: string | undefined): string {
+  if (s === undefined || s === '') return '-';
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\x00-\x1f\x7f"\\]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/** Apache combined log format: %h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i". */
+export function combinedLogLine(req: IncomingMessage, res: ServerResponse, bytes: number, when: Date): string {
+  const ua = req.headers['user-agent'];
+  const ref = req.headers.referer;
+  return `${req.socket.remoteAddress ?? '-'} - - ${clfDate(when)} "${logSafe(`${req.method ?? '-'} ${req.url ?? '-'} HTTP/${req.httpVersion}`)}" ${res.statusCode} ${bytes > 0 ? bytes : '-'} "${logSafe(ref)}" "${logSafe(ua)}"\n`;
+}
+
+/** The vhost for a Host header: an exact name, then a `*.example.com` wildcard, then the port's first vhost. */
+export function selectVhost<T extends { readonly config: { readonly name: string } }>(vhosts: readonly T[], hostHeader: string | undefined): T {
+  const host = (hostHeader ?? '').toLowerCase().replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+  const exact = vhosts.find((v) => v.config.name.toLowerCase() === host);
+  if (exact) return exact;
+  const wild = vhosts.find((v) => v.config.name.startsWith('*.') && host.endsWith(v.config.name.slice(1).toLowerCase()) && host.length > v.config.name.length - 1);
+  return wild ?? vhosts[0]!;
+}
+
+/**
+ * Starts every listener of `config`. Vhosts that share an interface and port
+ * share one listener and are chosen by the Host header.
+ */
+export async function startServer(config: ServerConfig, options: StartOptions = {}): Promise<RunningServer> {
+  const groups = new Map<string, Vhost[]>();
+  for (const vc of config.vhosts) {
+    if (vc.tls) throw new Error(`${vc.source}: vhost "${vc.name}": TLS vhosts are not supported yet`);
+    if (vc.unixSocket) throw new Error(`${vc.source}: vhost "${vc.name}": unix-socket vhosts are not supported yet`);
+    const headers: Record<string, string> = { ...vc.headers };
+    if (config.global.serverString !== undefined) headers.server = config.global.serverString;
+    const handler = createHandler({ mounts: vc.mounts, headers, ...(options.onError ? { onError: (err: unknown) => options.onError!(err) } : {}) });
+    const log = vc.accessLog ? createWriteStream(vc.accessLog, { flags: 'a' }) : undefined; // O_APPEND: safe under copytruncate
+    const key = `${vc.interface ?? '0.0.0.0'}\0${vc.port}`;
+    const list = groups.get(key) ?? [];
+    list.push({ config: vc, handler, log });
+    groups.set(key, list);
+  }
+  const servers: { server: Server; host: string; vhosts: Vhost[] }[] = [];
+  for (const [key, vhosts] of groups) {
+    const [host, port] = key.split('\0') as [string, string];
+    const server = createServer((req, res) => serve(req, res, vhosts, config, options));
+    if (vhosts[0]!.config.keepaliveTimeout !== undefined) server.keepAliveTimeout = vhosts[0]!.config.keepaliveTimeout * 1000;
+    if (config.global.timeoutSecs !== undefined) server.headersTimeout = config.global.timeoutSecs * 1000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(Number(port), host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    servers.push({ server, host, vhosts });
+  }
+  return {
+    listeners: servers.map(({ server, host, vhosts }) => ({ host, port: (server.address() as AddressInfo).port, vhosts: vhosts.map((v) => v.config.name) })),
+    async close(timeoutMs = 10_000) {
+      await Promise.all(
+        servers.map(
+          ({ server }) =>
+            new Promise<void>((resolve) => {
+              const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
+              server.close(() => {
+                clearTimeout(timer);
+                resolve();
+              });
+              server.closeIdleConnections();
+            }),
+        ),
+      );
+      for (const { vhosts } of servers) for (const v of vhosts) v.log?.end();
+    },
+  };
+}
+
+function serve(req: IncomingMessage, res: ServerResponse, vhosts: readonly Vhost[], config: ServerConfig, options: StartOptions): void {
+  const started = Date.now();
+  const ua = req.headers['user-agent'] ?? '';
+  for (const rule of config.global.rejectServiceKeywords) {
+    if (ua.includes(rule.substring)) {
+      res.writeHead(rule.status, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
+      res.end(`${rule.message}\n`);
+      return;
+    }
+  }
+  const vhost = selectVhost(vhosts, req.headers.host);
+  let bytes = 0;
+  const write = res.write.bind(res);
+  const end = res.end.bind(res);
+  // Count body bytes for %b without touching the engine.
+  res.write = ((chunk: unknown, ...rest: unknown[]) => {
+    if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) bytes += Buffer.byteLength(chunk as string | Buffer);
+    return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
+  }) as typeof res.write;
+  res.end = ((chunk?: unknown, ...rest: unknown[]) => {
+    if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) bytes += Buffer.byteLength(chunk as string | Buffer);
+    return (end as (...a: unknown[]) => ServerResponse)(chunk, ...rest);
+  }) as typeof res.end;
+  res.once('close', () => {
+    if (vhost.log) vhost.log.write(combinedLogLine(req, res, bytes, new Date(started)));
+    options.requestLog?.(`${req.socket.remoteAddress ?? '-'} ${req.method ?? '-'} ${logSafe(req.url)} ${res.statusCode} ${bytes}B ${Date.now() - started}ms`);
+  });
+  vhost.handler(req, res);
+}

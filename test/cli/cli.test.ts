@@ -1,0 +1,185 @@
+/**
+ * End-to-end: the real `vfserve` CLI (dist/cli/main.js) as a child process on
+ * 127.0.0.1, driven over sockets.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { fixture, root, rmTree, tmpDir, writeTree } from '../helpers/fixtures.js';
+import { get } from '../helpers/http.js';
+
+const cli = join(root, 'dist', 'cli', 'main.js');
+const dir = tmpDir('vfserve-cli-');
+after(() => rmTree(dir));
+
+interface Running {
+  readonly child: ChildProcess;
+  readonly port: number;
+  output: () => string;
+  stop: (signal?: NodeJS.Signals) => Promise<number | null>;
+}
+
+/** Starts the CLI and waits for its "serving … at http://127.0.0.1:PORT/" line. */
+function start(args: string[]): Promise<Running> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`the CLI did not start: ${out}`));
+    }, 15_000);
+    const onData = (c: Buffer): void => {
+      out += c.toString();
+      const m = /at http:\/\/127\.0\.0\.1:(\d+)\//.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        child.stdout!.off('data', onData);
+        child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+        resolve({
+          child,
+          port: Number(m[1]),
+          output: () => out,
+          stop: (signal = 'SIGTERM') =>
+            new Promise((res) => {
+              child.once('exit', (code) => res(code));
+              child.kill(signal);
+            }),
+        });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the CLI exited (${code}): ${out}`));
+    });
+  });
+}
+
+function run(args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [cli, ...args], { cwd: root, encoding: 'utf8', timeout: 15_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('vfserve CLI: help and version', () => {
+  it('prints usage with --help and the package version with --version', () => {
+    const h = run(['--help']);
+    assert.equal(h.code, 0);
+    assert.match(h.stdout, /vfserve <dir-or-archive> \[--port N\] \[--host H\]/);
+    const v = run(['--version']);
+    assert.equal(v.code, 0);
+    assert.equal(v.stdout.trim(), `vfserve ${(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version}`);
+  });
+  it('refuses a bad invocation with a clear message and a non-zero exit', () => {
+    const none = run([]);
+    assert.notEqual(none.code, 0);
+    assert.match(none.stderr, /give one directory or archive/);
+    const missing = run([join(dir, 'nope')]);
+    assert.match(missing.stderr, /does not exist/);
+    assert.notEqual(missing.code, 0);
+    assert.match(run(['--port', 'x', dir]).stderr, /--port must be/);
+  });
+});
+
+describe('vfserve CLI: zero-config', () => {
+  it('serves a directory at /, prints its URL and logs each request', async () => {
+    const www = join(dir, 'www');
+    writeTree(www, { 'index.html': Buffer.from('<h1>zero config</h1>') });
+    const s = await start([www, '--port', '0']);
+    try {
+      const r = await get(s.port, '/');
+      assert.equal(r.status, 200);
+      assert.equal(r.body.toString(), '<h1>zero config</h1>');
+      await new Promise((res) => setTimeout(res, 100));
+      assert.match(s.output(), /127\.0\.0\.1 GET \/ 200 \d+B \d+ms/);
+    } finally {
+      assert.equal(await s.stop(), 0);
+    }
+  });
+  it('serves an archive at /, with gzip passthrough', async () => {
+    const s = await start([fixture('lws', 'candide.zip'), '--port', '0', '--quiet']);
+    try {
+      const r = await get(s.port, '/candide.html', { 'accept-encoding': 'gzip' });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['content-encoding'], 'gzip');
+      assert.equal(r.body.length, 95147);
+    } finally {
+      await s.stop('SIGINT');
+    }
+  });
+});
+
+describe('vfserve CLI: --config', () => {
+  const conf = join(dir, 'conf-ok');
+  mkdirSync(join(conf, 'conf.d'), { recursive: true });
+  mkdirSync(join(conf, 'site'), { recursive: true });
+  writeFileSync(join(conf, 'site', 'index.html'), 'default vhost');
+  writeFileSync(
+    join(conf, 'conf'),
+    `# lwsws-style: JSON plus comments
+{
+  "global": { "server-string": "vfserve-test", # a comment after a value
+              "reject-service-keywords": [{ "BadBot": "403 go away # not a comment" }] },
+  "vhosts": [{ "name": "first.example", "port": 0, "interface": "127.0.0.1",
+               "access-log": "access.log",
+               "mounts": [{ "mountpoint": "/", "origin": "file://site" }] }]
+}
+`,
+  );
+  writeFileSync(join(conf, 'conf.d', '10-books'), JSON.stringify({ vhosts: [{ name: 'books.example', port: 0, interface: '127.0.0.1', headers: [{ 'X-Vhost': 'books' }], mounts: [{ mountpoint: '/', origin: fixture('lws', 'candide.zip'), default: 'candide.html', 'cache-max-age': '60', 'cache-reuse': '1' }] }] }));
+  writeFileSync(join(conf, 'conf.d', '20-wild'), JSON.stringify({ vhosts: [{ name: '*.wild.example', port: 0, interface: '127.0.0.1', mounts: [{ mountpoint: '/', origin: '>https://example.com/wild' }] }] }));
+  writeFileSync(join(conf, 'conf.d', '30-broken~'), '{ this is an editor backup and is skipped');
+
+  it('loads conf and conf.d, resolves relative paths, chooses vhosts by Host and writes the access log', async () => {
+    const s = await start(['--config', conf]);
+    try {
+      const d = await get(s.port, '/', { host: 'unknown.example' });
+      assert.equal(d.body.toString(), 'default vhost');
+      assert.equal(d.headers.server, 'vfserve-test');
+      const b = await get(s.port, '/', { host: 'books.example:8080' });
+      assert.equal(b.status, 200);
+      assert.equal(b.headers['x-vhost'], 'books');
+      assert.equal(b.headers['cache-control'], 'private, max-age=60');
+      const w = await get(s.port, '/x', { host: 'a.wild.example' });
+      assert.equal(w.status, 301);
+      assert.equal(w.headers.location, 'https://example.com/wild');
+      const bot = await get(s.port, '/', { 'user-agent': 'Mozilla BadBot/1.0' });
+      assert.equal(bot.status, 403);
+      assert.equal(bot.body.toString(), 'go away # not a comment\n');
+      assert.equal((await get(s.port, '/missing%20%22q%22?x=1', { referer: 'http://r.example/', 'user-agent': 'tester "1"' })).status, 404);
+      await new Promise((res) => setTimeout(res, 150));
+    } finally {
+      assert.equal(await s.stop(), 0);
+    }
+    const log = readFileSync(join(conf, 'access.log'), 'utf8').trim().split('\n');
+    assert.ok(log.length >= 2, log.join('\n'));
+    assert.match(log[0]!, /^127\.0\.0\.1 - - \[\d{2}\/[A-Z][a-z]{2}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000\] "GET \/ HTTP\/1\.1" 200 13 "-" "-"$/);
+    // Quotes and control characters from clients are escaped, so a line cannot be forged.
+    assert.match(log[1]!, /"GET \/missing%20%22q%22\?x=1 HTTP\/1\.1" 404 \d+ "http:\/\/r\.example\/" "tester \\x221\\x22"$/);
+  });
+
+  const bad: [string, Record<string, string>, RegExp][] = [
+    ['an unknown vhost key', { conf: '{ "vhosts": [{ "port": 0, "mounts": [], "moutns": [] }] }' }, /conf: \$\.vhosts\[0\]\["moutns"\]: unknown vhost key/],
+    ['an unknown global key', { conf: '{ "global": { "count-thread": 2 }, "vhosts": [{ "port": 0 }] }' }, /\$\.global\["count-thread"\]: unknown global key/],
+    ['invalid JSON', { conf: '{ "vhosts": [ }' }, /conf: \$: is not valid JSON/],
+    ['a broken conf.d file (lwsws would drop it silently)', { conf: '{ "vhosts": [{ "port": 0 }] }', 'conf.d/10-bad': '{ "vhosts": [{ "port": "eighty" }] }' }, /10-bad: \$\.vhosts\[0\]\["port"\]: must be an integer/],
+    ['a missing port', { conf: '{ "vhosts": [{ "name": "x" }] }' }, /"port" is required/],
+    ['an unknown mount key', { conf: '{ "vhosts": [{ "port": 0, "mounts": [{ "mountpoint": "/", "origin": "/tmp", "cache-max-agee": 1 }] }] }' }, /\$\.vhosts\[0\]\["mounts"\]\[0\]: unknown key "cache-max-agee"/],
+    ['no vhost at all', { conf: '{ "global": {} }' }, /no vhost is configured/],
+  ];
+  for (const [label, files, message] of bad) {
+    it(`fails the whole load with one clear message: ${label}`, () => {
+      const d = join(dir, `bad-${label.replace(/\W+/g, '-')}`);
+      for (const [name, text] of Object.entries(files)) {
+        mkdirSync(join(d, name, '..'), { recursive: true });
+        writeFileSync(join(d, name), text);
+      }
+      const r = run(['--config', d]);
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.match(r.stderr, message);
+      assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+    });
+  }
+});
