@@ -60,10 +60,16 @@ export function selectVhost<T extends { readonly config: { readonly name: string
  * share one listener and are chosen by the Host header.
  */
 export async function startServer(config: ServerConfig, options: StartOptions = {}): Promise<RunningServer> {
+  // Keys that parse but are not implemented yet are refused, never silently ignored.
+  if (config.global.countThreads > 1) throw new Error('"count-threads" above 1 is not supported yet');
+  if (config.global.pluginDirs.length > 0) throw new Error('"plugin-dir" is not supported yet');
   const groups = new Map<string, Vhost[]>();
   for (const vc of config.vhosts) {
-    if (vc.tls) throw new Error(`${vc.source}: vhost "${vc.name}": TLS vhosts are not supported yet`);
-    if (vc.unixSocket) throw new Error(`${vc.source}: vhost "${vc.name}": unix-socket vhosts are not supported yet`);
+    const unsupported = (what: string): Error => new Error(`${vc.source}: vhost "${vc.name}": ${what} not supported yet`);
+    if (vc.tls) throw unsupported('TLS vhosts ("host-ssl-key", "host-ssl-cert") are');
+    if (vc.sts) throw unsupported('"sts" is');
+    if (vc.unixSocket) throw unsupported('"unix-socket" vhosts are');
+    if (vc.errorDocument404 !== undefined) throw unsupported('"error-document-404" is');
     const headers: Record<string, string> = { ...vc.headers };
     if (config.global.serverString !== undefined) headers.server = config.global.serverString;
     const handler = createHandler({ mounts: vc.mounts, headers, ...(options.onError ? { onError: (err: unknown) => options.onError!(err) } : {}) });

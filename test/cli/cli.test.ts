@@ -183,3 +183,51 @@ describe('vfserve CLI: --config', () => {
     });
   }
 });
+
+describe('vfserve CLI: keys not implemented yet', () => {
+  for (const [label, conf, message] of [
+    ['count-threads', '{ "global": { "count-threads": 2 }, "vhosts": [{ "port": 0, "interface": "127.0.0.1" }] }', /"count-threads" above 1 is not supported yet/],
+    ['TLS', '{ "vhosts": [{ "port": 0, "interface": "127.0.0.1", "host-ssl-key": "k.pem", "host-ssl-cert": "c.pem" }] }', /TLS vhosts .* not supported yet/],
+    ['error-document-404', '{ "vhosts": [{ "port": 0, "interface": "127.0.0.1", "error-document-404": "/404.html" }] }', /"error-document-404" is not supported yet/],
+  ] as const) {
+    it(`refuses ${label} with a clear message instead of half-serving`, () => {
+      const file = join(dir, `unsupported-${label}.json`);
+      writeFileSync(file, conf);
+      const r = run(['--config', file]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, message);
+    });
+  }
+});
+
+describe('npm start: the bundled demo site', () => {
+  it('serves every page, stylesheet and image of demo/site.zip, reached by following links from /', async () => {
+    const s = await start([join(root, 'demo', 'site.zip'), '--port', '0', '--quiet']);
+    try {
+      const seen = new Map<string, string | undefined>();
+      const queue = ['/'];
+      while (queue.length > 0) {
+        const path = queue.shift()!;
+        if (seen.has(path)) continue;
+        const r = await get(s.port, path, { 'accept-encoding': 'gzip' });
+        assert.equal(r.status, 200, `${path}: ${r.status}`);
+        const type = r.headers['content-type'];
+        seen.set(path, type);
+        if (type?.startsWith('text/html') || type?.startsWith('text/css')) {
+          const { gunzipSync } = await import('node:zlib');
+          const text = (r.headers['content-encoding'] === 'gzip' ? gunzipSync(r.body) : r.body).toString();
+          for (const m of text.matchAll(/(?:href|src)="([^"#?:]+)[^"]*"|url\(([^)#?:]+)\)/g)) {
+            const ref = (m[1] ?? m[2])!.replace(/['"]/g, '');
+            queue.push(new URL(ref, `http://x${path}`).pathname);
+          }
+        }
+      }
+      const types = [...seen.values()];
+      assert.ok(seen.size >= 10, `${seen.size} resources reached`);
+      assert.ok(types.includes('image/jpeg') && types.includes('image/png'), 'images are served');
+      assert.ok(types.includes('text/css; charset=utf-8'));
+    } finally {
+      await s.stop();
+    }
+  });
+});
