@@ -96,7 +96,7 @@ async function main(argv: readonly string[]): Promise<void> {
   }
   for (const l of server.listeners) {
     const host = l.host === '0.0.0.0' ? '127.0.0.1' : l.host;
-    process.stdout.write(`vfserve: serving ${l.vhosts.join(', ')} at http://${host}:${l.port}/\n`);
+    process.stdout.write(`vfserve: serving ${l.vhosts.join(', ')} at ${l.tls ? 'https' : 'http'}://${host}:${l.port}/\n`);
   }
   let stopping = false;
   const stop = (signal: string): void => {

@@ -1,12 +1,15 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { createHandler, type NodeHandler } from '../mounts/handler.js';
 import type { ServerConfig, VhostConfig } from './config.js';
 
 /** A running server: its listeners and a graceful close. */
 export interface RunningServer {
-  readonly listeners: readonly { readonly host: string; readonly port: number; readonly vhosts: readonly string[] }[];
+  readonly listeners: readonly { readonly host: string; readonly port: number; readonly tls: boolean; readonly vhosts: readonly string[] }[];
   /** Stops accepting, lets in-flight responses finish for up to `timeoutMs`, then cuts the rest. */
   close(timeoutMs?: number): Promise<void>;
 }
@@ -22,6 +25,30 @@ interface Vhost {
   readonly config: VhostConfig;
   readonly handler: NodeHandler;
   readonly log: WriteStream | undefined;
+  readonly context: SecureContext | undefined;
+}
+
+// lws's value for "sts": half a year, subdomains included.
+const STS = 'max-age=15768000 ; includeSubDomains';
+
+function readPem(vc: VhostConfig, what: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new Error(`${vc.source}: vhost "${vc.name}": ${what} ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+/** The TLS context of a vhost, from its key, certificate and CA files. */
+function secureContext(vc: VhostConfig): SecureContext | undefined {
+  if (!vc.tls) return undefined;
+  const { key, cert, ca } = vc.tls;
+  try {
+    return createSecureContext({ key: readPem(vc, 'host-ssl-key', key), cert: readPem(vc, 'host-ssl-cert', cert), ...(ca ? { ca: readPem(vc, 'host-ssl-ca', ca) } : {}) });
+  } catch (err) {
+    if ((err as Error).message.startsWith(vc.source)) throw err;
+    throw new Error(`${vc.source}: vhost "${vc.name}": the TLS key and certificate cannot be used (${(err as Error).message})`);
+  }
 }
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -66,23 +93,36 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const groups = new Map<string, Vhost[]>();
   for (const vc of config.vhosts) {
     const unsupported = (what: string): Error => new Error(`${vc.source}: vhost "${vc.name}": ${what} not supported yet`);
-    if (vc.tls) throw unsupported('TLS vhosts ("host-ssl-key", "host-ssl-cert") are');
-    if (vc.sts) throw unsupported('"sts" is');
+    if (vc.sts && !vc.tls) throw new Error(`${vc.source}: vhost "${vc.name}": "sts" needs a TLS vhost (host-ssl-key and host-ssl-cert)`);
     if (vc.unixSocket) throw unsupported('"unix-socket" vhosts are');
     if (vc.errorDocument404 !== undefined) throw unsupported('"error-document-404" is');
     const headers: Record<string, string> = { ...vc.headers };
     if (config.global.serverString !== undefined) headers.server = config.global.serverString;
+    if (vc.sts) headers['strict-transport-security'] = STS;
     const handler = createHandler({ mounts: vc.mounts, headers, ...(options.onError ? { onError: (err: unknown) => options.onError!(err) } : {}) });
     const log = vc.accessLog ? createWriteStream(vc.accessLog, { flags: 'a' }) : undefined; // O_APPEND: safe under copytruncate
     const key = `${vc.interface ?? '0.0.0.0'}\0${vc.port}`;
     const list = groups.get(key) ?? [];
-    list.push({ config: vc, handler, log });
+    list.push({ config: vc, handler, log, context: secureContext(vc) });
     groups.set(key, list);
   }
   const servers: { server: Server; host: string; vhosts: Vhost[] }[] = [];
   for (const [key, vhosts] of groups) {
     const [host, port] = key.split('\0') as [string, string];
-    const server = createServer((req, res) => serve(req, res, vhosts, config, options));
+    const listener = (req: IncomingMessage, res: ServerResponse): void => serve(req, res, vhosts, config, options);
+    const tls = vhosts.filter((v) => v.context).length;
+    if (tls !== 0 && tls !== vhosts.length) throw new Error(`port ${port}: vhosts ${vhosts.map((v) => `"${v.config.name}"`).join(', ')} share it, so all or none of them must have TLS`);
+    // Several TLS vhosts on one port: the certificate is chosen by SNI, as the vhost is by Host.
+    const server: Server = tls
+      ? createTlsServer(
+          {
+            key: readPem(vhosts[0]!.config, 'host-ssl-key', vhosts[0]!.config.tls!.key),
+            cert: readPem(vhosts[0]!.config, 'host-ssl-cert', vhosts[0]!.config.tls!.cert),
+            SNICallback: (servername, cb) => cb(null, selectVhost(vhosts, servername).context!),
+          },
+          listener,
+        )
+      : createServer(listener);
     if (vhosts[0]!.config.keepaliveTimeout !== undefined) server.keepAliveTimeout = vhosts[0]!.config.keepaliveTimeout * 1000;
     if (config.global.timeoutSecs !== undefined) server.headersTimeout = config.global.timeoutSecs * 1000;
     await new Promise<void>((resolve, reject) => {
@@ -95,7 +135,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     servers.push({ server, host, vhosts });
   }
   return {
-    listeners: servers.map(({ server, host, vhosts }) => ({ host, port: (server.address() as AddressInfo).port, vhosts: vhosts.map((v) => v.config.name) })),
+    listeners: servers.map(({ server, host, vhosts }) => ({ host, port: (server.address() as AddressInfo).port, tls: vhosts[0]!.context !== undefined, vhosts: vhosts.map((v) => v.config.name) })),
     async close(timeoutMs = 10_000) {
       await Promise.all(
         servers.map(

@@ -32,7 +32,7 @@ function start(args: string[]): Promise<Running> {
     }, 15_000);
     const onData = (c: Buffer): void => {
       out += c.toString();
-      const m = /at http:\/\/127\.0\.0\.1:(\d+)\//.exec(out);
+      const m = /at https?:\/\/127\.0\.0\.1:(\d+)\//.exec(out);
       if (m) {
         clearTimeout(timer);
         child.stdout!.off('data', onData);
@@ -187,7 +187,8 @@ describe('vfserve CLI: --config', () => {
 describe('vfserve CLI: keys not implemented yet', () => {
   for (const [label, conf, message] of [
     ['count-threads', '{ "global": { "count-threads": 2 }, "vhosts": [{ "port": 0, "interface": "127.0.0.1" }] }', /"count-threads" above 1 is not supported yet/],
-    ['TLS', '{ "vhosts": [{ "port": 0, "interface": "127.0.0.1", "host-ssl-key": "k.pem", "host-ssl-cert": "c.pem" }] }', /TLS vhosts .* not supported yet/],
+    ['a TLS key file that does not exist', '{ "vhosts": [{ "port": 0, "interface": "127.0.0.1", "host-ssl-key": "k.pem", "host-ssl-cert": "c.pem" }] }', /host-ssl-key .*k\.pem cannot be read/],
+    ['sts without TLS', '{ "vhosts": [{ "port": 0, "interface": "127.0.0.1", "sts": 1 }] }', /"sts" needs a TLS vhost/],
     ['error-document-404', '{ "vhosts": [{ "port": 0, "interface": "127.0.0.1", "error-document-404": "/404.html" }] }', /"error-document-404" is not supported yet/],
   ] as const) {
     it(`refuses ${label} with a clear message instead of half-serving`, () => {
@@ -198,6 +199,54 @@ describe('vfserve CLI: keys not implemented yet', () => {
       assert.match(r.stderr, message);
     });
   }
+});
+
+describe('vfserve CLI: TLS vhosts chosen by SNI', () => {
+  it('serves each TLS vhost on one port with its own certificate, and sts where asked', async () => {
+    const d = join(dir, 'tls');
+    writeTree(d, { 'a/index.html': Buffer.from('localhost site'), 'b/index.html': Buffer.from('books site') });
+    const tlsDir = fixture('tls');
+    writeFileSync(
+      join(d, 'conf'),
+      JSON.stringify({
+        vhosts: [
+          { name: 'localhost', port: 0, interface: '127.0.0.1', 'host-ssl-key': join(tlsDir, 'localhost.key'), 'host-ssl-cert': join(tlsDir, 'localhost.crt'), mounts: [{ mountpoint: '/', origin: 'file://a' }] },
+          { name: 'books.example', port: 0, interface: '127.0.0.1', sts: 1, 'host-ssl-key': join(tlsDir, 'books.example.key'), 'host-ssl-cert': join(tlsDir, 'books.example.crt'), mounts: [{ mountpoint: '/', origin: 'file://b' }] },
+        ],
+      }),
+    );
+    const s = await start(['--config', d]);
+    const { request } = await import('node:https');
+    const fetchTls = (servername: string): Promise<{ cn: unknown; body: string; sts: unknown }> =>
+      new Promise((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: s.port, path: '/', servername, headers: { host: servername }, rejectUnauthorized: false, agent: false }, (res) => {
+          const cert = (res.socket as import('node:tls').TLSSocket).getPeerCertificate();
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ cn: cert.subject?.CN, body, sts: res.headers['strict-transport-security'] }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      assert.match(s.output(), /at https:\/\/127\.0\.0\.1:/);
+      assert.deepEqual(await fetchTls('books.example'), { cn: 'books.example', body: 'books site', sts: 'max-age=15768000 ; includeSubDomains' });
+      assert.deepEqual(await fetchTls('localhost'), { cn: 'localhost', body: 'localhost site', sts: undefined });
+      const other = await fetchTls('other.example');
+      assert.equal(other.cn, 'localhost', 'an unknown name gets the port\'s first vhost');
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it('refuses a port shared by TLS and plain vhosts', () => {
+    const file = join(dir, 'mixed.json');
+    const tlsDir = fixture('tls');
+    writeFileSync(file, JSON.stringify({ vhosts: [{ name: 'a', port: 0, interface: '127.0.0.1' }, { name: 'b', port: 0, interface: '127.0.0.1', 'host-ssl-key': join(tlsDir, 'localhost.key'), 'host-ssl-cert': join(tlsDir, 'localhost.crt') }] }));
+    const r = run(['--config', file]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /all or none of them must have TLS/);
+  });
 });
 
 describe('npm start: the bundled demo site', () => {
