@@ -4,7 +4,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTlsServer } from 'node:https';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import { createHandler, type NodeHandler } from '../mounts/handler.js';
+import { pathToFileURL } from 'node:url';
+import fg from 'fast-glob';
+import { createHandler, type CallbackHandler, type NodeHandler } from '../mounts/handler.js';
 import type { ServerConfig, VhostConfig } from './config.js';
 
 /** A running server: its listeners and a graceful close. */
@@ -83,13 +85,42 @@ export function selectVhost<T extends { readonly config: { readonly name: string
 }
 
 /**
+ * Loads the plugins of every `plugin-dir`: each `.mjs`/`.js` module there
+ * (found with fast-glob, not recursively, in sorted order) contributes its
+ * exported functions as `callback://name` handlers. A name exported twice is
+ * an error, as is a module that fails to load.
+ */
+export async function loadPlugins(dirs: readonly string[]): Promise<Record<string, CallbackHandler>> {
+  const handlers: Record<string, CallbackHandler> = {};
+  const from: Record<string, string> = {};
+  for (const dir of dirs) {
+    const files = (await fg(['*.mjs', '*.js'], { cwd: dir, absolute: true, onlyFiles: true })).sort();
+    for (const file of files) {
+      let mod: Record<string, unknown>;
+      try {
+        mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+      } catch (err) {
+        throw new Error(`plugin ${file} failed to load: ${(err as Error).message}`);
+      }
+      for (const [name, value] of Object.entries(mod)) {
+        if (typeof value !== 'function') continue;
+        if (from[name] !== undefined) throw new Error(`plugin handler "${name}" is exported by both ${from[name]} and ${file}`);
+        handlers[name] = value as CallbackHandler;
+        from[name] = file;
+      }
+    }
+  }
+  return handlers;
+}
+
+/**
  * Starts every listener of `config`. Vhosts that share an interface and port
  * share one listener and are chosen by the Host header.
  */
 export async function startServer(config: ServerConfig, options: StartOptions = {}): Promise<RunningServer> {
   // Keys that parse but are not implemented yet are refused, never silently ignored.
   if (config.global.countThreads > 1) throw new Error('"count-threads" above 1 is not supported yet');
-  if (config.global.pluginDirs.length > 0) throw new Error('"plugin-dir" is not supported yet');
+  const callbacks = await loadPlugins(config.global.pluginDirs);
   const groups = new Map<string, Vhost[]>();
   for (const vc of config.vhosts) {
     const unsupported = (what: string): Error => new Error(`${vc.source}: vhost "${vc.name}": ${what} not supported yet`);
@@ -99,7 +130,12 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     const headers: Record<string, string> = { ...vc.headers };
     if (config.global.serverString !== undefined) headers.server = config.global.serverString;
     if (vc.sts) headers['strict-transport-security'] = STS;
-    const handler = createHandler({ mounts: vc.mounts, headers, ...(options.onError ? { onError: (err: unknown) => options.onError!(err) } : {}) });
+    let handler: NodeHandler;
+    try {
+      handler = createHandler({ mounts: vc.mounts, headers, callbacks, ...(options.onError ? { onError: (err: unknown) => options.onError!(err) } : {}) });
+    } catch (err) {
+      throw new Error(`${vc.source}: vhost "${vc.name}": ${(err as Error).message}`);
+    }
     const log = vc.accessLog ? createWriteStream(vc.accessLog, { flags: 'a' }) : undefined; // O_APPEND: safe under copytruncate
     const key = `${vc.interface ?? '0.0.0.0'}\0${vc.port}`;
     const list = groups.get(key) ?? [];

@@ -249,6 +249,37 @@ describe('vfserve CLI: TLS vhosts chosen by SNI', () => {
   });
 });
 
+describe('vfserve CLI: plugins', () => {
+  it('loads ESM handlers from plugin-dir and routes callback:// mounts to them', async () => {
+    const d = join(dir, 'plugins');
+    writeTree(d, {
+      'plugins/hello.mjs': Buffer.from("export function hello(req, res, target) { res.setHeader('content-type', 'text/plain'); res.end(`hello ${req.method} ${target.remainder} ${target.pmo.who}`); }\nexport const notAHandler = 42;\n"),
+      'plugins/README.txt': Buffer.from('not a module'),
+    });
+    writeFileSync(join(d, 'conf'), JSON.stringify({ global: { 'plugin-dir': 'plugins' }, vhosts: [{ port: 0, interface: '127.0.0.1', mounts: [{ mountpoint: '/hi', origin: 'callback://hello', pmo: [{ who: 'world' }] }] }] }));
+    const s = await start(['--config', d, '--quiet']);
+    try {
+      const r = await get(s.port, '/hi/there?x=1', {}, 'POST');
+      assert.equal(r.body.toString(), 'hello POST /there world');
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it('refuses a mount whose handler no plugin provides, and a handler exported twice', () => {
+    const d = join(dir, 'plugins-bad');
+    writeTree(d, { 'p/a.mjs': Buffer.from('export function same() {}\n'), 'p/b.mjs': Buffer.from('export function same() {}\n') });
+    writeFileSync(join(d, 'missing.json'), JSON.stringify({ vhosts: [{ port: 0, interface: '127.0.0.1', mounts: [{ mountpoint: '/x', origin: 'callback://nobody' }] }] }));
+    const missing = run(['--config', join(d, 'missing.json')]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /no handler registered for callback:\/\/nobody/);
+    writeFileSync(join(d, 'twice.json'), JSON.stringify({ global: { 'plugin-dir': 'p' }, vhosts: [{ port: 0, interface: '127.0.0.1' }] }));
+    const twice = run(['--config', join(d, 'twice.json')]);
+    assert.equal(twice.code, 1);
+    assert.match(twice.stderr, /plugin handler "same" is exported by both/);
+  });
+});
+
 describe('npm start: the bundled demo site', () => {
   it('serves every page, stylesheet and image of demo/site.zip, reached by following links from /', async () => {
     const s = await start([join(root, 'demo', 'site.zip'), '--port', '0', '--quiet']);
