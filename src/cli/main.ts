@@ -107,6 +107,20 @@ async function main(argv: readonly string[]): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  const configPath = values.config;
+  // SIGHUP: reload the configuration on the same sockets; a bad one is logged and the old one keeps serving.
+  process.on('SIGHUP', () => {
+    if (configPath === undefined) {
+      process.stdout.write('vfserve: SIGHUP ignored: there is no configuration to reload in zero-config mode\n');
+      return;
+    }
+    Promise.resolve()
+      .then(() => server.reload(loadConfig(configPath)))
+      .then(
+        () => process.stdout.write(`vfserve: configuration reloaded from ${configPath}\n`),
+        (err: unknown) => process.stderr.write(`vfserve: reload failed, still serving the previous configuration: ${(err as Error).message}\n`),
+      );
+  });
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => fail(err instanceof Error ? (err.stack ?? err.message) : String(err), 1));

@@ -14,6 +14,12 @@ export interface RunningServer {
   readonly listeners: readonly { readonly host: string; readonly port: number; readonly tls: boolean; readonly vhosts: readonly string[] }[];
   /** Stops accepting, lets in-flight responses finish for up to `timeoutMs`, then cuts the rest. */
   close(timeoutMs?: number): Promise<void>;
+  /**
+   * Swaps in a new configuration without dropping listening sockets or in-flight responses:
+   * everything new is built first; if any of it fails, this rejects and the old configuration
+   * keeps serving. Listeners for new interface/port pairs start, ones no longer configured close.
+   */
+  reload(config: ServerConfig): Promise<void>;
 }
 
 export interface StartOptions {
@@ -90,7 +96,7 @@ export function selectVhost<T extends { readonly config: { readonly name: string
  * exported functions as `callback://name` handlers. A name exported twice is
  * an error, as is a module that fails to load.
  */
-export async function loadPlugins(dirs: readonly string[]): Promise<Record<string, CallbackHandler>> {
+export async function loadPlugins(dirs: readonly string[], generation = 0): Promise<Record<string, CallbackHandler>> {
   const handlers: Record<string, CallbackHandler> = {};
   const from: Record<string, string> = {};
   for (const dir of dirs) {
@@ -98,7 +104,8 @@ export async function loadPlugins(dirs: readonly string[]): Promise<Record<strin
     for (const file of files) {
       let mod: Record<string, unknown>;
       try {
-        mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+        // A query per reload generation: ESM caches modules by URL, and a reload must see edited plugins.
+        mod = (await import(`${pathToFileURL(file).href}${generation > 0 ? `?reload=${generation}` : ''}`)) as Record<string, unknown>;
       } catch (err) {
         throw new Error(`plugin ${file} failed to load: ${(err as Error).message}`);
       }
@@ -113,80 +120,155 @@ export async function loadPlugins(dirs: readonly string[]): Promise<Record<strin
   return handlers;
 }
 
+interface Group {
+  readonly host: string;
+  readonly port: number;
+  readonly vhosts: Vhost[];
+  readonly tls: boolean;
+}
+
+/** What a listener serves now; reload swaps it whole, so a request sees one configuration throughout. */
+interface ListenerState {
+  vhosts: readonly Vhost[];
+  config: ServerConfig;
+}
+
 /**
- * Starts every listener of `config`. Vhosts that share an interface and port
- * share one listener and are chosen by the Host header.
+ * Builds every vhost of `config` (handlers, logs, TLS contexts) grouped by
+ * interface and port, or throws without side effects worth keeping.
  */
-export async function startServer(config: ServerConfig, options: StartOptions = {}): Promise<RunningServer> {
+async function buildGroups(config: ServerConfig, options: StartOptions, reloadCount: number): Promise<Map<string, Group>> {
   // Keys that parse but are not implemented yet are refused, never silently ignored.
   if (config.global.countThreads > 1) throw new Error('"count-threads" above 1 is not supported yet');
-  const callbacks = await loadPlugins(config.global.pluginDirs);
-  const groups = new Map<string, Vhost[]>();
-  for (const vc of config.vhosts) {
-    const unsupported = (what: string): Error => new Error(`${vc.source}: vhost "${vc.name}": ${what} not supported yet`);
-    if (vc.sts && !vc.tls) throw new Error(`${vc.source}: vhost "${vc.name}": "sts" needs a TLS vhost (host-ssl-key and host-ssl-cert)`);
-    if (vc.unixSocket) throw unsupported('"unix-socket" vhosts are');
-    if (vc.errorDocument404 !== undefined) throw unsupported('"error-document-404" is');
-    const headers: Record<string, string> = { ...vc.headers };
-    if (config.global.serverString !== undefined) headers.server = config.global.serverString;
-    if (vc.sts) headers['strict-transport-security'] = STS;
-    let handler: NodeHandler;
-    try {
-      handler = createHandler({ mounts: vc.mounts, headers, callbacks, ...(options.onError ? { onError: (err: unknown) => options.onError!(err) } : {}) });
-    } catch (err) {
-      throw new Error(`${vc.source}: vhost "${vc.name}": ${(err as Error).message}`);
+  const callbacks = await loadPlugins(config.global.pluginDirs, reloadCount);
+  const groups = new Map<string, Group>();
+  const opened: WriteStream[] = [];
+  try {
+    for (const vc of config.vhosts) {
+      const unsupported = (what: string): Error => new Error(`${vc.source}: vhost "${vc.name}": ${what} not supported yet`);
+      if (vc.sts && !vc.tls) throw new Error(`${vc.source}: vhost "${vc.name}": "sts" needs a TLS vhost (host-ssl-key and host-ssl-cert)`);
+      if (vc.unixSocket) throw unsupported('"unix-socket" vhosts are');
+      if (vc.errorDocument404 !== undefined) throw unsupported('"error-document-404" is');
+      const headers: Record<string, string> = { ...vc.headers };
+      if (config.global.serverString !== undefined) headers.server = config.global.serverString;
+      if (vc.sts) headers['strict-transport-security'] = STS;
+      let handler: NodeHandler;
+      try {
+        handler = createHandler({ mounts: vc.mounts, headers, callbacks, ...(options.onError ? { onError: (err: unknown) => options.onError!(err) } : {}) });
+      } catch (err) {
+        throw new Error(`${vc.source}: vhost "${vc.name}": ${(err as Error).message}`);
+      }
+      const context = secureContext(vc);
+      const log = vc.accessLog ? createWriteStream(vc.accessLog, { flags: 'a' }) : undefined; // O_APPEND: safe under copytruncate
+      if (log) opened.push(log);
+      const host = vc.interface ?? '0.0.0.0';
+      const key = `${host}\0${vc.port}`;
+      const group = groups.get(key) ?? { host, port: vc.port, vhosts: [], tls: context !== undefined };
+      if (group.tls !== (context !== undefined)) {
+        throw new Error(`port ${vc.port}: vhosts "${group.vhosts[0]?.config.name ?? ''}" and "${vc.name}" share it, so all or none of them must have TLS`);
+      }
+      group.vhosts.push({ config: vc, handler, log, context });
+      groups.set(key, group);
     }
-    const log = vc.accessLog ? createWriteStream(vc.accessLog, { flags: 'a' }) : undefined; // O_APPEND: safe under copytruncate
-    const key = `${vc.interface ?? '0.0.0.0'}\0${vc.port}`;
-    const list = groups.get(key) ?? [];
-    list.push({ config: vc, handler, log, context: secureContext(vc) });
-    groups.set(key, list);
+  } catch (err) {
+    for (const log of opened) log.end();
+    throw err;
   }
-  const servers: { server: Server; host: string; vhosts: Vhost[] }[] = [];
-  for (const [key, vhosts] of groups) {
-    const [host, port] = key.split('\0') as [string, string];
-    const listener = (req: IncomingMessage, res: ServerResponse): void => serve(req, res, vhosts, config, options);
-    const tls = vhosts.filter((v) => v.context).length;
-    if (tls !== 0 && tls !== vhosts.length) throw new Error(`port ${port}: vhosts ${vhosts.map((v) => `"${v.config.name}"`).join(', ')} share it, so all or none of them must have TLS`);
-    // Several TLS vhosts on one port: the certificate is chosen by SNI, as the vhost is by Host.
-    const server: Server = tls
-      ? createTlsServer(
-          {
-            key: readPem(vhosts[0]!.config, 'host-ssl-key', vhosts[0]!.config.tls!.key),
-            cert: readPem(vhosts[0]!.config, 'host-ssl-cert', vhosts[0]!.config.tls!.cert),
-            SNICallback: (servername, cb) => cb(null, selectVhost(vhosts, servername).context!),
-          },
-          listener,
-        )
-      : createServer(listener);
-    if (vhosts[0]!.config.keepaliveTimeout !== undefined) server.keepAliveTimeout = vhosts[0]!.config.keepaliveTimeout * 1000;
-    if (config.global.timeoutSecs !== undefined) server.headersTimeout = config.global.timeoutSecs * 1000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(Number(port), host, () => {
-        server.off('error', reject);
-        resolve();
-      });
+  return groups;
+}
+
+/** A listening server for one group, serving whatever its state holds. */
+async function listen(group: Group, state: ListenerState, options: StartOptions): Promise<Server> {
+  const listener = (req: IncomingMessage, res: ServerResponse): void => serve(req, res, state.vhosts, state.config, options);
+  const first = group.vhosts[0]!;
+  // Several TLS vhosts on one port: the certificate is chosen by SNI, as the vhost is by Host.
+  const server: Server = group.tls
+    ? createTlsServer(
+        {
+          key: readPem(first.config, 'host-ssl-key', first.config.tls!.key),
+          cert: readPem(first.config, 'host-ssl-cert', first.config.tls!.cert),
+          SNICallback: (servername, cb) => cb(null, selectVhost(state.vhosts, servername).context!),
+        },
+        listener,
+      )
+    : createServer(listener);
+  if (first.config.keepaliveTimeout !== undefined) server.keepAliveTimeout = first.config.keepaliveTimeout * 1000;
+  if (state.config.global.timeoutSecs !== undefined) server.headersTimeout = state.config.global.timeoutSecs * 1000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(group.port, group.host, () => {
+      server.off('error', reject);
+      resolve();
     });
-    servers.push({ server, host, vhosts });
+  });
+  return server;
+}
+
+function closeGracefully(server: Server, timeoutMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}
+
+/**
+ * Starts every listener of `config`. Vhosts that share an interface and port
+ * share one listener and are chosen by the Host header (and, with TLS, SNI).
+ */
+export async function startServer(config: ServerConfig, options: StartOptions = {}): Promise<RunningServer> {
+  let reloads = 0;
+  const live = new Map<string, { server: Server; group: Group; state: ListenerState }>();
+  for (const [key, group] of await buildGroups(config, options, reloads)) {
+    const state: ListenerState = { vhosts: group.vhosts, config };
+    live.set(key, { server: await listen(group, state, options), group, state });
   }
+  const closeLogs = (vhosts: readonly Vhost[]): void => {
+    for (const v of vhosts) v.log?.end();
+  };
   return {
-    listeners: servers.map(({ server, host, vhosts }) => ({ host, port: (server.address() as AddressInfo).port, tls: vhosts[0]!.context !== undefined, vhosts: vhosts.map((v) => v.config.name) })),
+    get listeners() {
+      return [...live.values()].map(({ server, group, state }) => ({ host: group.host, port: (server.address() as AddressInfo).port, tls: group.tls, vhosts: state.vhosts.map((v) => v.config.name) }));
+    },
+    async reload(next: ServerConfig) {
+      reloads++;
+      const groups = await buildGroups(next, options, reloads); // throws: the old configuration stays
+      for (const [key, group] of groups) {
+        const old = live.get(key);
+        if (old && old.group.tls !== group.tls) {
+          for (const g of groups.values()) closeLogs(g.vhosts);
+          throw new Error(`port ${group.port}: switching TLS on a listening port needs a restart`);
+        }
+      }
+      for (const [key, group] of groups) {
+        const old = live.get(key);
+        if (old) {
+          const previous = old.state.vhosts;
+          old.state.vhosts = group.vhosts;
+          old.state.config = next;
+          if (group.tls) {
+            const first = group.vhosts[0]!;
+            (old.server as import('node:https').Server).setSecureContext({ key: readPem(first.config, 'host-ssl-key', first.config.tls!.key), cert: readPem(first.config, 'host-ssl-cert', first.config.tls!.cert) });
+          }
+          closeLogs(previous);
+        } else {
+          const state: ListenerState = { vhosts: group.vhosts, config: next };
+          live.set(key, { server: await listen(group, state, options), group, state });
+        }
+      }
+      for (const [key, entry] of [...live]) {
+        if (groups.has(key)) continue;
+        live.delete(key);
+        await closeGracefully(entry.server, 10_000);
+        closeLogs(entry.state.vhosts);
+      }
+    },
     async close(timeoutMs = 10_000) {
-      await Promise.all(
-        servers.map(
-          ({ server }) =>
-            new Promise<void>((resolve) => {
-              const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
-              server.close(() => {
-                clearTimeout(timer);
-                resolve();
-              });
-              server.closeIdleConnections();
-            }),
-        ),
-      );
-      for (const { vhosts } of servers) for (const v of vhosts) v.log?.end();
+      await Promise.all([...live.values()].map(({ server }) => closeGracefully(server, timeoutMs)));
+      for (const { state } of live.values()) closeLogs(state.vhosts);
     },
   };
 }

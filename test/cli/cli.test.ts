@@ -280,6 +280,60 @@ describe('vfserve CLI: plugins', () => {
   });
 });
 
+describe('vfserve CLI: reload on SIGHUP', () => {
+  it('swaps in a new configuration on the same port, and keeps the old one when the new one is bad', async () => {
+    const d = join(dir, 'reload');
+    writeTree(d, { 'a/index.html': Buffer.from('site A'), 'b/index.html': Buffer.from('site B'), 'big/x.png': Buffer.alloc(30 * 1024 * 1024, 7) });
+    const conf = (origin: string): string => JSON.stringify({ vhosts: [{ port: 0, interface: '127.0.0.1', mounts: [{ mountpoint: '/', origin }, { mountpoint: '/big', origin: 'file://big' }] }] });
+    writeFileSync(join(d, 'conf'), conf('file://a'));
+    const s = await start(['--config', d, '--quiet']);
+    const waitFor = async (re: RegExp): Promise<void> => {
+      for (let i = 0; i < 100 && !re.test(s.output()); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.match(s.output(), re);
+    };
+    try {
+      assert.equal((await get(s.port, '/')).body.toString(), 'site A');
+      // A large response in flight across the reload must complete: the client stops reading
+      // after its first chunk, so the server cannot finish before the reload.
+      const { request } = await import('node:http');
+      let resumeBig: () => void = () => undefined;
+      let paused = false;
+      const inFlight = new Promise<{ body: Buffer }>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: s.port, path: '/big/x.png', agent: false }, (res) => {
+          let n = 0;
+          res.once('data', (c: Buffer) => {
+            n += c.length;
+            res.pause();
+            paused = true;
+            resumeBig = () => {
+              res.on('data', (more: Buffer) => (n += more.length));
+              res.resume();
+            };
+          });
+          res.on('end', () => resolve({ body: Buffer.alloc(n) }));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      for (let i = 0; i < 100 && !paused; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(paused, 'the large response started');
+      writeFileSync(join(d, 'conf'), conf('file://b'));
+      s.child.kill('SIGHUP');
+      await waitFor(/configuration reloaded/);
+      assert.equal((await get(s.port, '/')).body.toString(), 'site B', 'same port, new configuration');
+      resumeBig();
+      assert.equal((await inFlight).body.length, 30 * 1024 * 1024, 'the response in flight across the reload completed');
+      writeFileSync(join(d, 'conf'), '{ "vhosts": [ { "port": "not a port" } ] }');
+      s.child.kill('SIGHUP');
+      await waitFor(/reload failed, still serving the previous configuration: .*port.*must be an integer/);
+      assert.equal((await get(s.port, '/')).body.toString(), 'site B', 'the old configuration keeps serving');
+    } finally {
+      assert.equal(await s.stop(), 0);
+    }
+  });
+});
+
 describe('npm start: the bundled demo site', () => {
   it('serves every page, stylesheet and image of demo/site.zip, reached by following links from /', async () => {
     const s = await start([join(root, 'demo', 'site.zip'), '--port', '0', '--quiet']);
