@@ -49,7 +49,10 @@ export const vfservePlugin: FastifyPluginAsync<VfservePluginOptions, RawServerBa
           .then(async (out) => {
             if (out.notFound && fallthrough) return reply.callNotFound();
             reply.hijack(); // from here on the raw response is ours
-            if (out.callback) return await callbacks[out.callback.name]!(req, res, out.callback);
+            if (out.callback) {
+              for (const [name, value] of Object.entries(out.headers)) res.setHeader(name, value);
+              return await callbacks[out.callback.name]!(req, res, out.callback);
+            }
             if (out.error !== undefined) onError(out.error);
             // Headers that hooks put on the reply (CORS, security headers) go out too; the core's win.
             for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) res.setHeader(name, value);

@@ -43,7 +43,7 @@ export interface CoreResponse {
   readonly status: number;
   readonly headers: Readonly<Record<string, string>>;
   readonly body: Buffer | Readable | null;
-  /** Set when a callback mount matched; status and headers are then unused. */
+  /** Set when a callback mount matched; `headers` then holds only the configured headers to set first. */
   readonly callback?: CallbackTarget;
   /** The response is a 404 for a path no mount (or no file) answers: Connect adapters may call `next()` instead. */
   readonly notFound?: boolean;
@@ -166,7 +166,8 @@ export class ServeEngine {
     if (m.kind === 'callback') {
       // lws: `/cb` gives '', `/cb/` gives '/', `/cb/a/b?q=1` gives '/a/b'.
       const rest = canon.trailingSlash && !remainder.endsWith('/') ? `${remainder}/` : remainder;
-      return { status: 0, headers: {}, body: null, callback: { name: m.callback, remainder: rest, mountpoint: m.mountpoint, pmo: m.pmo } };
+      // The vhost and mount headers go on callback responses too; the adapter sets them before the handler runs.
+      return { status: 0, headers: this.#withConfigured({}, m), body: null, callback: { name: m.callback, remainder: rest, mountpoint: m.mountpoint, pmo: m.pmo } };
     }
     if (m.kind === 'redirect') return this.#redirect(m.redirect, m.headers);
     const method = req.method;

@@ -65,7 +65,10 @@ export function createHandler(options: HandlerOptions): NodeHandler & { readonly
         if (base !== undefined && out.headers.location?.startsWith('/')) {
           out = { ...out, headers: { ...out.headers, location: `${base.path}${out.headers.location}` } };
         }
-        if (out.callback) return runCallback(callbacks[out.callback.name]!, req, res, out.callback, onError);
+        if (out.callback) {
+          for (const [name, value] of Object.entries(out.headers)) res.setHeader(name, value);
+          return runCallback(callbacks[out.callback.name]!, req, res, out.callback, onError);
+        }
         if (out.notFound && next && fallthrough) return next();
         if (out.error !== undefined) onError(out.error, req);
         return write(res, out, (err) => onError(err, req));

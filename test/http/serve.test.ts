@@ -475,6 +475,7 @@ describe('redirect and callback mounts', () => {
     for (const [path, remainder] of [['/cb', ''], ['/cb/', '/'], ['/cb/a/b?q=1', '/a/b']]) {
       const r = await get(port, path!, {}, 'POST');
       assert.deepEqual(JSON.parse(r.body.toString()), { method: 'POST', remainder, mountpoint: '/cb', pmo: { greeting: 'hi' } });
+      assert.equal(hdr(r, 'x-vhost'), 'on', 'the vhost headers go on callback responses too');
     }
   });
   it('refuses cgi://, reverse-proxy and unknown callback origins when the handler is created', () => {
