@@ -3,6 +3,7 @@
  * The `vfserve` command: zero-config (`vfserve <dir-or-zip>`) or configured
  * the way lwsws is (`vfserve --config <file-or-dir>`).
  */
+import cluster from 'node:cluster';
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -88,15 +89,38 @@ async function main(argv: readonly string[]): Promise<void> {
     };
   }
   const quiet = values.quiet === true;
+  if (config.global.countThreads > 1 && cluster.isPrimary) {
+    runPrimary(config.global.countThreads);
+    return;
+  }
   let server;
   try {
-    server = await startServer(config, quiet ? {} : { requestLog: (line) => process.stdout.write(`${line}\n`) });
+    server = await startServer(config, { ...(quiet ? {} : { requestLog: (line: string) => process.stdout.write(`${line}\n`) }), clusterWorker: cluster.isWorker });
   } catch (err) {
     fail((err as Error).message, 1);
   }
-  for (const l of server.listeners) {
-    const host = l.host === '0.0.0.0' ? '127.0.0.1' : l.host;
-    process.stdout.write(`vfserve: serving ${l.vhosts.join(', ')} at ${l.tls ? 'https' : 'http'}://${host}:${l.port}/\n`);
+  const lines = server.listeners.map((l) => `vfserve: serving ${l.vhosts.join(', ')} at ${l.tls ? 'https' : 'http'}://${l.host === '0.0.0.0' ? '127.0.0.1' : l.host}:${l.port}/`);
+  // A worker reports to the primary, which prints once for all of them.
+  if (cluster.isWorker) process.send!({ type: 'listening', lines });
+  else for (const line of lines) process.stdout.write(`${line}\n`);
+  if (cluster.isWorker) {
+    process.on('message', (msg: { type?: string }) => {
+      if (msg.type === 'shutdown') void server.close(10_000).then(() => process.exit(0));
+      if (msg.type === 'reload' && values.config !== undefined) {
+        const configPath = values.config;
+        Promise.resolve()
+          .then(() => server.reload(loadConfig(configPath)))
+          .then(
+            () => process.send!({ type: 'reloaded' }),
+            (err: unknown) => process.send!({ type: 'reload-failed', message: (err as Error).message }),
+          );
+      }
+    });
+    // Signals go to the primary, which coordinates the workers.
+    process.on('SIGTERM', () => undefined);
+    process.on('SIGINT', () => undefined);
+    process.on('SIGHUP', () => undefined);
+    return;
   }
   let stopping = false;
   const stop = (signal: string): void => {
@@ -120,6 +144,47 @@ async function main(argv: readonly string[]): Promise<void> {
         () => process.stdout.write(`vfserve: configuration reloaded from ${configPath}\n`),
         (err: unknown) => process.stderr.write(`vfserve: reload failed, still serving the previous configuration: ${(err as Error).message}\n`),
       );
+  });
+}
+
+/**
+ * `count-threads` > 1: the primary forks that many workers sharing the port (node:cluster), prints
+ * the URL once, forwards SIGHUP to every worker, shuts them down gracefully on SIGTERM/SIGINT, and
+ * replaces a worker that dies unexpectedly.
+ */
+function runPrimary(count: number): void {
+  let stopping = false;
+  let printed = false;
+  const fork = (): void => {
+    const worker = cluster.fork();
+    worker.on('message', (msg: { type?: string; lines?: string[]; message?: string }) => {
+      if (msg.type === 'listening' && !printed) {
+        printed = true;
+        for (const line of msg.lines ?? []) process.stdout.write(`${line} (${count} workers)\n`);
+      }
+      if (msg.type === 'reloaded') process.stdout.write(`vfserve: worker ${worker.process.pid ?? ''}: configuration reloaded\n`);
+      if (msg.type === 'reload-failed') process.stderr.write(`vfserve: worker ${worker.process.pid ?? ''}: reload failed, still serving the previous configuration: ${msg.message ?? ''}\n`);
+    });
+  };
+  cluster.on('exit', (worker, code) => {
+    if (stopping) {
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      return;
+    }
+    process.stderr.write(`vfserve: worker ${worker.process.pid ?? ''} exited (${code}); starting another\n`);
+    setTimeout(fork, 500); // bounded restart rate
+  });
+  for (let i = 0; i < count; i++) fork();
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write(`vfserve: ${signal}, finishing in-flight requests\n`);
+    for (const w of Object.values(cluster.workers ?? {})) w?.send({ type: 'shutdown' });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.send({ type: 'reload' });
   });
 }
 

@@ -27,6 +27,8 @@ export interface StartOptions {
   readonly requestLog?: (line: string) => void;
   /** Errors behind 5xx responses and failed streams (default console.error). */
   readonly onError?: (err: unknown) => void;
+  /** This process is one of `count-threads` cluster workers (the CLI sets it): the port is shared. */
+  readonly clusterWorker?: boolean;
 }
 
 interface Vhost {
@@ -138,8 +140,8 @@ interface ListenerState {
  * interface and port, or throws without side effects worth keeping.
  */
 async function buildGroups(config: ServerConfig, options: StartOptions, reloadCount: number): Promise<Map<string, Group>> {
-  // Keys that parse but are not implemented yet are refused, never silently ignored.
-  if (config.global.countThreads > 1) throw new Error('"count-threads" above 1 is not supported yet');
+  // count-threads is the CLI's job (node:cluster); an embedder gets an error, not one process silently.
+  if (config.global.countThreads > 1 && !options.clusterWorker) throw new Error('"count-threads" above 1 needs the vfserve CLI (node:cluster workers)');
   const callbacks = await loadPlugins(config.global.pluginDirs, reloadCount);
   const groups = new Map<string, Group>();
   const opened: WriteStream[] = [];

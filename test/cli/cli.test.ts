@@ -186,7 +186,6 @@ describe('vfserve CLI: --config', () => {
 
 describe('vfserve CLI: keys not implemented yet', () => {
   for (const [label, conf, message] of [
-    ['count-threads', '{ "global": { "count-threads": 2 }, "vhosts": [{ "port": 0, "interface": "127.0.0.1" }] }', /"count-threads" above 1 is not supported yet/],
     ['a TLS key file that does not exist', '{ "vhosts": [{ "port": 0, "interface": "127.0.0.1", "host-ssl-key": "k.pem", "host-ssl-cert": "c.pem" }] }', /host-ssl-key .*k\.pem cannot be read/],
     ['sts without TLS', '{ "vhosts": [{ "port": 0, "interface": "127.0.0.1", "sts": 1 }] }', /"sts" needs a TLS vhost/],
     ['error-document-404', '{ "vhosts": [{ "port": 0, "interface": "127.0.0.1", "error-document-404": "/404.html" }] }', /"error-document-404" is not supported yet/],
@@ -328,6 +327,31 @@ describe('vfserve CLI: reload on SIGHUP', () => {
       s.child.kill('SIGHUP');
       await waitFor(/reload failed, still serving the previous configuration: .*port.*must be an integer/);
       assert.equal((await get(s.port, '/')).body.toString(), 'site B', 'the old configuration keeps serving');
+    } finally {
+      assert.equal(await s.stop(), 0);
+    }
+  });
+});
+
+describe('vfserve CLI: count-threads', () => {
+  it('serves one port from several worker processes, reloads them all, and stops them all', async () => {
+    const d = join(dir, 'cluster');
+    writeTree(d, { 'p/pid.mjs': Buffer.from("export function pid(req, res) { res.end(String(process.pid)); }\n") });
+    const conf = (greeting: string): string => JSON.stringify({ global: { 'count-threads': 2, 'plugin-dir': 'p', 'server-string': greeting }, vhosts: [{ port: 0, interface: '127.0.0.1', mounts: [{ mountpoint: '/pid', origin: 'callback://pid' }] }] });
+    writeFileSync(join(d, 'conf'), conf('one'));
+    const s = await start(['--config', d, '--quiet']);
+    try {
+      assert.match(s.output(), /\(2 workers\)/);
+      assert.equal(s.output().match(/serving/g)?.length, 1, 'the URL is printed once');
+      const pids = new Set<string>();
+      for (let i = 0; i < 40 && pids.size < 2; i++) pids.add((await get(s.port, '/pid')).body.toString());
+      assert.equal(pids.size, 2, `responses came from ${[...pids].join(', ')}`);
+      assert.ok(![...pids].includes(String(s.child.pid)), 'the primary serves nothing itself');
+      writeFileSync(join(d, 'conf'), conf('two'));
+      s.child.kill('SIGHUP');
+      for (let i = 0; i < 100 && (s.output().match(/configuration reloaded/g)?.length ?? 0) < 2; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(s.output().match(/configuration reloaded/g)?.length, 2, 'both workers reloaded');
+      assert.equal((await get(s.port, '/pid')).headers.server, 'two');
     } finally {
       assert.equal(await s.stop(), 0);
     }
