@@ -99,7 +99,9 @@ async function main(argv: readonly string[]): Promise<void> {
   } catch (err) {
     fail((err as Error).message, 1);
   }
-  const lines = server.listeners.map((l) => `vfserve: serving ${l.vhosts.join(', ')} at ${l.tls ? 'https' : 'http'}://${l.host === '0.0.0.0' ? '127.0.0.1' : l.host}:${l.port}/`);
+  const lines = server.listeners.map((l) =>
+    l.unix ? `vfserve: serving ${l.vhosts.join(', ')} on unix socket ${l.host}` : `vfserve: serving ${l.vhosts.join(', ')} at ${l.tls ? 'https' : 'http'}://${l.host === '0.0.0.0' ? '127.0.0.1' : l.host}:${l.port}/`,
+  );
   // A worker reports to the primary, which prints once for all of them.
   if (cluster.isWorker) process.send!({ type: 'listening', lines });
   else for (const line of lines) process.stdout.write(`${line}\n`);
@@ -155,7 +157,12 @@ async function main(argv: readonly string[]): Promise<void> {
 function runPrimary(count: number): void {
   let stopping = false;
   let printed = false;
+  // Counted here: cluster.workers drops a worker only after both its 'disconnect' and 'exit',
+  // so reading it in an 'exit' handler can still see the last worker and never exit.
+  let alive = 0;
   const fork = (): void => {
+    if (stopping) return;
+    alive++;
     const worker = cluster.fork();
     worker.on('message', (msg: { type?: string; lines?: string[]; message?: string }) => {
       if (msg.type === 'listening' && !printed) {
@@ -165,21 +172,24 @@ function runPrimary(count: number): void {
       if (msg.type === 'reloaded') process.stdout.write(`vfserve: worker ${worker.process.pid ?? ''}: configuration reloaded\n`);
       if (msg.type === 'reload-failed') process.stderr.write(`vfserve: worker ${worker.process.pid ?? ''}: reload failed, still serving the previous configuration: ${msg.message ?? ''}\n`);
     });
+    worker.once('exit', (code) => {
+      alive--;
+      if (stopping) {
+        if (alive === 0) process.exit(0);
+        return;
+      }
+      process.stderr.write(`vfserve: worker ${worker.process.pid ?? ''} exited (${code ?? 'signal'}); starting another\n`);
+      setTimeout(fork, 500); // bounded restart rate
+    });
   };
-  cluster.on('exit', (worker, code) => {
-    if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
-      return;
-    }
-    process.stderr.write(`vfserve: worker ${worker.process.pid ?? ''} exited (${code}); starting another\n`);
-    setTimeout(fork, 500); // bounded restart rate
-  });
   for (let i = 0; i < count; i++) fork();
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     process.stdout.write(`vfserve: ${signal}, finishing in-flight requests\n`);
     for (const w of Object.values(cluster.workers ?? {})) w?.send({ type: 'shutdown' });
+    // Workers close within their own 10 s; never outlive them by much.
+    setTimeout(() => process.exit(0), 15_000).unref();
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -22,6 +22,11 @@ export interface HandlerOptions extends EngineOptions {
   readonly fallthrough?: boolean;
   /** Called with errors behind 5xx responses and failed streams (default: console.error). Never sent to clients. */
   readonly onError?: (err: unknown, req: NodeRequest) => void;
+  /**
+   * A URL path served, with status 404, in place of the built-in 404 page (lwsws's
+   * `error-document-404`, without its 302 redirect). Ignored when falling through to `next()`.
+   */
+  readonly notFoundDocument?: string;
 }
 
 /** A node:http request listener that is also Connect/Express middleware. */
@@ -60,6 +65,21 @@ export function createHandler(options: HandlerOptions): NodeHandler & { readonly
       const q = core.url.indexOf('?');
       return write(res, engine.redirect(`${base.path}/${q === -1 ? '' : core.url.slice(q)}`, root), () => {});
     }
+    /** Serves the configured 404 document with status 404, or the built-in page if it cannot be served. */
+    const notFound = (fallback: CoreResponse): Promise<void> =>
+      engine.handle({ method: 'GET', url: options.notFoundDocument!, header: () => undefined }).then((doc) => {
+        if (doc.status !== 200 || doc.body === null) {
+          if (doc.body !== null && !Buffer.isBuffer(doc.body)) doc.body.destroy();
+          return write(res, fallback, (err) => onError(err, req));
+        }
+        const headers: Record<string, string> = { ...doc.headers };
+        // Not the resource the client asked for: no validators or caching for it.
+        for (const name of ['etag', 'last-modified', 'cache-control', 'vary']) delete headers[name];
+        headers['cache-control'] = 'no-store';
+        const head = core.method === 'HEAD';
+        if (head && !Buffer.isBuffer(doc.body)) doc.body.destroy();
+        return write(res, { status: 404, headers, body: head ? null : doc.body }, (err) => onError(err, req));
+      });
     engine.handle(core).then(
       (out) => {
         if (base !== undefined && out.headers.location?.startsWith('/')) {
@@ -71,6 +91,7 @@ export function createHandler(options: HandlerOptions): NodeHandler & { readonly
         }
         if (out.notFound && next && fallthrough) return next();
         if (out.error !== undefined) onError(out.error, req);
+        if (out.notFound && options.notFoundDocument !== undefined) return notFound(out);
         return write(res, out, (err) => onError(err, req));
       },
       (err: unknown) => {

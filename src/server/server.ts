@@ -1,9 +1,10 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { readFileSync } from 'node:fs';
+import { lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import type { AddressInfo } from 'node:net';
+import { connect, isIP, type AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import fg from 'fast-glob';
 import { createHandler, type CallbackHandler, type NodeHandler } from '../mounts/handler.js';
@@ -11,7 +12,7 @@ import type { ServerConfig, VhostConfig } from './config.js';
 
 /** A running server: its listeners and a graceful close. */
 export interface RunningServer {
-  readonly listeners: readonly { readonly host: string; readonly port: number; readonly tls: boolean; readonly vhosts: readonly string[] }[];
+  readonly listeners: readonly { readonly host: string; readonly port: number; readonly unix: boolean; readonly tls: boolean; readonly vhosts: readonly string[] }[];
   /** Stops accepting, lets in-flight responses finish for up to `timeoutMs`, then cuts the rest. */
   close(timeoutMs?: number): Promise<void>;
   /**
@@ -123,10 +124,50 @@ export async function loadPlugins(dirs: readonly string[], generation = 0): Prom
 }
 
 interface Group {
+  /** An IP address, or the socket path for a unix-socket group. */
   readonly host: string;
   readonly port: number;
+  readonly unix: boolean;
   readonly vhosts: Vhost[];
   readonly tls: boolean;
+}
+
+/** `interface`: an IP address, or a network interface name (its first IPv4, else IPv6, address). */
+function bindAddress(vc: VhostConfig): string {
+  const iface = vc.interface;
+  if (iface === undefined) return '0.0.0.0';
+  if (isIP(iface) !== 0) return iface;
+  const addrs = networkInterfaces()[iface];
+  const pick = addrs?.find((a) => a.family === 'IPv4') ?? addrs?.[0];
+  if (!pick) throw new Error(`${vc.source}: vhost "${vc.name}": "interface" ${JSON.stringify(iface)} is neither an IP address nor a network interface here`);
+  return pick.address;
+}
+
+/** With `unix-socket`, `interface` is the socket's path (as in lwsws). */
+function socketPath(vc: VhostConfig): string {
+  if (vc.interface === undefined || vc.interface === '') throw new Error(`${vc.source}: vhost "${vc.name}": "unix-socket" needs the socket path in "interface"`);
+  return vc.interface;
+}
+
+/** Removes a socket file left by a server that is gone; refuses one that still answers. */
+async function clearStaleSocket(path: string): Promise<void> {
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) throw new Error(`unix socket ${path}: the path exists and is not a socket`);
+  const alive = await new Promise<boolean>((resolve) => {
+    const sock = connect(path);
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', () => resolve(false));
+  });
+  if (alive) throw new Error(`unix socket ${path} is in use by another server`);
+  unlinkSync(path);
 }
 
 /** What a listener serves now; reload swaps it whole, so a request sees one configuration throughout. */
@@ -147,25 +188,28 @@ async function buildGroups(config: ServerConfig, options: StartOptions, reloadCo
   const opened: WriteStream[] = [];
   try {
     for (const vc of config.vhosts) {
-      const unsupported = (what: string): Error => new Error(`${vc.source}: vhost "${vc.name}": ${what} not supported yet`);
       if (vc.sts && !vc.tls) throw new Error(`${vc.source}: vhost "${vc.name}": "sts" needs a TLS vhost (host-ssl-key and host-ssl-cert)`);
-      if (vc.unixSocket) throw unsupported('"unix-socket" vhosts are');
-      if (vc.errorDocument404 !== undefined) throw unsupported('"error-document-404" is');
       const headers: Record<string, string> = { ...vc.headers };
       if (config.global.serverString !== undefined) headers.server = config.global.serverString;
       if (vc.sts) headers['strict-transport-security'] = STS;
       let handler: NodeHandler;
       try {
-        handler = createHandler({ mounts: vc.mounts, headers, callbacks, ...(options.onError ? { onError: (err: unknown) => options.onError!(err) } : {}) });
+        handler = createHandler({
+          mounts: vc.mounts,
+          headers,
+          callbacks,
+          ...(vc.errorDocument404 !== undefined ? { notFoundDocument: vc.errorDocument404 } : {}),
+          ...(options.onError ? { onError: (err: unknown) => options.onError!(err) } : {}),
+        });
       } catch (err) {
         throw new Error(`${vc.source}: vhost "${vc.name}": ${(err as Error).message}`);
       }
       const context = secureContext(vc);
       const log = vc.accessLog ? createWriteStream(vc.accessLog, { flags: 'a' }) : undefined; // O_APPEND: safe under copytruncate
       if (log) opened.push(log);
-      const host = vc.interface ?? '0.0.0.0';
-      const key = `${host}\0${vc.port}`;
-      const group = groups.get(key) ?? { host, port: vc.port, vhosts: [], tls: context !== undefined };
+      const host = vc.unixSocket ? socketPath(vc) : bindAddress(vc);
+      const key = `${host}\0${vc.unixSocket ? 'unix' : vc.port}`;
+      const group = groups.get(key) ?? { host, port: vc.port, unix: vc.unixSocket, vhosts: [], tls: context !== undefined };
       if (group.tls !== (context !== undefined)) {
         throw new Error(`port ${vc.port}: vhosts "${group.vhosts[0]?.config.name ?? ''}" and "${vc.name}" share it, so all or none of them must have TLS`);
       }
@@ -196,12 +240,15 @@ async function listen(group: Group, state: ListenerState, options: StartOptions)
     : createServer(listener);
   if (first.config.keepaliveTimeout !== undefined) server.keepAliveTimeout = first.config.keepaliveTimeout * 1000;
   if (state.config.global.timeoutSecs !== undefined) server.headersTimeout = state.config.global.timeoutSecs * 1000;
+  if (group.unix) await clearStaleSocket(group.host);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(group.port, group.host, () => {
+    const done = (): void => {
       server.off('error', reject);
       resolve();
-    });
+    };
+    if (group.unix) server.listen(group.host, done);
+    else server.listen(group.port, group.host, done);
   });
   return server;
 }
@@ -233,7 +280,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   };
   return {
     get listeners() {
-      return [...live.values()].map(({ server, group, state }) => ({ host: group.host, port: (server.address() as AddressInfo).port, tls: group.tls, vhosts: state.vhosts.map((v) => v.config.name) }));
+      return [...live.values()].map(({ server, group, state }) => ({ host: group.host, port: group.unix ? 0 : (server.address() as AddressInfo).port, unix: group.unix, tls: group.tls, vhosts: state.vhosts.map((v) => v.config.name) }));
     },
     async reload(next: ServerConfig) {
       reloads++;

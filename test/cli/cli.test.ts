@@ -43,7 +43,12 @@ function start(args: string[]): Promise<Running> {
           output: () => out,
           stop: (signal = 'SIGTERM') =>
             new Promise((res) => {
-              child.once('exit', (code) => res(code));
+              // A server that does not stop fails the test in bounded time instead of hanging the file.
+              const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+              child.once('exit', (code) => {
+                clearTimeout(killer);
+                res(code);
+              });
               child.kill(signal);
             }),
         });
@@ -184,13 +189,13 @@ describe('vfserve CLI: --config', () => {
   }
 });
 
-describe('vfserve CLI: keys not implemented yet', () => {
+describe('vfserve CLI: refused configurations', () => {
   for (const [label, conf, message] of [
     ['a TLS key file that does not exist', '{ "vhosts": [{ "port": 0, "interface": "127.0.0.1", "host-ssl-key": "k.pem", "host-ssl-cert": "c.pem" }] }', /host-ssl-key .*k\.pem cannot be read/],
     ['sts without TLS', '{ "vhosts": [{ "port": 0, "interface": "127.0.0.1", "sts": 1 }] }', /"sts" needs a TLS vhost/],
-    ['error-document-404', '{ "vhosts": [{ "port": 0, "interface": "127.0.0.1", "error-document-404": "/404.html" }] }', /"error-document-404" is not supported yet/],
+    ['an interface that does not exist', '{ "vhosts": [{ "port": 0, "interface": "no-such-if0" }] }', /"interface" "no-such-if0" is neither an IP address nor a network interface/],
   ] as const) {
-    it(`refuses ${label} with a clear message instead of half-serving`, () => {
+    it(`refuses ${label} with a clear message`, () => {
       const file = join(dir, `unsupported-${label}.json`);
       writeFileSync(file, conf);
       const r = run(['--config', file]);
@@ -354,6 +359,58 @@ describe('vfserve CLI: count-threads', () => {
       assert.equal((await get(s.port, '/pid')).headers.server, 'two');
     } finally {
       assert.equal(await s.stop(), 0);
+    }
+  });
+});
+
+describe('vfserve CLI: error-document-404, unix sockets and interface names', () => {
+  it('serves the error document with status 404 for any missing path', async () => {
+    const d = join(dir, 'e404');
+    writeTree(d, { 'www/index.html': Buffer.from('home'), 'www/404.html': Buffer.from('<h1>not here</h1>') });
+    writeFileSync(join(d, 'conf'), JSON.stringify({ vhosts: [{ port: 0, interface: 'lo', 'error-document-404': '/404.html', mounts: [{ mountpoint: '/', origin: 'file://www' }] }] }));
+    const s = await start(['--config', d, '--quiet']); // interface "lo" is a name: 127.0.0.1
+    try {
+      const r = await get(s.port, '/no/such/page.html');
+      assert.equal(r.status, 404);
+      assert.equal(r.body.toString(), '<h1>not here</h1>');
+      assert.equal(r.headers['content-type'], 'text/html; charset=utf-8');
+      assert.equal(r.headers.etag, undefined);
+      assert.equal((await get(s.port, '/no/such/page.html', {}, 'HEAD')).body.length, 0);
+      assert.equal((await get(s.port, '/')).status, 200);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it('listens on a unix socket given in "interface", replacing a stale socket file', async () => {
+    const d = join(dir, 'unix');
+    writeTree(d, { 'www/index.html': Buffer.from('over a unix socket') });
+    const sock = join(d, 'vfserve.sock');
+    writeFileSync(join(d, 'conf'), JSON.stringify({ vhosts: [{ 'unix-socket': 1, interface: sock, mounts: [{ mountpoint: '/', origin: 'file://www' }] }] }));
+    const { request } = await import('node:http');
+    // A stale socket file: bound once, never listened on, its process gone.
+    const made = spawnSync('python3', ['-c', `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(sock)})`]);
+    assert.equal(made.status, 0, String(made.stderr));
+    const child = spawn(process.execPath, [cli, '--config', d, '--quiet'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    try {
+      for (let i = 0; i < 100 && !/on unix socket/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.match(out, /serving default on unix socket .*vfserve\.sock/);
+      const body = await new Promise<string>((resolve, reject) => {
+        const req = request({ socketPath: sock, path: '/', headers: { host: 'x' } }, (res) => {
+          let b = '';
+          res.on('data', (c: Buffer) => (b += c.toString()));
+          res.on('end', () => resolve(b));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(body, 'over a unix socket');
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
     }
   });
 });
