@@ -415,6 +415,97 @@ describe('vfserve CLI: error-document-404, unix sockets and interface names', ()
   });
 });
 
+describe('vfserve CLI: ports, keep-alive, logs and shutdown', () => {
+  async function freePorts(n: number): Promise<number[]> {
+    const { createServer } = await import('node:net');
+    const servers = await Promise.all(
+      Array.from({ length: n }, () => new Promise<import('node:net').Server>((r) => { const srv = createServer(); srv.listen(0, '127.0.0.1', () => r(srv)); })),
+    );
+    const ports = servers.map((srv) => (srv.address() as import('node:net').AddressInfo).port);
+    await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))));
+    return ports;
+  }
+
+  it('gives vhosts of the same name on different ports each their own listener', async () => {
+    const [p1, p2] = (await freePorts(2)) as [number, number];
+    const d = join(dir, 'two-ports');
+    writeTree(d, { 'one/index.html': Buffer.from('port one'), 'two/index.html': Buffer.from('port two') });
+    writeFileSync(join(d, 'conf'), JSON.stringify({ vhosts: [
+      { name: 'same.example', port: p1, interface: '127.0.0.1', mounts: [{ mountpoint: '/', origin: 'file://one' }] },
+      { name: 'same.example', port: p2, interface: '127.0.0.1', 'keepalive_timeout': 1, mounts: [{ mountpoint: '/', origin: 'file://two' }] },
+    ] }));
+    const s = await start(['--config', d, '--quiet']);
+    try {
+      assert.equal((await get(p1, '/', { host: 'same.example' })).body.toString(), 'port one');
+      assert.equal((await get(p2, '/', { host: 'same.example' })).body.toString(), 'port two');
+      // keepalive_timeout 1: an idle kept-alive connection is closed by the server after about a second.
+      const { connect } = await import('node:net');
+      const sock = connect(p2, '127.0.0.1');
+      sock.write('GET / HTTP/1.1\r\nHost: same.example\r\n\r\n');
+      const closedAfter = await new Promise<number>((resolve) => {
+        const t0 = Date.now();
+        sock.on('data', () => undefined);
+        sock.on('close', () => resolve(Date.now() - t0));
+        setTimeout(() => { sock.destroy(); resolve(-1); }, 8000);
+      });
+      assert.ok(closedAfter > 500 && closedAfter < 4000, `closed after ${closedAfter} ms`);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it('keeps appending to the access log after logrotate copytruncate empties it', async () => {
+    const d = join(dir, 'logrotate');
+    writeTree(d, { 'www/index.html': Buffer.from('logged') });
+    writeFileSync(join(d, 'conf'), JSON.stringify({ vhosts: [{ port: 0, interface: '127.0.0.1', 'access-log': 'access.log', mounts: [{ mountpoint: '/', origin: 'file://www' }] }] }));
+    const s = await start(['--config', d, '--quiet']);
+    const log = join(d, 'access.log');
+    const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 150));
+    try {
+      await get(s.port, '/?before');
+      await settle();
+      assert.match(readFileSync(log, 'utf8'), /GET \/\?before/);
+      writeFileSync(log, ''); // what copytruncate does after copying
+      await get(s.port, '/?after');
+      await settle();
+      const text = readFileSync(log, 'utf8');
+      assert.ok(text.startsWith('127.0.0.1 - - ['), `no hole of NUL bytes before the new line: ${JSON.stringify(text.slice(0, 20))}`);
+      assert.match(text, /GET \/\?after/);
+      assert.doesNotMatch(text, /before/);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it('finishes in-flight responses on SIGTERM before exiting', async () => {
+    const d = join(dir, 'graceful');
+    writeTree(d, { 'www/big.png': Buffer.alloc(20 * 1024 * 1024, 3) });
+    const s = await start([join(d, 'www'), '--port', '0', '--quiet']);
+    const { request } = await import('node:http');
+    let bytes = 0;
+    const done = new Promise<void>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: s.port, path: '/big.png', agent: false }, (res) => {
+        res.once('data', (c: Buffer) => {
+          bytes += c.length;
+          res.pause();
+          // The server is told to stop while this response is still being sent.
+          void s.stop().then((code) => assert.equal(code, 0));
+          setTimeout(() => {
+            res.on('data', (more: Buffer) => (bytes += more.length));
+            res.resume();
+          }, 300);
+        });
+        res.on('end', resolve);
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    await done;
+    assert.equal(bytes, 20 * 1024 * 1024);
+  });
+});
+
 describe('npm start: the bundled demo site', () => {
   it('serves every page, stylesheet and image of demo/site.zip, reached by following links from /', async () => {
     const s = await start([join(root, 'demo', 'site.zip'), '--port', '0', '--quiet']);
