@@ -103,6 +103,28 @@ describe('vfserve CLI: zero-config', () => {
       assert.equal(await s.stop(), 0);
     }
   });
+  it('keeps serving after requests that fail (a corrupt archive, a hostile path, an aborted client)', async () => {
+    const www = join(dir, 'www-errors');
+    writeTree(www, { 'index.html': Buffer.from('still here'), 'bad.zip': Buffer.from('not a zip at all'), 'big.png': Buffer.alloc(5 * 1024 * 1024, 1) });
+    const s = await start([www, '--port', '0', '--quiet']);
+    try {
+      const bad = await get(s.port, '/bad.zip/index.html');
+      assert.equal(bad.status, 500);
+      assert.ok(!bad.body.toString().includes(www), 'no internal path in the body');
+      assert.equal((await get(s.port, '/%2e%2e/%2e%2e/etc/passwd')).status, 403);
+      const { request } = await import('node:http');
+      await new Promise<void>((resolve) => {
+        const req = request({ host: '127.0.0.1', port: s.port, path: '/big.png', agent: false }, (res) => res.once('data', () => (req.destroy(), resolve())));
+        req.on('error', () => resolve());
+        req.end();
+      });
+      assert.equal((await get(s.port, '/')).body.toString(), 'still here');
+      assert.equal(s.child.exitCode, null, 'the process is still running');
+    } finally {
+      await s.stop();
+    }
+  });
+
   it('serves an archive at /, with gzip passthrough', async () => {
     const s = await start([fixture('lws', 'candide.zip'), '--port', '0', '--quiet']);
     try {
