@@ -4,7 +4,7 @@
  * requires it.
  */
 import type { FastifyPluginAsync, RawServerBase } from 'fastify';
-import { abort, createHandler, write, type HandlerOptions, type NodeRequest, type NodeResponse } from '../mounts/handler.js';
+import { abort, coreRequest, createHandler, write, type HandlerOptions, type NodeRequest, type NodeResponse } from '../mounts/handler.js';
 
 /**
  * {@link HandlerOptions}; mountpoints are relative to the register `prefix`.
@@ -45,7 +45,7 @@ export const vfservePlugin: FastifyPluginAsync<VfservePluginOptions, RawServerBa
         const res = reply.raw as NodeResponse;
         const onError = (err: unknown): void => (options.onError ? options.onError(err, req) : request.log.error({ err }, 'vfserve'));
         engine
-          .handle({ method: req.method ?? 'GET', url: req.url ?? '/', header: (name) => join(req.headers[name]) })
+          .handle(coreRequest(req))
           .then(async (out) => {
             if (out.notFound && fallthrough) return reply.callNotFound();
             reply.hijack(); // from here on the raw response is ours
@@ -70,9 +70,5 @@ export const vfservePlugin: FastifyPluginAsync<VfservePluginOptions, RawServerBa
     });
   }
 };
-
-function join(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v.join(', ') : v;
-}
 
 export default vfservePlugin;

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constants as h2, Http2ServerResponse, type Http2ServerRequest } from 'node:http2';
 import type { Readable } from 'node:stream';
-import { ServeEngine, type CallbackTarget, type CoreResponse, type EngineOptions } from './engine.js';
+import { ServeEngine, type CallbackTarget, type CoreRequest, type CoreResponse, type EngineOptions } from './engine.js';
 
 /** A request as node:http, node:http2's compatibility API or Express gives it. */
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
@@ -49,14 +49,7 @@ export function createHandler(options: HandlerOptions): NodeHandler & { readonly
   const onError = options.onError ?? ((err: unknown) => console.error('vfserve:', err));
 
   const handler = (req: NodeRequest, res: NodeResponse, next?: (err?: unknown) => void): void => {
-    const core = {
-      method: req.method ?? 'GET',
-      url: req.url ?? '/',
-      header: (name: string): string | undefined => {
-        const v = req.headers[name];
-        return Array.isArray(v) ? v.join(', ') : v;
-      },
-    };
+    const core = coreRequest(req);
     const base = expressBase(req);
     const root = base?.bare && (core.method === 'GET' || core.method === 'HEAD') ? engine.match('/') : undefined;
     if (base !== undefined && root?.kind === 'file') {
@@ -105,6 +98,18 @@ export function createHandler(options: HandlerOptions): NodeHandler & { readonly
     );
   };
   return Object.assign(handler, { engine });
+}
+
+/** The framework-free view of a node request the core takes (repeated headers joined with ", "). */
+export function coreRequest(req: NodeRequest): CoreRequest {
+  return {
+    method: req.method ?? 'GET',
+    url: req.url ?? '/',
+    header: (name: string): string | undefined => {
+      const v = req.headers[name];
+      return Array.isArray(v) ? v.join(', ') : v;
+    },
+  };
 }
 
 function runCallback(fn: (req: NodeRequest, res: NodeResponse, t: CallbackTarget) => void | Promise<void>, req: NodeRequest, res: NodeResponse, target: CallbackTarget, onError: (err: unknown, req: NodeRequest) => void): void {
