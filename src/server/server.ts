@@ -322,6 +322,25 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   };
 }
 
+/** Counts body bytes for %b (without touching the engine) and writes the log lines when the response closes. */
+function countAndLog(req: IncomingMessage, res: ServerResponse, log: WriteStream | undefined, requestLog: ((line: string) => void) | undefined, started: number): void {
+  let bytes = 0;
+  const write = res.write.bind(res);
+  const end = res.end.bind(res);
+  res.write = ((chunk: unknown, ...rest: unknown[]) => {
+    if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) bytes += Buffer.byteLength(chunk as string | Buffer);
+    return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
+  }) as typeof res.write;
+  res.end = ((chunk?: unknown, ...rest: unknown[]) => {
+    if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) bytes += Buffer.byteLength(chunk as string | Buffer);
+    return (end as (...a: unknown[]) => ServerResponse)(chunk, ...rest);
+  }) as typeof res.end;
+  res.once('close', () => {
+    log?.write(combinedLogLine(req, res, bytes, new Date(started)));
+    requestLog?.(`${req.socket.remoteAddress ?? '-'} ${req.method ?? '-'} ${logSafe(req.url)} ${res.statusCode} ${bytes}B ${Date.now() - started}ms`);
+  });
+}
+
 function serve(req: IncomingMessage, res: ServerResponse, vhosts: readonly Vhost[], config: ServerConfig, options: StartOptions): void {
   const started = Date.now();
   const ua = req.headers['user-agent'] ?? '';
@@ -333,21 +352,6 @@ function serve(req: IncomingMessage, res: ServerResponse, vhosts: readonly Vhost
     }
   }
   const vhost = selectVhost(vhosts, req.headers.host);
-  let bytes = 0;
-  const write = res.write.bind(res);
-  const end = res.end.bind(res);
-  // Count body bytes for %b without touching the engine.
-  res.write = ((chunk: unknown, ...rest: unknown[]) => {
-    if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) bytes += Buffer.byteLength(chunk as string | Buffer);
-    return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
-  }) as typeof res.write;
-  res.end = ((chunk?: unknown, ...rest: unknown[]) => {
-    if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) bytes += Buffer.byteLength(chunk as string | Buffer);
-    return (end as (...a: unknown[]) => ServerResponse)(chunk, ...rest);
-  }) as typeof res.end;
-  res.once('close', () => {
-    if (vhost.log) vhost.log.write(combinedLogLine(req, res, bytes, new Date(started)));
-    options.requestLog?.(`${req.socket.remoteAddress ?? '-'} ${req.method ?? '-'} ${logSafe(req.url)} ${res.statusCode} ${bytes}B ${Date.now() - started}ms`);
-  });
+  if (vhost.log || options.requestLog) countAndLog(req, res, vhost.log, options.requestLog, started);
   vhost.handler(req, res);
 }
