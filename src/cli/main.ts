@@ -93,7 +93,33 @@ async function main(argv: readonly string[]): Promise<void> {
     runPrimary(config.global.countThreads);
     return;
   }
-  let server;
+  // A worker takes its orders from the primary from the start: a shutdown sent while it is still
+  // starting must not be lost, and a worker whose primary is gone must not live on as an orphan.
+  let server: Awaited<ReturnType<typeof startServer>> | undefined;
+  if (cluster.isWorker) {
+    const shutdown = (): void => {
+      if (server) void server.close(10_000).then(() => process.exit(0));
+      else process.exit(0);
+    };
+    process.on('message', (msg: { type?: string }) => {
+      if (msg.type === 'shutdown') shutdown();
+      if (msg.type === 'reload' && values.config !== undefined && server) {
+        const running = server;
+        const configPath = values.config;
+        Promise.resolve()
+          .then(() => running.reload(loadConfig(configPath)))
+          .then(
+            () => process.send!({ type: 'reloaded' }),
+            (err: unknown) => process.send!({ type: 'reload-failed', message: (err as Error).message }),
+          );
+      }
+    });
+    process.on('disconnect', shutdown);
+    // Signals go to the primary, which coordinates the workers.
+    process.on('SIGTERM', () => undefined);
+    process.on('SIGINT', () => undefined);
+    process.on('SIGHUP', () => undefined);
+  }
   try {
     server = await startServer(config, { ...(quiet ? {} : { requestLog: (line: string) => process.stdout.write(`${line}\n`) }), clusterWorker: cluster.isWorker });
   } catch (err) {
@@ -102,34 +128,19 @@ async function main(argv: readonly string[]): Promise<void> {
   const lines = server.listeners.map((l) =>
     l.unix ? `vfserve: serving ${l.vhosts.join(', ')} on unix socket ${l.host}` : `vfserve: serving ${l.vhosts.join(', ')} at ${l.tls ? 'https' : 'http'}://${l.host === '0.0.0.0' ? '127.0.0.1' : l.host}:${l.port}/`,
   );
-  // A worker reports to the primary, which prints once for all of them.
-  if (cluster.isWorker) process.send!({ type: 'listening', lines });
-  else for (const line of lines) process.stdout.write(`${line}\n`);
+  // A worker reports to the primary, which prints once all of them listen.
   if (cluster.isWorker) {
-    process.on('message', (msg: { type?: string }) => {
-      if (msg.type === 'shutdown') void server.close(10_000).then(() => process.exit(0));
-      if (msg.type === 'reload' && values.config !== undefined) {
-        const configPath = values.config;
-        Promise.resolve()
-          .then(() => server.reload(loadConfig(configPath)))
-          .then(
-            () => process.send!({ type: 'reloaded' }),
-            (err: unknown) => process.send!({ type: 'reload-failed', message: (err as Error).message }),
-          );
-      }
-    });
-    // Signals go to the primary, which coordinates the workers.
-    process.on('SIGTERM', () => undefined);
-    process.on('SIGINT', () => undefined);
-    process.on('SIGHUP', () => undefined);
+    process.send!({ type: 'listening', lines });
     return;
   }
+  for (const line of lines) process.stdout.write(`${line}\n`);
+  const running = server;
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     process.stdout.write(`vfserve: ${signal}, finishing in-flight requests\n`);
-    server.close(10_000).then(() => process.exit(0));
+    running.close(10_000).then(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
@@ -141,7 +152,7 @@ async function main(argv: readonly string[]): Promise<void> {
       return;
     }
     Promise.resolve()
-      .then(() => server.reload(loadConfig(configPath)))
+      .then(() => running.reload(loadConfig(configPath)))
       .then(
         () => process.stdout.write(`vfserve: configuration reloaded from ${configPath}\n`),
         (err: unknown) => process.stderr.write(`vfserve: reload failed, still serving the previous configuration: ${(err as Error).message}\n`),
@@ -156,7 +167,7 @@ async function main(argv: readonly string[]): Promise<void> {
  */
 function runPrimary(count: number): void {
   let stopping = false;
-  let printed = false;
+  let listening = 0;
   // Counted here: cluster.workers drops a worker only after both its 'disconnect' and 'exit',
   // so reading it in an 'exit' handler can still see the last worker and never exit.
   let alive = 0;
@@ -165,8 +176,8 @@ function runPrimary(count: number): void {
     alive++;
     const worker = cluster.fork();
     worker.on('message', (msg: { type?: string; lines?: string[]; message?: string }) => {
-      if (msg.type === 'listening' && !printed) {
-        printed = true;
+      // The URL goes out once every worker listens, so the first requests already spread over all.
+      if (msg.type === 'listening' && ++listening === count) {
         for (const line of msg.lines ?? []) process.stdout.write(`${line} (${count} workers)\n`);
       }
       if (msg.type === 'reloaded') process.stdout.write(`vfserve: worker ${worker.process.pid ?? ''}: configuration reloaded\n`);
