@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { FopError } from './errors.js';
 import { FopFlags } from './flags.js';
-import type { FileOps, FopFd, FopStat, StatOps } from './types.js';
+import type { FileOps, FopFd, FopStat, RealPathOps, StatOps } from './types.js';
 
 /** `lws_vfs_tell`: the handle's current position. */
 export function vfsTell(fd: FopFd): number {
@@ -58,6 +58,37 @@ export async function fopStat(fops: FileOps, path: string): Promise<FopStat> {
   } finally {
     await fd.close();
   }
+}
+
+/**
+ * The handle's {@link FopFd.identity}, or, for backends without one, a token
+ * from its length and modification time (undefined when the modification
+ * time is not valid: then nothing but the bytes themselves could tell two
+ * versions apart, and no validator should be made).
+ */
+export function fopIdentity(fd: FopFd): string | undefined {
+  if (fd.identity !== undefined) return fd.identity;
+  const modTime = vfsGetModTime(fd);
+  return modTime === undefined ? undefined : `${fd.length}:${modTime}`;
+}
+
+/** The handle's {@link FopFd.changed}, or false for backends that cannot tell. */
+export function fopChanged(fd: FopFd): Promise<boolean> {
+  return fd.changed ? fd.changed() : Promise.resolve(false);
+}
+
+/** Reports whether a backend has the `realPath` capability. */
+export function hasRealPath(fops: FileOps): fops is RealPathOps {
+  return typeof (fops as Partial<RealPathOps>).realPath === 'function';
+}
+
+/**
+ * The real on-disk path of `path` through the backend's `realPath`, or
+ * undefined when the backend has none (wholly virtual). Rejects as the
+ * backend does (`NOT_FOUND` and so on).
+ */
+export function fopRealPath(fops: FileOps, path: string): Promise<string | undefined> {
+  return hasRealPath(fops) ? fops.realPath(path) : Promise.resolve(undefined);
 }
 
 const serialReads = new WeakMap<FopFd, Promise<unknown>>();

@@ -1,12 +1,16 @@
 export { FopError, FOP_ERROR_CODES, fromSystemError, type FopErrorCode } from './errors.js';
 export { FopFlags, hasFlag } from './flags.js';
-export type { ContainerOps, FileOps, FopFd, FopStat, StatOps } from './types.js';
+export type { ContainerOps, FileOps, FopFd, FopStat, RealPathOps, StatOps } from './types.js';
 export { FopHandle, type FopHandleInit } from './handle.js';
 export { assertFopPath, parentPath, signatureSplits, validFopPath } from './path.js';
 export {
   createFopReadStream,
+  fopChanged,
+  fopIdentity,
   fopReadAt,
+  fopRealPath,
   fopStat,
+  hasRealPath,
   hasStat,
   readAll,
   vfsGetLength,

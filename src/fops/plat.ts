@@ -1,9 +1,9 @@
-import { close as fsClose, constants as fsc, fstat as fsFstat, open as fsOpen, read as fsRead, stat as fsStat, write as fsWrite, type Stats } from 'node:fs';
+import { close as fsClose, constants as fsc, fstat as fsFstat, open as fsOpen, read as fsRead, realpath as fsRealpath, stat as fsStat, write as fsWrite, type Stats } from 'node:fs';
 import { FopError, fromSystemError } from './errors.js';
 import { FopFlags } from './flags.js';
 import { FopHandle } from './handle.js';
 import { assertFopPath } from './path.js';
-import type { FopFd, FopStat, StatOps } from './types.js';
+import type { FopFd, FopStat, RealPathOps, StatOps } from './types.js';
 
 const ACCESS_MODE = fsc.O_RDONLY | fsc.O_WRONLY | fsc.O_RDWR;
 // O_NONBLOCK: opening a FIFO for reading would otherwise block a threadpool
@@ -24,13 +24,33 @@ function closeFd(fd: number): Promise<void> {
 function statPath(path: string): Promise<Stats> {
   return new Promise((resolve, reject) => fsStat(path, (err, st) => (err ? reject(err) : resolve(st))));
 }
+function realPath(path: string): Promise<string> {
+  return new Promise((resolve, reject) => fsRealpath(path, (err, real) => (err ? reject(err) : resolve(real))));
+}
+
+/** What names one version of a file: a rename gives a new inode, an in-place write a new ctime. */
+function versionOf(st: Stats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
 
 class PlatHandle extends FopHandle {
   readonly #fd: number;
+  readonly identity: string;
 
-  constructor(fops: PlatFops, path: string, fd: number, length: number, flags: number, modTime: number) {
-    super(fops, path, { length, flags, modTime });
+  constructor(fops: PlatFops, path: string, fd: number, st: Stats, flags: number) {
+    super(fops, path, { length: st.size, flags, modTime: st.mtimeMs });
     this.#fd = fd;
+    this.identity = versionOf(st);
+  }
+
+  /** `fstat` again: a write since open moves size, mtime or ctime (the kernel stamps every write). */
+  async changed(): Promise<boolean> {
+    this.assertOpen('stat');
+    try {
+      return versionOf(await fstatFd(this.#fd)) !== this.identity;
+    } catch (err) {
+      throw fromSystemError(err, 'stat', this.path);
+    }
   }
 
   protected async readImpl(buf: Uint8Array): Promise<number> {
@@ -68,7 +88,7 @@ class PlatHandle extends FopHandle {
  *
  * Subclass it to wrap opens (`override async open(...) { ...; return super.open(...) }`).
  */
-export class PlatFops implements StatOps {
+export class PlatFops implements StatOps, RealPathOps {
   async open(path: string, flags = 0): Promise<FopFd> {
     assertFopPath(path, 'open');
     let fd: number;
@@ -82,7 +102,7 @@ export class PlatFops implements StatOps {
       if (!st.isFile()) throw new FopError('NOT_A_FILE', 'open', path, st.isDirectory() ? 'is a directory' : 'not a regular file');
       // The platform flags are kept; the generic ones are ours to set.
       const out = (flags & ~FopFlags.COMPR_IS_GZIP & ~FopFlags.VIRTUAL) | FopFlags.MOD_TIME_VALID;
-      return new PlatHandle(this, path, fd, st.size, out, st.mtimeMs);
+      return new PlatHandle(this, path, fd, st, out);
     } catch (err) {
       await closeFd(fd).catch(() => undefined);
       throw fromSystemError(err, 'open', path);
@@ -99,9 +119,20 @@ export class PlatFops implements StatOps {
         modTime: st.mtimeMs,
         ino: st.ino,
         dev: st.dev,
+        changeTime: st.ctimeMs,
       };
     } catch (err) {
       throw fromSystemError(err, 'stat', path);
+    }
+  }
+
+  /** `realpath(3)`: symlinks resolved, for containment checks. */
+  async realPath(path: string): Promise<string | undefined> {
+    assertFopPath(path, 'realPath');
+    try {
+      return await realPath(path);
+    } catch (err) {
+      throw fromSystemError(err, 'realPath', path);
     }
   }
 }

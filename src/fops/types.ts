@@ -17,6 +17,8 @@ export interface FopStat {
   /** Inode and device where the backend has them; part of an archive's cache identity. */
   readonly ino?: number;
   readonly dev?: number;
+  /** Inode change time in ms where the backend has it: moves on any write or metadata change, even one that restores the mtime. */
+  readonly changeTime?: number;
   /** The content's CRC-32 where the backend knows it without reading (archive entries): a validator that survives rebuilds. */
   readonly crc32?: number;
   /** True when an open with `COMPR_ACCEPTABLE_GZIP` returns gzip bytes (`COMPR_IS_GZIP`): the file has two representations. */
@@ -68,6 +70,23 @@ export interface FopFd {
    * inflater) implement it to hand those over without a copy.
    */
   readBuffer?(maxLength: number): Promise<Buffer>;
+  /**
+   * Optional capability: a token naming the exact bytes this handle reads,
+   * taken when it was opened. Two handles with the same identity read the
+   * same bytes, and a change to the file gives a new identity (disk: device,
+   * inode, size, mtime and ctime from `fstat`; archive entries: the archive's
+   * identity, the entry and its CRC-32). Never a path; safe to hash into an ETag.
+   * Without it, {@link fopIdentity} falls back to length and modTime.
+   */
+  readonly identity?: string;
+  /**
+   * Optional capability: resolves true when the bytes behind the handle may
+   * have changed since it was opened (disk: `fstat` again and compare). A
+   * server checks it before the last byte of a body goes out, so a file
+   * rewritten mid-response is never sent as a complete response. Without it,
+   * {@link fopChanged} resolves false.
+   */
+  changed?(): Promise<boolean>;
 }
 
 /**
@@ -82,6 +101,18 @@ export interface FileOps {
 /** Optional capability: report what a path is without opening it. */
 export interface StatOps extends FileOps {
   stat(path: string): Promise<FopStat>;
+}
+
+/**
+ * Optional capability of backends that sit on a real disk: the canonical
+ * on-disk path a path resolves to, symlinks followed (`realpath(3)`). For a
+ * member of an archive it is the archive file's real path. Servers use it to
+ * keep symlinks inside a mount's root; {@link fopRealPath} falls back to
+ * undefined (wholly virtual: nothing to contain).
+ */
+export interface RealPathOps extends FileOps {
+  /** The real path, or undefined where `path` is wholly virtual (a prefix namespace without a disk). */
+  realPath(path: string): Promise<string | undefined>;
 }
 
 /**

@@ -1,8 +1,8 @@
 import { FopError } from './errors.js';
-import { fopStat } from './helpers.js';
+import { fopRealPath, fopStat } from './helpers.js';
 import { PlatFops } from './plat.js';
 import { assertFopPath, signatureSplits } from './path.js';
-import type { ContainerOps, FileOps, FopFd, FopStat, StatOps } from './types.js';
+import type { ContainerOps, FileOps, FopFd, FopStat, RealPathOps, StatOps } from './types.js';
 import { ZipFops, type ZipFopsOptions } from './zip/zip-fops.js';
 
 /** A wholly virtual namespace: paths equal to `prefix` or under it go to `fops` unchanged. */
@@ -44,7 +44,7 @@ interface Selected {
  * directory named `x.zip` is a directory, and matching continues past it.
  * Matching is ASCII-case-insensitive. Paths with no signature cost no stat.
  */
-export class Vfs implements StatOps {
+export class Vfs implements StatOps, RealPathOps {
   readonly base: FileOps;
   readonly containers: readonly ContainerOps[];
   readonly prefixes: readonly VfsPrefix[];
@@ -72,6 +72,18 @@ export class Vfs implements StatOps {
     if (prefixed) return fopStat(prefixed, path);
     const sel = await this.#select(path, 'stat');
     return sel ? sel.ops.statMember(sel.container, sel.stat, sel.member) : fopStat(this.base, path);
+  }
+
+  /**
+   * The real on-disk path: the base's for plain paths, the archive file's for
+   * members of a container, the prefix backend's (often none) for its namespace.
+   */
+  async realPath(path: string): Promise<string | undefined> {
+    assertFopPath(path, 'realPath');
+    const prefixed = this.#prefixed(path);
+    if (prefixed) return fopRealPath(prefixed, path);
+    const sel = await this.#select(path, 'realPath');
+    return fopRealPath(this.base, sel ? sel.container : path);
   }
 
   #prefixed(path: string): FileOps | undefined {
