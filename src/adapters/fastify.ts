@@ -4,7 +4,7 @@
  * requires it.
  */
 import type { FastifyPluginAsync, RawServerBase } from 'fastify';
-import { abort, coreRequest, createHandler, write, type HandlerOptions, type NodeRequest, type NodeResponse } from '../mounts/handler.js';
+import { coreRequest, createHandler, discardBody, once, runCallback, safeOnError, sendResponse, type HandlerOptions, type NodeRequest, type NodeResponse } from './node.js';
 
 /**
  * {@link HandlerOptions}; mountpoints are relative to the register `prefix`.
@@ -26,6 +26,9 @@ export const vfservePlugin: FastifyPluginAsync<VfservePluginOptions, RawServerBa
   const mounts = Array.isArray(options.mounts) ? options.mounts.map((m) => ({ ...m, mountpoint: `${prefix}${m.mountpoint === '/' ? '' : m.mountpoint}` || '/' })) : options.mounts;
   const { engine } = createHandler({ ...options, mounts }); // checks the options and callback names
   const callbacks = options.callbacks ?? {};
+  const userOnError = options.onError;
+  const onError = (err: unknown, req: NodeRequest, log: { error: (o: object, msg: string) => void }): void =>
+    safeOnError(userOnError ?? ((e: unknown) => log.error({ err: e }, 'vfserve')))(err, req);
   const fallthrough = options.fallthrough ?? true;
   const hasCallbacks = engine.mounts.some((m) => m.kind === 'callback');
   if (hasCallbacks) {
@@ -43,29 +46,34 @@ export const vfservePlugin: FastifyPluginAsync<VfservePluginOptions, RawServerBa
       handler(request, reply) {
         const req = request.raw as NodeRequest;
         const res = reply.raw as NodeResponse;
-        const onError = (err: unknown): void => (options.onError ? options.onError(err, req) : request.log.error({ err }, 'vfserve'));
-        engine
-          .handle(coreRequest(req))
-          .then(async (out) => {
-            if (out.notFound && fallthrough) return reply.callNotFound();
+        const fail = once((err: unknown): void => onError(err, req, request.log));
+        engine.handle(coreRequest(req)).then(
+          (out) => {
+            if (out.notFound === true && fallthrough) {
+              discardBody(out);
+              reply.callNotFound();
+              return;
+            }
             reply.hijack(); // from here on the raw response is ours
             if (out.callback) {
-              for (const [name, value] of Object.entries(out.headers)) res.setHeader(name, value);
-              return await callbacks[out.callback.name]!(req, res, out.callback);
+              runCallback(callbacks[out.callback.name]!, req, res, out, fail);
+              return;
             }
-            if (out.error !== undefined) onError(out.error);
             // Headers that hooks put on the reply (CORS, security headers) go out too; the core's win.
             for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) res.setHeader(name, value);
-            return write(res, out, onError);
-          })
-          .catch((err: unknown) => {
-            // A callback handler that failed (or a bug): never echoed.
-            onError(err);
+            sendResponse(res, out, fail);
+          },
+          (err: unknown) => {
+            // A bug in the core: never echoed.
             reply.hijack();
-            if (res.headersSent) return abort(res);
-            res.statusCode = 500;
-            res.end();
-          });
+            fail(err);
+            if (res.headersSent) res.destroy();
+            else {
+              res.statusCode = 500;
+              res.end();
+            }
+          },
+        );
       },
     });
   }

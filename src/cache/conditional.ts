@@ -17,9 +17,9 @@ export interface ConditionalRequest {
 /** The selected representation's validators. */
 export interface Validators {
   /** The ETag as sent, quoted (as from `makeEtag`). */
-  readonly etag?: string;
+  readonly etag?: string | undefined;
   /** ms since the epoch; compared to the second, the resolution of an HTTP-date. */
-  readonly lastModified?: number;
+  readonly lastModified?: number | undefined;
 }
 
 export type PreconditionResult = 'proceed' | 'not-modified' | 'precondition-failed';

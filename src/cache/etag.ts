@@ -2,6 +2,7 @@
  * Entity tags (RFC 9110 §8.8.3): making them, parsing If-Match / If-None-Match
  * lists, and the strong and weak comparison functions.
  */
+import { createHash } from 'node:crypto';
 
 /** One parsed entity-tag. */
 export interface EntityTag {
@@ -14,20 +15,23 @@ export interface EntityTag {
 const CODING = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
 
 /**
- * A strong, quoted ETag: `"<crc32, 8 hex>-<size hex>"` for zip entries (from
- * crc32 and size only, so a rebuilt archive with the same content keeps it),
- * otherwise `"<size hex>-<mtime ms hex>"` for files. A content-coding other
- * than identity is appended inside the quotes (`-gzip`, `-br`), so each coding
- * of a resource has its own tag (RFC 9110 §8.8.3.3: different representations,
- * different tags). Lowercase hex; size and mtime may exceed 2^32.
+ * A strong, quoted ETag. With `version` (an opaque token that names one
+ * version of the bytes, such as a file handle's identity: device, inode,
+ * size, mtime and ctime), `"<size hex>-<hash of version>"`: a file replaced by
+ * another of the same size and mtime still gets a new tag. Otherwise
+ * `"<crc32, 8 hex>-<size hex>"` from crc32 and size, or `"<size hex>-<mtime ms hex>"`.
+ * A content-coding other than identity is appended inside the quotes (`-gzip`,
+ * `-br`), so each coding of a resource has its own tag (RFC 9110 §8.8.3.3:
+ * different representations, different tags). Lowercase hex.
  *
  * @throws TypeError when size is not a non-negative safe integer, crc32 is not
- * an int32/uint32, mtime is not finite, the coding is not a token, or neither
- * crc32 nor mtime is given: a size alone would let different content of the
- * same length look unchanged, so the caller must send no ETag instead.
+ * an int32/uint32, mtime is not finite, the coding is not a token, or none of
+ * version, crc32 and mtime is given: a size alone would let different content
+ * of the same length look unchanged, so the caller must send no ETag instead.
  */
 export function makeEtag(v: {
   readonly size: number;
+  readonly version?: string;
   readonly mtime?: number;
   readonly crc32?: number;
   readonly encoding?: string;
@@ -36,21 +40,21 @@ export function makeEtag(v: {
     throw new TypeError(`makeEtag: size must be a non-negative integer, not ${String(v.size)}`);
   }
   let tag: string;
-  if (v.crc32 !== undefined) {
-    // zlib hands out uint32; some CRC code yields the signed int32 form of the same bits.
+  if (v.version !== undefined) {
+    // 96 bits of SHA-256: the token may hold inode numbers, which are nobody's business.
+    tag = `${v.size.toString(16)}-${createHash('sha256').update(v.version).digest('hex').slice(0, 24)}`;
+  } else if (v.crc32 !== undefined) {
     if (!Number.isInteger(v.crc32) || v.crc32 < -0x8000_0000 || v.crc32 > 0xffff_ffff) {
       throw new TypeError(`makeEtag: crc32 must be a 32-bit integer, not ${String(v.crc32)}`);
     }
     tag = `${(v.crc32 >>> 0).toString(16).padStart(8, '0')}-${v.size.toString(16)}`;
   } else if (v.mtime !== undefined) {
     if (!Number.isFinite(v.mtime)) throw new TypeError(`makeEtag: mtime must be finite, not ${String(v.mtime)}`);
-    // fs mtimes have sub-millisecond fractions; hex of a fraction would be long and unstable.
     tag = `${v.size.toString(16)}-${Math.floor(v.mtime).toString(16)}`;
   } else {
-    throw new TypeError('makeEtag: needs crc32 (zip entries) or mtime (files)');
+    throw new TypeError('makeEtag: needs a version, crc32 (zip entries) or mtime (files)');
   }
   if (v.encoding !== undefined) {
-    // Content-codings are case-insensitive (RFC 9110 §8.4.1), so GZIP and gzip share a tag.
     const coding = v.encoding.toLowerCase();
     if (!CODING.test(coding)) throw new TypeError(`makeEtag: not a content-coding: ${JSON.stringify(v.encoding)}`);
     if (coding !== 'identity') tag += `-${coding}`;

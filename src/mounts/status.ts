@@ -1,4 +1,3 @@
-import { STATUS_CODES } from 'node:http';
 import { FopError } from '../fops/errors.js';
 
 /**
@@ -25,6 +24,24 @@ export function statusForError(err: unknown): 404 | 403 | 500 {
   }
 }
 
+// The reason phrases of the statuses the core sends (RFC 9110 §15); mounts stay free of node:http.
+const PHRASES: Readonly<Record<number, string>> = {
+  301: 'Moved Permanently',
+  302: 'Found',
+  304: 'Not Modified',
+  400: 'Bad Request',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  406: 'Not Acceptable',
+  412: 'Precondition Failed',
+  416: 'Range Not Satisfiable',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+};
+
 const ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
 function escapeHtml(s: string): string {
@@ -36,7 +53,7 @@ function escapeHtml(s: string): string {
  * short fixed reason written by the server (never request or error text).
  */
 export function statusPage(status: number, reason?: string): { body: Buffer; headers: Record<string, string> } {
-  const phrase = STATUS_CODES[status] ?? 'Error';
+  const phrase = PHRASES[status] ?? 'Error';
   const detail = reason ? `<p>${escapeHtml(reason)}</p>` : '';
   const body = Buffer.from(`<!doctype html><meta charset=utf-8><title>${status} ${phrase}</title><h1>${status} ${phrase}</h1>${detail}\n`);
   return {

@@ -7,7 +7,7 @@ import { connect, isIP, type AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import fg from 'fast-glob';
-import { createHandler, type CallbackHandler, type NodeHandler } from '../mounts/handler.js';
+import { createHandler, type CallbackHandler, type NodeHandler } from '../adapters/node.js';
 import type { ServerConfig, VhostConfig } from './config.js';
 
 /** A running server: its listeners and a graceful close. */

@@ -1,7 +1,11 @@
+/**
+ * The node:http adapter (also node:http2's compatibility API and
+ * Connect/Express): translates requests for the core and sends what it
+ * answers. It decides nothing about files.
+ */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constants as h2, Http2ServerResponse, type Http2ServerRequest } from 'node:http2';
-import type { Readable } from 'node:stream';
-import { ServeEngine, type CallbackTarget, type CoreRequest, type CoreResponse, type EngineOptions } from './engine.js';
+import { ServeEngine, type CallbackTarget, type CoreRequest, type CoreResponse, type EngineOptions } from '../mounts/engine.js';
 
 /** A request as node:http, node:http2's compatibility API or Express gives it. */
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
@@ -20,13 +24,13 @@ export interface HandlerOptions extends EngineOptions {
    * or no file answers (default true). Without `next`, a 404 page is sent.
    */
   readonly fallthrough?: boolean;
-  /** Called with errors behind 5xx responses and failed streams (default: console.error). Never sent to clients. */
-  readonly onError?: (err: unknown, req: NodeRequest) => void;
   /**
-   * A URL path served, with status 404, in place of the built-in 404 page (lwsws's
-   * `error-document-404`, without its 302 redirect). Ignored when falling through to `next()`.
+   * Called once per failed request with the error behind a 5xx, a failed
+   * stream, a throwing callback, or a response the app had already started
+   * (default: console.error). Never sent to clients. If it throws, that is
+   * logged with console.error and otherwise ignored.
    */
-  readonly notFoundDocument?: string;
+  readonly onError?: (err: unknown, req: NodeRequest) => void;
 }
 
 /** A node:http request listener that is also Connect/Express middleware. */
@@ -46,9 +50,10 @@ export function createHandler(options: HandlerOptions): NodeHandler & { readonly
     }
   }
   const fallthrough = options.fallthrough ?? true;
-  const onError = options.onError ?? ((err: unknown) => console.error('vfserve:', err));
+  const onError = safeOnError(options.onError ?? ((err: unknown) => console.error('vfserve:', err)));
 
   const handler = (req: NodeRequest, res: NodeResponse, next?: (err?: unknown) => void): void => {
+    const fail = once((err: unknown): void => onError(err, req));
     const core = coreRequest(req);
     const base = expressBase(req);
     const root = base?.bare && (core.method === 'GET' || core.method === 'HEAD') ? engine.match('/') : undefined;
@@ -56,45 +61,26 @@ export function createHandler(options: HandlerOptions): NodeHandler & { readonly
       // `app.use('/static', h)` with `/static`: Express hands over `/`. Redirect to `/static/` as the
       // core does for a bare mountpoint, so relative links resolve inside the mount.
       const q = core.url.indexOf('?');
-      return write(res, engine.redirect(`${base.path}/${q === -1 ? '' : core.url.slice(q)}`, root), () => {});
+      sendResponse(res, engine.redirect(`${base.path}/${q === -1 ? '' : core.url.slice(q)}`, root), fail);
+      return;
     }
-    /** Serves the configured 404 document with status 404, or the built-in page if it cannot be served. */
-    const notFound = (fallback: CoreResponse): Promise<void> =>
-      engine.handle({ method: 'GET', url: options.notFoundDocument!, header: () => undefined }).then((doc) => {
-        if (doc.status !== 200 || doc.body === null) {
-          if (doc.body !== null && !Buffer.isBuffer(doc.body)) doc.body.destroy();
-          return write(res, fallback, (err) => onError(err, req));
-        }
-        const headers: Record<string, string> = { ...doc.headers };
-        // Not the resource the client asked for: no validators or caching for it.
-        for (const name of ['etag', 'last-modified', 'cache-control', 'vary']) delete headers[name];
-        headers['cache-control'] = 'no-store';
-        const head = core.method === 'HEAD';
-        if (head && !Buffer.isBuffer(doc.body)) doc.body.destroy();
-        return write(res, { status: 404, headers, body: head ? null : doc.body }, (err) => onError(err, req));
-      });
     engine.handle(core).then(
       (out) => {
         if (base !== undefined && out.headers.location?.startsWith('/')) {
           out = { ...out, headers: { ...out.headers, location: `${base.path}${out.headers.location}` } };
         }
         if (out.callback) {
-          for (const [name, value] of Object.entries(out.headers)) res.setHeader(name, value);
-          return runCallback(callbacks[out.callback.name]!, req, res, out.callback, onError);
+          runCallback(callbacks[out.callback.name]!, req, res, out, fail);
+          return;
         }
-        if (out.notFound && next && fallthrough) return next();
-        if (out.error !== undefined) onError(out.error, req);
-        if (out.notFound && options.notFoundDocument !== undefined) return notFound(out);
-        return write(res, out, (err) => onError(err, req));
+        if (out.notFound === true && next && fallthrough) {
+          discardBody(out);
+          next();
+          return;
+        }
+        sendResponse(res, out, fail);
       },
-      (err: unknown) => {
-        // The core maps every error it expects; this is a bug, still never echoed.
-        onError(err, req);
-        if (!res.headersSent) {
-          res.statusCode = 500;
-          res.end();
-        } else abort(res);
-      },
+      (err: unknown) => failResponse(res, err, fail), // the core maps every error it expects: a bug, still never echoed
     );
   };
   return Object.assign(handler, { engine });
@@ -112,16 +98,39 @@ export function coreRequest(req: NodeRequest): CoreRequest {
   };
 }
 
-function runCallback(fn: (req: NodeRequest, res: NodeResponse, t: CallbackTarget) => void | Promise<void>, req: NodeRequest, res: NodeResponse, target: CallbackTarget, onError: (err: unknown, req: NodeRequest) => void): void {
-  Promise.resolve()
-    .then(() => fn(req, res, target))
-    .catch((err: unknown) => {
+/** The first call goes through; later ones are dropped: a failed request is reported once. */
+export function once(fn: (err: unknown) => void): (err: unknown) => void {
+  let done = false;
+  return (err) => {
+    if (done) return;
+    done = true;
+    fn(err);
+  };
+}
+
+/** Wraps `onError` so that an onError which throws cannot take the process down. */
+export function safeOnError(onError: (err: unknown, req: NodeRequest) => void): (err: unknown, req: NodeRequest) => void {
+  return (err, req) => {
+    try {
       onError(err, req);
-      if (!res.headersSent) {
-        res.statusCode = 500;
-        res.end();
-      } else abort(res);
-    });
+    } catch (thrown) {
+      console.error('vfserve: onError threw', thrown, 'while reporting', err);
+    }
+  };
+}
+
+/**
+ * Runs a `callback://` handler after setting the configured headers. A
+ * handler that throws, rejects or fails after the head went out is reported
+ * once; the client gets a 500, or a cut connection when bytes are out.
+ */
+export function runCallback(fn: CallbackHandler, req: NodeRequest, res: NodeResponse, out: CoreResponse, fail: (err: unknown) => void): void {
+  Promise.resolve()
+    .then(() => {
+      for (const [name, value] of Object.entries(out.headers)) res.setHeader(name, value);
+      return fn(req, res, out.callback!);
+    })
+    .catch((err: unknown) => failResponse(res, err, fail));
 }
 
 // HTTP/2 forbids connection-specific headers (RFC 9113 §8.2.2); node:http2 throws on them when the
@@ -142,21 +151,63 @@ function expressBase(req: NodeRequest): { path: string; bare: boolean } | undefi
   return { path, bare: (q === -1 ? originalUrl : originalUrl.slice(0, q)) === baseUrl };
 }
 
-/** Writes a core response; a body stream that fails after the headers went out aborts the response. */
-export function write(res: NodeResponse, out: CoreResponse, onStreamError: (err: unknown) => void): void {
-  res.statusCode = out.status;
-  const isH2 = res instanceof Http2ServerResponse; // HTTP/1 requests on an allowHTTP1 server are not
-  for (const [name, value] of Object.entries(out.headers)) if (!(isH2 && H2_FORBIDDEN.has(name))) res.setHeader(name, value);
+/**
+ * Sends a core response: the status and headers in one `writeHead` (headers
+ * set earlier by the app or a framework's hooks stay, the core's win), then
+ * the body. Every failure on this path reaches `fail` exactly once and the
+ * response is ended or its connection cut; a body stream is always released.
+ * A response the app already started cannot carry this one: it is cut.
+ */
+export function sendResponse(res: NodeResponse, out: CoreResponse, fail: (err: unknown) => void): void {
+  if (res.headersSent) {
+    discardBody(out);
+    const cause = out.error === undefined ? {} : { cause: out.error };
+    fail(new Error(`vfserve: the response was already started before the handler ran (status ${res.statusCode}); it was cut`, cause));
+    abort(res);
+    return;
+  }
+  if (out.error !== undefined) fail(out.error);
   const body = out.body;
-  if (body === null) {
-    res.end();
+  try {
+    if (res instanceof Http2ServerResponse) {
+      const headers: Record<string, string> = {};
+      for (const [name, value] of Object.entries(out.headers)) if (!H2_FORBIDDEN.has(name)) headers[name] = value;
+      res.writeHead(out.status, headers);
+    } else res.writeHead(out.status, out.headers);
+    if (body === null) {
+      res.end();
+      return;
+    }
+    if (Buffer.isBuffer(body)) {
+      res.end(body);
+      return;
+    }
+  } catch (err) {
+    discardBody(out);
+    failResponse(res, err, fail);
     return;
   }
-  if (Buffer.isBuffer(body)) {
-    res.end(body);
-    return;
+  streamTo(body, res, fail);
+}
+
+/** Releases a response's body without sending it (its stream owns a file handle). */
+export function discardBody(out: CoreResponse): void {
+  if (out.body !== null && !Buffer.isBuffer(out.body)) out.body.destroy();
+}
+
+/** Reports `err` once, then answers 500 if nothing was sent yet, or cuts the response. */
+export function failResponse(res: NodeResponse, err: unknown, fail: (err: unknown) => void): void {
+  fail(err);
+  try {
+    if (!res.headersSent) {
+      res.statusCode = 500;
+      res.end();
+      return;
+    }
+  } catch {
+    // fall through to the cut
   }
-  streamTo(body, res, onStreamError);
+  abort(res);
 }
 
 /**
@@ -168,7 +219,7 @@ export function abort(res: NodeResponse): void {
   else res.destroy();
 }
 
-function streamTo(body: Readable, res: NodeResponse, onStreamError: (err: unknown) => void): void {
+function streamTo(body: NonNullable<Exclude<CoreResponse['body'], Buffer>>, res: NodeResponse, fail: (err: unknown) => void): void {
   // The client may have gone while the file was being opened: its 'close' has already fired, so
   // nothing below would ever destroy the body and its file handle would leak.
   if (res.destroyed || (res as { closed?: boolean }).closed === true) {
@@ -181,7 +232,7 @@ function streamTo(body: Readable, res: NodeResponse, onStreamError: (err: unknow
     if (!finished) body.destroy();
   });
   body.on('error', (err) => {
-    onStreamError(err);
+    fail(err);
     // Bytes are out: the status cannot change. Cut the connection (HTTP/2: RST_STREAM) so the
     // client sees a truncated response, never a complete wrong one.
     abort(res);
@@ -189,7 +240,7 @@ function streamTo(body: Readable, res: NodeResponse, onStreamError: (err: unknow
   body.on('end', () => {
     finished = true;
   });
-  (body as Readable).pipe(res as unknown as NodeJS.WritableStream);
+  body.pipe(res as unknown as NodeJS.WritableStream);
 }
 
 export type { CallbackTarget };

@@ -1,0 +1,162 @@
+/**
+ * serveContent: a snapshot of one representation in, the response out.
+ * Preconditions, then Range, then the body (RFC 9110 §13.2.2 and §14), as in
+ * Go's net/http serveContent.
+ */
+import type { Readable } from 'node:stream';
+import { evaluatePreconditions, httpDate, ifRangeAllows, multipartByteranges, parseRange } from '../cache/http.js';
+import type { FopFd } from '../fops/types.js';
+import { bufferBody, HandleBody, multipartPieces, type BodyPiece } from './body.js';
+
+/** The request as the core sees it: no framework types. Header names are lower-case. */
+export interface CoreRequest {
+  readonly method: string;
+  /** The raw request target (`req.url`): path and query, not decoded. */
+  readonly url: string;
+  header(name: string): string | undefined;
+}
+
+/** A `callback://` mount was matched: the adapter hands the request to the handler registered under `name`. */
+export interface CallbackTarget {
+  readonly name: string;
+  /** The URI after the mountpoint, decoded and canonical: `''`, `'/'` or `'/a/b'` (no query). */
+  readonly remainder: string;
+  readonly mountpoint: string;
+  readonly pmo: Readonly<Record<string, string>>;
+}
+
+/** What to send. `body` is null for HEAD and bodiless statuses; a stream is consumed once and owns its file handle. */
+export interface CoreResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Buffer | Readable | null;
+  /** Set when a callback mount matched; `headers` then holds only the configured headers to set first. */
+  readonly callback?: CallbackTarget;
+  /** The response is a 404 for a path no mount (or no file) answers: Connect adapters may call `next()` instead. */
+  readonly notFound?: boolean;
+  /** The error behind a 5xx, for the adapter to log (never sent). */
+  readonly error?: unknown;
+}
+
+/** What a representation is, whatever version of its bytes is read: fixed per resolution. */
+export interface Representation {
+  /** The fops path opened for it. */
+  readonly path: string;
+  /** Open flags (`COMPR_ACCEPTABLE_GZIP` for an archive entry's gzip form). */
+  readonly flags: number;
+  /** The content-coding asked for (`gzip`, `br`), undefined for identity. */
+  readonly encoding: string | undefined;
+  readonly contentType: string | undefined;
+  /** The resource has more than one coding (RFC 9110 §12.5.5). */
+  readonly vary: boolean;
+  readonly cacheControl: string;
+  /** Vhost and mount headers, lower-case; they replace anything but the framing headers. */
+  readonly configured: readonly (readonly [string, string])[];
+  /** Key of its snapshot in the small-content cache: mount, path and coding. */
+  readonly key: string;
+}
+
+/**
+ * One version of a representation: its length and validators, all read from
+ * one open handle, and the frozen headers of a whole 200 built from them.
+ */
+export interface Snapshot {
+  readonly length: number;
+  readonly etag: string | undefined;
+  readonly lastModified: number | undefined;
+  /** The coding the bytes are in (an entry asked for as gzip may turn out to have no gzip form). */
+  readonly encoding: string | undefined;
+  readonly contentType: string | undefined;
+  /** The handle's identity, when the backend has one (see `FopFd.identity`). */
+  readonly identity: string | undefined;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/** A snapshot with its bytes: in memory, or an open handle the response takes over. */
+export type SnapshotContent = { readonly snapshot: Snapshot; readonly data: Buffer } | { readonly snapshot: Snapshot; readonly fd: FopFd };
+
+// Headers that frame the body: configured headers never replace them.
+export const FRAMING: ReadonlySet<string> = new Set(['content-length', 'content-range', 'content-encoding', 'transfer-encoding']);
+
+/** A snapshot of `rep` whose bytes have these length and validators. */
+export function makeSnapshot(rep: Representation, v: { length: number; etag: string | undefined; lastModified: number | undefined; encoding: string | undefined; identity: string | undefined }): Snapshot {
+  const h: Record<string, string> = {};
+  if (rep.contentType !== undefined) h['content-type'] = rep.contentType;
+  if (v.encoding !== undefined) h['content-encoding'] = v.encoding;
+  if (rep.vary) h.vary = 'Accept-Encoding';
+  if (v.etag !== undefined) h.etag = v.etag;
+  if (v.lastModified !== undefined) h['last-modified'] = httpDate(v.lastModified);
+  h['cache-control'] = rep.cacheControl;
+  h['accept-ranges'] = 'bytes';
+  h['content-length'] = String(v.length);
+  for (const [name, value] of rep.configured) if (!FRAMING.has(name)) h[name] = value;
+  return { ...v, contentType: rep.contentType, headers: Object.freeze(h) };
+}
+
+/** A status page the engine builds (412, 416), given by the caller so this file knows no page layout. */
+export type PageFn = (status: number) => CoreResponse;
+
+/**
+ * Serves one snapshot: preconditions (RFC 9110 §13.2.2), then Range and
+ * If-Range (§14), then the body. Takes over `content`'s handle: it is closed
+ * here when no body needs it, otherwise by the body stream.
+ */
+export async function serveContent(req: CoreRequest, content: SnapshotContent, page: PageFn, maxRanges: number): Promise<CoreResponse> {
+  const snap = content.snapshot;
+  const fd = 'fd' in content ? content.fd : undefined;
+  const release = async <T>(out: T): Promise<T> => {
+    await fd?.close();
+    return out;
+  };
+  const ifMatch = req.header('if-match');
+  const ifNoneMatch = req.header('if-none-match');
+  const ifModifiedSince = req.header('if-modified-since');
+  const ifUnmodifiedSince = req.header('if-unmodified-since');
+  const conditional = ifMatch !== undefined || ifNoneMatch !== undefined || ifModifiedSince !== undefined || ifUnmodifiedSince !== undefined;
+  const verdict = conditional
+    ? evaluatePreconditions(
+        { method: req.method, ...opt('ifMatch', ifMatch), ...opt('ifNoneMatch', ifNoneMatch), ...opt('ifModifiedSince', ifModifiedSince), ...opt('ifUnmodifiedSince', ifUnmodifiedSince) },
+        snap,
+      )
+    : 'proceed';
+  if (verdict === 'not-modified') {
+    // §15.4.5: the validators and caching headers; no content headers, no body.
+    const headers = { ...snap.headers };
+    delete headers['content-type'];
+    delete headers['content-encoding'];
+    delete headers['content-length'];
+    return release({ status: 304, headers, body: null });
+  }
+  if (verdict === 'precondition-failed') return release(page(412));
+
+  const length = snap.length;
+  const rangeHeader = req.header('range');
+  const range = rangeHeader === undefined || !ifRangeAllows(req.header('if-range'), snap) ? { type: 'none' as const } : parseRange(rangeHeader, length, { maxRanges });
+  if (range.type === 'unsatisfiable') {
+    const p = page(416);
+    return release({ ...p, headers: { ...p.headers, 'content-range': `bytes */${length}`, 'accept-ranges': 'bytes' } });
+  }
+  let status = 200;
+  let headers = snap.headers;
+  let pieces: BodyPiece[];
+  if (range.type === 'ranges' && range.ranges.length === 1) {
+    const r = range.ranges[0]!;
+    status = 206;
+    headers = { ...headers, 'content-range': `bytes ${r.start}-${r.end}/${length}`, 'content-length': String(r.end - r.start + 1) };
+    pieces = [r];
+  } else if (range.type === 'ranges') {
+    const plan = multipartByteranges(range.ranges, length, snap.contentType);
+    status = 206;
+    headers = { ...headers, 'content-type': plan.contentType, 'content-length': String(plan.length) };
+    pieces = multipartPieces(plan.parts, plan.tail);
+  } else {
+    pieces = length === 0 ? [] : [{ start: 0, end: length - 1 }];
+  }
+  if (req.method === 'HEAD') return release({ status, headers, body: null });
+  if (pieces.length === 0) return release({ status, headers, body: Buffer.alloc(0) });
+  return { status, headers, body: 'data' in content ? bufferBody(content.data, pieces) : new HandleBody(content.fd, pieces) };
+}
+
+function opt<K extends string>(key: K, value: string | undefined): { [P in K]?: string } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: string };
+}
