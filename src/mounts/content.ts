@@ -89,7 +89,12 @@ export function makeSnapshot(rep: Representation, v: { length: number; etag: str
   h['cache-control'] = rep.cacheControl;
   h['accept-ranges'] = 'bytes';
   h['content-length'] = String(v.length);
-  for (const [name, value] of rep.configured) if (!FRAMING.has(name)) h[name] = value;
+  for (const [name, value] of rep.configured) {
+    if (FRAMING.has(name)) continue;
+    // A configured Vary adds to ours: dropping Accept-Encoding would let caches hand gzip to anyone.
+    if (name === 'vary' && rep.vary && value.trim() !== '*' && !/(^|,)\s*accept-encoding\s*(,|$)/i.test(value)) h.vary = `Accept-Encoding, ${value}`;
+    else h[name] = value;
+  }
   return { ...v, contentType: rep.contentType, headers: Object.freeze(h) };
 }
 
