@@ -7,6 +7,8 @@
 //                       [--loadgen wrk|autocannon] [--before <older dist/>]
 //                       [--quiet-budget 20] [--retry-budget 40] [--keep-bodies]
 //   node bench/http.mjs --profile vfs-disk:js[,sirv:js]   # --cpu-prof of the server child, summarised
+//   node bench/http.mjs --profile vfs-disk:small,vfs-disk@hot+writehead:small,node-limit:small
+//                                                         # where 1 KiB goes, against a prototype fast path and the limit
 //   node bench/http.mjs --count [--cases small]           # async resources (fs requests, promises) per request
 //   node bench/http.mjs --servers vfs-disk,vfs-disk@fd-cache,sirv --cases js --rounds 5
 //                                                         # a patched copy of dist/ (VARIANTS below) beside the rest
@@ -51,7 +53,8 @@
 // measurement: start the server, verify one response (status 200, body or
 // gunzipped body equal to the file), `--warmup` s of load, then `--duration`
 // seconds of measured load while the child's VmRSS (/proc/<pid>/status) is
-// sampled every 100 ms and its CPU time read from /proc/<pid>/stat. Rounds
+// sampled every 100 ms and its CPU time read from /proc/<pid>/stat (also given
+// per response, "server µs/req", which other processes sway less than req/s). Rounds
 // interleave the servers for each file (the order is reversed every other
 // round), so machine drift hits all alike; each row reports its best round.
 //
@@ -139,6 +142,30 @@ const MUST_GZIP = new Set(['js-gzip/vfs-zip', 'js-gzip/vfs-zip-before', 'js-gzip
 // `vfs-zip@a+b` is vfs-zip on a copy with patches a and b; a patch that no longer applies
 // is an error naming it. These are prototypes that skip edge cases, not proposals as written.
 export const VARIANTS = {
+  writehead: {
+    desc: "write(): res.writeHead(status, headers) (one call; no per-header setHeader, no kOutHeaders map) instead of statusCode + setHeader per header, on HTTP/1",
+    file: 'mounts/handler.js',
+    patches: [
+      [
+        '    res.statusCode = out.status;\n    const isH2 = res instanceof Http2ServerResponse;',
+        '    const isH2 = res instanceof Http2ServerResponse;\n    if (!isH2) {\n        res.writeHead(out.status, out.headers);\n        const b = out.body;\n        if (b === null) { res.end(); return; }\n        if (Buffer.isBuffer(b)) { res.end(b); return; }\n        streamTo(b, res, onStreamError);\n        return;\n    }\n    res.statusCode = out.status;',
+      ],
+    ],
+  },
+  hot: {
+    desc: 'the ceiling of a synchronous fast path: a GET without If-*/Range whose last answer (same URL and Accept-Encoding, < 1 s old) was a 200 with an in-memory body is answered with writeHead(200, flat header array).end(body) before the engine, no promise, no per-request objects',
+    file: 'mounts/handler.js',
+    patches: [
+      [
+        '    const handler = (req, res, next) => {\n        const core = coreRequest(req);',
+        "    const hot = new Map();\n    let hotNow = Date.now();\n    setInterval(() => { hotNow = Date.now(); }, 50).unref();\n    const handler = (req, res, next) => {\n        const rh = req.headers;\n        const plain = req.method === 'GET' && rh.range === undefined && rh['if-none-match'] === undefined && rh['if-modified-since'] === undefined && rh['if-match'] === undefined && rh['if-unmodified-since'] === undefined && rh['if-range'] === undefined && req.baseUrl === undefined;\n        const hotKey = plain ? `${req.url}\\0${rh['accept-encoding'] ?? ''}` : undefined;\n        if (hotKey !== undefined) {\n            const e = hot.get(hotKey);\n            if (e !== undefined && e.until > hotNow) { res.writeHead(200, e.headers).end(e.body); return; }\n        }\n        const core = coreRequest(req);",
+      ],
+      [
+        '        engine.handle(core).then((out) => {\n',
+        "        engine.handle(core).then((out) => {\n            if (hotKey !== undefined && out.status === 200 && Buffer.isBuffer(out.body) && !out.callback) { if (hot.size > 10000) hot.clear(); hot.set(hotKey, { headers: Object.freeze(Object.entries(out.headers).flat()), body: out.body, until: hotNow + 1000 }); }\n",
+      ],
+    ],
+  },
   'fd-cache': {
     desc: "PlatFops open: a plain read-only open reuses an fd (and its fstat) opened less than 1 s ago, refcounted, as nginx's open_file_cache; per request only the reads remain",
     file: 'fops/plat.js',
@@ -589,6 +616,8 @@ async function measure(server, c, fixture, distIndex, fileData, { execArgv = [],
       ...stats,
       reqPerSecTotal: res.total2xx / wallS,
       serverCpuPct: ticks0 !== undefined && ticks1 !== undefined ? ((ticks1 - ticks0) / CLK_TCK / wallS) * 100 : undefined,
+      // Server CPU per response: less sensitive than req/s to other processes taking the server's core.
+      serverUsPerReq: ticks0 !== undefined && ticks1 !== undefined && res.total2xx > 0 ? ((ticks1 - ticks0) / CLK_TCK / res.total2xx) * 1e6 : undefined,
       loadGenCpuPct: ((LOADGEN === 'wrk' ? loadGenCpuS : 0) + (cpu1.user + cpu1.system) / 1e6) / wallS * 100,
       foreignCpuPct: Math.max(0, (foreignTicks / CLK_TCK / wallS) * 100),
       fdGcWarnings,
@@ -667,7 +696,7 @@ async function profileMode(fixture, dist, fileData) {
     const prof = JSON.parse(readFileSync(file, 'utf8'));
     const totalUs = prof.endTime - prof.startTime;
     const s = summarizeProfile(file, { top: 25, fromUs: Math.max(0, totalUs - DURATION * 1e6 - 100_000) });
-    log(`  ${fmt(r.reqPerSec, 0)} req/s under the profiler (server CPU ${fmt(r.serverCpuPct, 0)} %); profile ${file.slice(ROOT.length + 1)}, ${fmt(s.totalMs, 0)} ms of non-idle samples in the window`);
+    log(`  ${fmt(r.reqPerSec, 0)} req/s under the profiler (server CPU ${fmt(r.serverCpuPct, 0)} %); profile ${file.slice(ROOT.length + 1)}, ${fmt(s.totalMs, 0)} ms of non-idle samples in the window (${fmt((s.totalMs * 1000) / r.total2xx, 1)} µs per response)`);
     log('  self time:');
     log(table(['function', 'ms', '%'], s.self.map((x) => [x.fn, fmt(x.ms, 0), fmt(x.pct, 1)]), 'lrr'));
     log('  inclusive time:');
@@ -743,7 +772,7 @@ async function loadMode(fixture, dist, fileData) {
         if (r.error) log(`[${done}/${total} ${fmt(el, 0)} s] round ${round + 1} ${c.key.padEnd(7)} ${server.key.padEnd(18)} ERROR ${r.error}`);
         else
           log(
-            `[${done}/${total} ${fmt(el, 0)} s] round ${round + 1} ${c.key.padEnd(7)} ${server.key.padEnd(18)} ${fmt(r.reqPerSec, 0).padStart(6)} req/s  p50 ${fmt(r.p50, 2)} ms  p99 ${fmt(r.p99, 2)} ms  ${fmt(r.mibPerSec, 0)} MiB/s  server CPU ${fmt(r.serverCpuPct, 0)} %  ${LOADGEN} CPU ${fmt(r.loadGenCpuPct, 0)} %  max RSS ${fmt(r.maxRssMiB, 0)} MiB  other CPU ${fmt(r.foreignCpuPct, 0)} %  ${r.encoding}${r.fdGcWarnings ? `  (${r.fdGcWarnings} fd GC warnings)` : ''}${r.valid ? '' : `  INVALID (errors ${r.errors}, timeouts ${r.timeouts}, non-2xx ${r.non2xx}${r.serverStderr ? `, stderr: ${r.serverStderr}` : ''})`}`,
+            `[${done}/${total} ${fmt(el, 0)} s] round ${round + 1} ${c.key.padEnd(7)} ${server.key.padEnd(18)} ${fmt(r.reqPerSec, 0).padStart(6)} req/s  p50 ${fmt(r.p50, 2)} ms  p99 ${fmt(r.p99, 2)} ms  ${fmt(r.mibPerSec, 0)} MiB/s  server CPU ${fmt(r.serverCpuPct, 0)} % (${fmt(r.serverUsPerReq, 1)} µs/req)  ${LOADGEN} CPU ${fmt(r.loadGenCpuPct, 0)} %  max RSS ${fmt(r.maxRssMiB, 0)} MiB  other CPU ${fmt(r.foreignCpuPct, 0)} %  ${r.encoding}${r.fdGcWarnings ? `  (${r.fdGcWarnings} fd GC warnings)` : ''}${r.valid ? '' : `  INVALID (errors ${r.errors}, timeouts ${r.timeouts}, non-2xx ${r.non2xx}${r.serverStderr ? `, stderr: ${r.serverStderr}` : ''})`}`,
           );
       }
     }
@@ -811,7 +840,7 @@ async function loadMode(fixture, dist, fileData) {
       .filter(Boolean)
       .map((r) =>
         r.error
-          ? [r.server, '-', '-', 'ERROR', '-', '-', '-', '-', '-', '-', '-', '-', r.error]
+          ? [r.server, '-', '-', 'ERROR', '-', '-', '-', '-', '-', '-', '-', '-', '-', r.error]
           : [
               r.server,
               r.encoding,
@@ -823,12 +852,13 @@ async function loadMode(fixture, dist, fileData) {
               fmt(r.p99, 2),
               fmt(r.mibPerSec, 1),
               fmt(r.serverCpuPct, 0),
+              fmt(r.serverUsPerReq, 1),
               fmt(r.maxRssMiB, 1),
               fmt(r.foreignCpuPct, 0),
               `${r.errors}/${r.non2xx}${r.valid ? '' : ' INVALID'}`,
             ],
       );
-    log(table(['server', 'encoding', 'body bytes', 'req/s', "x Node's limit", 'req/s by round', 'p50 ms', 'p99 ms', 'MiB/s', 'server CPU %', 'max RSS MiB', 'other CPU %', 'errors/non-2xx'], rows, 'llrrrrrrrrrrr'));
+    log(table(['server', 'encoding', 'body bytes', 'req/s', "x Node's limit", 'req/s by round', 'p50 ms', 'p99 ms', 'MiB/s', 'server CPU %', 'server µs/req', 'max RSS MiB', 'other CPU %', 'errors/non-2xx'], rows, 'llrrrrrrrrrrrr'));
   }
   log('');
   log(`=== goals (req/s ratios of the best rounds; per round: the ratio within each round, "noisy" when other processes used > ${NOISY_PCT} % of a core)`);
