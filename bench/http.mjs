@@ -1,36 +1,73 @@
-// 5. HTTP load: vfserve against sirv, serve-static and express.static +
-// compression, over loopback, with autocannon.
+// 5. HTTP load: vfserve against sirv, serve-static, express.static +
+// compression and Node's limit, over loopback, with wrk (or autocannon).
 //
 //   npm run build && node bench/http.mjs
 //   node bench/http.mjs [--rounds 2] [--duration 5] [--warmup 1] [--connections 32]
 //                       [--servers vfs-disk,vfs-zip,...] [--cases small,js,js-gzip,big] [--no-pin]
+//                       [--loadgen wrk|autocannon] [--before <older dist/>]
 //                       [--quiet-budget 20] [--retry-budget 40] [--keep-bodies]
 //   node bench/http.mjs --profile vfs-disk:js[,sirv:js]   # --cpu-prof of the server child, summarised
+//   node bench/http.mjs --profile vfs-disk:small,vfs-disk@hot+writehead:small,node-limit:small
+//                                                         # where 1 KiB goes, against a prototype fast path and the limit
 //   node bench/http.mjs --count [--cases small]           # async resources (fs requests, promises) per request
 //   node bench/http.mjs --servers vfs-disk,vfs-disk@fd-cache,sirv --cases js --rounds 5
 //                                                         # a patched copy of dist/ (VARIANTS below) beside the rest
 //
+// Servers: vfs-disk, vfs-disk-noprecomp, vfs-zip, sirv, serve-static, express and
+// node-limit, "Node's limit": a bare node:http server holding every file in memory
+// with frozen headers, answering with writeHead(200, headers).end(buffer) (gzip
+// buffer when Accept-Encoding has gzip). No static server on node:http can beat
+// it; every table gives each row's "x Node's limit".
+//
+// Before and after in one run. `--before <path to an older build's dist/>` adds
+// vfs-disk-before and vfs-zip-before: the same servers on that build, each run
+// right after its current twin in every round, so both see the same machine
+// drift; the info table gives "after / before" per file. The baseline for the
+// serving-core restructure is commit ff8e477, built in its own worktree (never
+// inside another checkout), once:
+//
+//   git worktree add --detach /work/bench-before ff8e477
+//   (cd /work/bench-before && npm ci && npm run build)
+//   npm run build && node bench/http.mjs --before /work/bench-before/dist
+//
+// The older dist/ is copied (bench/.data/http-run/before/dist) like dist/ is;
+// its bare imports (mime-types, fast-glob) resolve from this checkout's
+// node_modules. `--servers vfs-disk,vfs-disk-before,node-limit` picks some.
+//
+// Load generator: wrk when installed (Debian: apt-get install -y wrk), else
+// autocannon, and the first output line says which (--loadgen forces one).
+// autocannon runs in Node: on one core it saturates before a fast server does
+// (about 40,000 req/s of 1 KiB). wrk runs with one thread (-t1) and a Lua
+// done() hook only (bench/.data/http-run/wrk-done.lua), so requests stay wrk's
+// prebuilt ones and no response reaches Lua; the script reads Requests/sec,
+// Transfer/sec (headers included), socket errors, timeouts and "Non-2xx or 3xx"
+// (wrk counts statuses > 399 there) from its output, and p50/p99 and wrk's own
+// CPU time from the hook's line. --count always uses autocannon (a fixed
+// number of requests).
+//
 // Every server runs in its own child process (bench/lib/http-server.mjs), started
 // fresh for each measurement, listening on 127.0.0.1 port 0. By default the
-// server child is pinned to CPU 1 and this process (autocannon, the load
-// generator) to CPU 0 with taskset, so on a 2-core machine each side has one
-// core, the server's libuv threadpool included. Each measurement: start the
-// server, verify one response (status 200, body or gunzipped body equal to the
-// file), 1 s of warm-up load, then `--duration` seconds of measured load while
-// the child's VmRSS (/proc/<pid>/status) is sampled every 100 ms and its CPU time
-// read from /proc/<pid>/stat. Rounds interleave the servers for each file (the
-// order is reversed every other round), so machine drift hits all alike; each
-// row reports its best round.
+// server child is pinned to CPU 1 and this process and the load generator (wrk,
+// or autocannon inside this process) to CPU 0 with taskset, so on a 2-core
+// machine each side has one core, the server's libuv threadpool included. Each
+// measurement: start the server, verify one response (status 200, body or
+// gunzipped body equal to the file), `--warmup` s of load, then `--duration`
+// seconds of measured load while the child's VmRSS (/proc/<pid>/status) is
+// sampled every 100 ms and its CPU time read from /proc/<pid>/stat (also given
+// per response, "server µs/req", which other processes sway less than req/s). Rounds
+// interleave the servers for each file (the order is reversed every other
+// round), so machine drift hits all alike; each row reports its best round.
 //
 // The servers import a snapshot of dist/ (bench/.data/http-run/dist), taken at
 // the start, so a rebuild during the run cannot mix builds.
 import autocannon from 'autocannon';
 import { spawn, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { BENCH_DIR, DATA_DIR, distFingerprint, emitResult, fmt, log, median, MiB, ROOT, table } from './lib/common.mjs';
 import { httpFixtures } from './lib/httpgen.mjs';
@@ -60,6 +97,21 @@ const RETRY_BUDGET = Number(arg('retry-budget', 40));
 const NOISY_PCT = 15;
 const PROFILE = arg('profile', '');
 const COUNT = flag('count');
+// The load generator: wrk when it is installed (apt-get install wrk), else autocannon. autocannon
+// runs in Node and, on one core, tops out before a fast server does; wrk (C, one thread) does not.
+const hasWrk = (() => {
+  try {
+    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch (err) {
+    return err.code !== 'ENOENT'; // `wrk --version` prints its usage and exits 1
+  }
+})();
+const LOADGEN_ARG = arg('loadgen', '');
+if (LOADGEN_ARG && LOADGEN_ARG !== 'wrk' && LOADGEN_ARG !== 'autocannon') throw new Error('--loadgen: wrk or autocannon');
+if (LOADGEN_ARG === 'wrk' && !hasWrk) throw new Error('--loadgen wrk: wrk is not installed (apt-get install -y wrk)');
+const LOADGEN = LOADGEN_ARG || (hasWrk ? 'wrk' : 'autocannon');
+const LOADGEN_NOTE = LOADGEN_ARG ? `${LOADGEN} (--loadgen)` : hasWrk ? 'wrk' : 'autocannon (wrk is not installed: apt-get install -y wrk; autocannon saturates its core before fast servers do)';
 
 export const SERVERS = [
   { key: 'vfs-disk', label: 'vfserve, disk (default: precompressed on)' },
@@ -68,7 +120,14 @@ export const SERVERS = [
   { key: 'sirv', label: 'sirv (dev: false, etag)' },
   { key: 'serve-static', label: 'serve-static' },
   { key: 'express', label: 'express.static + compression' },
+  { key: 'node-limit', label: "Node's limit: files in memory, frozen headers, writeHead().end(buffer)" },
 ];
+// With --before <dist>: the same vfserve servers on an older build, run beside the current ones.
+const BEFORE_SERVERS = [
+  { key: 'vfs-disk-before', kind: 'vfs-disk', before: true },
+  { key: 'vfs-zip-before', kind: 'vfs-zip', before: true },
+];
+const LIMIT = 'node-limit';
 export const CASES = [
   { key: 'small', file: 'small.html', path: '/small.html', headers: {}, label: 'small.html, 1 KiB' },
   { key: 'js', file: 'app.js', path: '/app.js', headers: {}, label: 'app.js, 100 KiB, no Accept-Encoding' },
@@ -76,13 +135,37 @@ export const CASES = [
   { key: 'big', file: 'big.mp4', path: '/big.mp4', headers: {}, label: 'big.mp4, 10 MiB' },
 ];
 // Responses that must be gzip for a goal to mean anything.
-const MUST_GZIP = new Set(['js-gzip/vfs-zip', 'js-gzip/express']);
+const MUST_GZIP = new Set(['js-gzip/vfs-zip', 'js-gzip/vfs-zip-before', 'js-gzip/express', 'js-gzip/node-limit']);
 
 // Analysis only: patched copies of the dist/ snapshot, to measure a proposed change before
 // anyone writes it in src/ (the bench/analysis/*-variants.mjs approach). A server
 // `vfs-zip@a+b` is vfs-zip on a copy with patches a and b; a patch that no longer applies
 // is an error naming it. These are prototypes that skip edge cases, not proposals as written.
 export const VARIANTS = {
+  writehead: {
+    desc: "write(): res.writeHead(status, headers) (one call; no per-header setHeader, no kOutHeaders map) instead of statusCode + setHeader per header, on HTTP/1",
+    file: 'mounts/handler.js',
+    patches: [
+      [
+        '    res.statusCode = out.status;\n    const isH2 = res instanceof Http2ServerResponse;',
+        '    const isH2 = res instanceof Http2ServerResponse;\n    if (!isH2) {\n        res.writeHead(out.status, out.headers);\n        const b = out.body;\n        if (b === null) { res.end(); return; }\n        if (Buffer.isBuffer(b)) { res.end(b); return; }\n        streamTo(b, res, onStreamError);\n        return;\n    }\n    res.statusCode = out.status;',
+      ],
+    ],
+  },
+  hot: {
+    desc: 'the ceiling of a synchronous fast path: a GET without If-*/Range whose last answer (same URL and Accept-Encoding, < 1 s old) was a 200 with an in-memory body is answered with writeHead(200, flat header array).end(body) before the engine, no promise, no per-request objects',
+    file: 'mounts/handler.js',
+    patches: [
+      [
+        '    const handler = (req, res, next) => {\n        const core = coreRequest(req);',
+        "    const hot = new Map();\n    let hotNow = Date.now();\n    setInterval(() => { hotNow = Date.now(); }, 50).unref();\n    const handler = (req, res, next) => {\n        const rh = req.headers;\n        const plain = req.method === 'GET' && rh.range === undefined && rh['if-none-match'] === undefined && rh['if-modified-since'] === undefined && rh['if-match'] === undefined && rh['if-unmodified-since'] === undefined && rh['if-range'] === undefined && req.baseUrl === undefined;\n        const hotKey = plain ? `${req.url}\\0${rh['accept-encoding'] ?? ''}` : undefined;\n        if (hotKey !== undefined) {\n            const e = hot.get(hotKey);\n            if (e !== undefined && e.until > hotNow) { res.writeHead(200, e.headers).end(e.body); return; }\n        }\n        const core = coreRequest(req);",
+      ],
+      [
+        '        engine.handle(core).then((out) => {\n',
+        "        engine.handle(core).then((out) => {\n            if (hotKey !== undefined && out.status === 200 && Buffer.isBuffer(out.body) && !out.callback) { if (hot.size > 10000) hot.clear(); hot.set(hotKey, { headers: Object.freeze(Object.entries(out.headers).flat()), body: out.body, until: hotNow + 1000 }); }\n",
+      ],
+    ],
+  },
   'fd-cache': {
     desc: "PlatFops open: a plain read-only open reuses an fd (and its fstat) opened less than 1 s ago, refcounted, as nginx's open_file_cache; per request only the reads remain",
     file: 'fops/plat.js',
@@ -100,6 +183,11 @@ export const VARIANTS = {
 };
 
 function serverSpec(key) {
+  const b = BEFORE_SERVERS.find((x) => x.key === key);
+  if (b) {
+    if (!BEFORE) throw new Error(`--servers ${key}: needs --before <path to an older dist/>`);
+    return { ...b, label: `${SERVERS.find((x) => x.key === b.kind).label}, BEFORE build (${BEFORE})` };
+  }
   const [base, variants] = key.split('@');
   const s = SERVERS.find((x) => x.key === base);
   if (!s) throw new Error(`--servers: unknown ${base} (one of ${SERVERS.map((x) => x.key).join(', ')})`);
@@ -117,7 +205,10 @@ const pick = (list, name) => {
   for (const k of keys) if (!list.some((x) => x.key === k)) throw new Error(`--${name}: unknown ${k} (one of ${list.map((x) => x.key).join(', ')})`);
   return list.filter((x) => keys.includes(x.key));
 };
-const servers = arg('servers', '') ? arg('servers', '').split(',').map(serverSpec) : SERVERS;
+const BEFORE = arg('before', '');
+/** The default list: every server, each -before one right after its current twin. */
+const defaultServers = () => SERVERS.flatMap((s) => [s, ...(BEFORE ? BEFORE_SERVERS.filter((b) => b.kind === s.key).map((b) => serverSpec(b.key)) : [])]);
+const servers = arg('servers', '') ? arg('servers', '').split(',').map(serverSpec) : defaultServers();
 const cases = pick(CASES, 'cases');
 
 const SERVER_SCRIPT = join(BENCH_DIR, 'lib', 'http-server.mjs');
@@ -175,6 +266,35 @@ function variantDist(snapshotIndex, variants) {
     writeFileSync(path, text);
   }
   return join(dir, 'index.js');
+}
+
+/** A fingerprint of the .js files under `dir`, as distFingerprint() gives for dist/. */
+function dirFingerprint(dir) {
+  const h = createHash('sha256');
+  const files = readdirSync(dir, { recursive: true }).map(String).filter((f) => f.endsWith('.js')).sort();
+  for (const f of files) h.update(f).update(readFileSync(join(dir, f)));
+  return h.digest('hex').slice(0, 12);
+}
+
+/**
+ * A copy of the --before dist/ (bench/.data/http-run/before/dist), like the snapshot of dist/. Its
+ * bare imports (mime-types, fast-glob) resolve from this checkout's node_modules.
+ */
+function snapshotBefore(path) {
+  const src = resolve(path);
+  if (!existsSync(join(src, 'index.js'))) throw new Error(`--before ${path}: no index.js there (build the older commit first; see the header of bench/http.mjs)`);
+  const dst = join(RUN_DIR, 'before', 'dist');
+  rmSync(dst, { recursive: true, force: true });
+  cpSync(src, dst, { recursive: true, filter: (f) => !f.endsWith('.map') });
+  const fingerprint = dirFingerprint(dst);
+  if (fingerprint !== dirFingerprint(src)) throw new Error(`--before ${path}: it changed while it was copied`);
+  let commit;
+  try {
+    commit = execFileSync('git', ['-C', join(src, '..'), 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    commit = undefined;
+  }
+  return { index: join(dst, 'index.js'), fingerprint, commit, path: src };
 }
 
 function pinSelf() {
@@ -327,19 +447,136 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
 
+/**
+ * wrk's Lua hook: only done(), so every request is still wrk's prebuilt one and no response is
+ * handed to Lua (a response() function would parse every head and body in Lua). It prints one
+ * line the script reads: the summary and latency histogram in microseconds, and wrk's own CPU
+ * time from /proc/self/stat (utime, stime in clock ticks) so the load generator's CPU is known.
+ */
+const WRK_LUA = `
+done = function(summary, latency, requests)
+  local f = io.open("/proc/self/stat", "r")
+  local stat = f and f:read("*a") or ""
+  if f then f:close() end
+  local rest = stat:match("%) (.*)$") or ""
+  local fields = {}
+  for w in rest:gmatch("%S+") do fields[#fields + 1] = w end
+  local e = summary.errors
+  io.write(string.format(
+    "WRK_JSON {\\"durationUs\\":%.0f,\\"requests\\":%.0f,\\"bytes\\":%.0f,\\"connect\\":%.0f,\\"read\\":%.0f,\\"write\\":%.0f,\\"status\\":%.0f,\\"timeout\\":%.0f,\\"latMeanUs\\":%.3f,\\"latMaxUs\\":%.0f,\\"p50Us\\":%.0f,\\"p99Us\\":%.0f,\\"utime\\":%s,\\"stime\\":%s}\\n",
+    summary.duration, summary.requests, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
+    latency.mean, latency.max, latency:percentile(50), latency:percentile(99),
+    fields[12] or "0", fields[13] or "0"))
+end
+`;
+
+/** Sizes such as `12.34MB` in wrk's text output, in bytes (wrk's units are powers of 1024). */
+function wrkBytes(text) {
+  const m = /^([\d.]+)([KMGT]?)B$/.exec(text);
+  return m ? Number(m[1]) * 1024 ** ' KMGT'.indexOf(m[2] || ' ') : undefined;
+}
+
+/** Parses wrk's text output (Requests/sec, Transfer/sec, socket errors, non-2xx) and the WRK_JSON line. */
+export function parseWrk(out) {
+  const line = out.split('\n').find((l) => l.startsWith('WRK_JSON '));
+  if (!line) throw new Error(`wrk printed no summary: ${out.trim().slice(0, 500)}`);
+  const j = JSON.parse(line.slice(9));
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
+  const transfer = /Transfer\/sec:\s+(\S+)/.exec(out);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+  const wallS = j.durationUs / 1e6;
+  return {
+    reqPerSec: rps ? Number(rps[1]) : j.requests / wallS,
+    requests: j.requests,
+    bytesPerSec: (transfer && wrkBytes(transfer[1])) ?? j.bytes / wallS,
+    bytes: j.bytes,
+    // wrk counts read/write/connect failures, timeouts (no answer within 2 s) and statuses > 399.
+    errors: sock ? Number(sock[1]) + Number(sock[2]) + Number(sock[3]) : j.connect + j.read + j.write,
+    timeouts: sock ? Number(sock[4]) : j.timeout,
+    non2xx: non2xx ? Number(non2xx[1]) : j.status,
+    p50: j.p50Us / 1000,
+    p99: j.p99Us / 1000,
+    latMean: j.latMeanUs / 1000,
+    cpuS: (Number(j.utime) + Number(j.stime)) / CLK_TCK,
+    wallS,
+  };
+}
+
+function runWrk({ url, connections, duration, headers }) {
+  const lua = join(RUN_DIR, 'wrk-done.lua');
+  mkdirSync(RUN_DIR, { recursive: true });
+  writeFileSync(lua, WRK_LUA);
+  const args = ['-t1', `-c${connections}`, `-d${Math.max(1, Math.round(duration))}s`, '--latency', '-s', lua];
+  for (const [k, v] of Object.entries(headers ?? {})) args.push('-H', `${k}: ${v}`);
+  args.push(url);
+  // This process is pinned to CPU 0 already (taskset -a -p); taskset again names it in `ps`.
+  const [cmd, argv2] = PIN ? ['taskset', ['-c', '0', 'wrk', ...args]] : ['wrk', args];
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, argv2, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`wrk exited ${code}: ${(err || out).trim().slice(0, 500)}`));
+      try {
+        resolvePromise({ ...parseWrk(out), text: out });
+      } catch (e) {
+        reject(e);
+      }
+    });
+  });
+}
+
+/** One load run with the chosen generator, normalised: req/s, latency (ms), bytes/s, errors, the generator's CPU seconds. */
+async function loadRun(opts) {
+  if (LOADGEN === 'wrk') {
+    const r = await runWrk(opts);
+    return { reqPerSec: r.reqPerSec, total2xx: r.requests - r.non2xx, p50: r.p50, p99: r.p99, mibPerSec: r.bytesPerSec / MiB, errors: r.errors, timeouts: r.timeouts, non2xx: r.non2xx, resets: 0, loadGenCpuS: r.cpuS };
+  }
+  let lat = new Float64Array(1 << 16);
+  let n = 0;
+  const cpu0 = process.cpuUsage();
+  const res = await cannon(opts, (_client, _status, _bytes, ms) => {
+    if (n === lat.length) {
+      const bigger = new Float64Array(lat.length * 2);
+      bigger.set(lat);
+      lat = bigger;
+    }
+    lat[n++] = ms;
+  });
+  const cpu1 = process.cpuUsage(cpu0);
+  const sorted = lat.subarray(0, n).sort();
+  return {
+    reqPerSec: res.requests.mean,
+    total2xx: res['2xx'],
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    acP50: res.latency.p50,
+    acP99: res.latency.p99,
+    mibPerSec: res.throughput.mean / MiB,
+    errors: res.errors,
+    timeouts: res.timeouts,
+    non2xx: res.non2xx,
+    resets: res.resets,
+    loadGenCpuS: (cpu1.user + cpu1.system) / 1e6,
+  };
+}
+
 /** Starts a server, verifies, warms up, measures. */
 async function measure(server, c, fixture, distIndex, fileData, { execArgv = [], duration = DURATION } = {}) {
   const quiet = QUIET_BUDGET > 0 ? await waitQuiet() : undefined;
-  const srv = await startServer(server.kind ?? server.key, fixture.dir, server.dist ?? distIndex, { execArgv });
+  const kind = server.kind ?? server.key;
+  const srv = await startServer(kind, fixture.dir, server.dist ?? distIndex, { execArgv });
   try {
     const rssStart = rssOf(srv.pid);
-    const check = await verify(srv.port, c, server.kind ?? server.key, fileData);
+    const check = await verify(srv.port, c, kind, fileData);
     const url = `http://127.0.0.1:${srv.port}${c.path}`;
-    if (WARMUP > 0) await cannon({ url, connections: CONNECTIONS, duration: WARMUP, headers: c.headers });
+    if (WARMUP > 0) await loadRun({ url, connections: CONNECTIONS, duration: WARMUP, headers: c.headers });
     const rssAfterWarmup = rssOf(srv.pid);
     // Measured run.
-    let lat = new Float64Array(1 << 16);
-    let n = 0;
     let maxRss = rssOf(srv.pid) ?? 0;
     let samples = 1;
     const sampler = setInterval(() => {
@@ -352,14 +589,7 @@ async function measure(server, c, fixture, distIndex, fileData, { execArgv = [],
     const mach0 = machineTicks();
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
-    const res = await cannon({ url, connections: CONNECTIONS, duration, headers: c.headers }, (_client, _status, _bytes, ms) => {
-      if (n === lat.length) {
-        const bigger = new Float64Array(lat.length * 2);
-        bigger.set(lat);
-        lat = bigger;
-      }
-      lat[n++] = ms;
-    });
+    const res = await loadRun({ url, connections: CONNECTIONS, duration, headers: c.headers });
     const wallS = (performance.now() - t0) / 1000;
     const cpu1 = process.cpuUsage(cpu0);
     const ticks1 = cpuTicks(srv.pid);
@@ -368,34 +598,27 @@ async function measure(server, c, fixture, distIndex, fileData, { execArgv = [],
     clearInterval(sampler);
     const rssEnd = rssOf(srv.pid);
     if (rssEnd !== undefined && rssEnd > maxRss) maxRss = rssEnd;
-    const sorted = lat.subarray(0, n).sort();
     // Server stderr: onError lines are errors. Node's "Closing file descriptor N on garbage
     // collection" warnings (a FileHandle nobody closed) are counted, not treated as errors.
     const stderrLines = srv.stderr().split('\n').filter(Boolean);
     const fdGcWarnings = stderrLines.filter((l) => l.includes('on garbage collection')).length;
-    const errLines = stderrLines.filter((l) => l.startsWith(`[${server.kind ?? server.key}] error:`));
+    const errLines = stderrLines.filter((l) => l.startsWith(`[${kind}] error:`));
     const errText = errLines.join('\n');
-    const ok2xx = res['2xx'];
-    // CPU used by anything other than the server and this process (other jobs on the machine), in % of one core.
-    const foreignTicks = mach1.busy - mach0.busy - (ticks1 - ticks0) - (self1 - self0);
+    // The load generator's CPU: this process's (autocannon runs in it), or wrk's own plus this process's.
+    const genTicks = LOADGEN === 'wrk' ? Math.round(res.loadGenCpuS * CLK_TCK) : 0;
+    // CPU used by anything other than the server, this process and wrk (other jobs on the machine), in % of one core.
+    const foreignTicks = mach1.busy - mach0.busy - (ticks1 - ticks0) - (self1 - self0) - genTicks;
+    const { loadGenCpuS, ...stats } = res;
     return {
       server: server.key,
       case: c.key,
       ...check,
-      reqPerSec: res.requests.mean,
-      reqPerSecTotal: ok2xx / wallS,
-      total2xx: ok2xx,
-      p50: percentile(sorted, 50),
-      p99: percentile(sorted, 99),
-      acP50: res.latency.p50,
-      acP99: res.latency.p99,
-      mibPerSec: res.throughput.mean / MiB,
-      errors: res.errors,
-      timeouts: res.timeouts,
-      non2xx: res.non2xx,
-      resets: res.resets,
+      ...stats,
+      reqPerSecTotal: res.total2xx / wallS,
       serverCpuPct: ticks0 !== undefined && ticks1 !== undefined ? ((ticks1 - ticks0) / CLK_TCK / wallS) * 100 : undefined,
-      loadGenCpuPct: ((cpu1.user + cpu1.system) / 1e6 / wallS) * 100,
+      // Server CPU per response: less sensitive than req/s to other processes taking the server's core.
+      serverUsPerReq: ticks0 !== undefined && ticks1 !== undefined && res.total2xx > 0 ? ((ticks1 - ticks0) / CLK_TCK / res.total2xx) * 1e6 : undefined,
+      loadGenCpuPct: ((LOADGEN === 'wrk' ? loadGenCpuS : 0) + (cpu1.user + cpu1.system) / 1e6) / wallS * 100,
       foreignCpuPct: Math.max(0, (foreignTicks / CLK_TCK / wallS) * 100),
       fdGcWarnings,
       quietWaitS: quiet?.waitedS,
@@ -405,7 +628,7 @@ async function measure(server, c, fixture, distIndex, fileData, { execArgv = [],
       maxRssMiB: maxRss / MiB,
       rssSamples: samples,
       serverStderr: errText ? errText.slice(0, 500) : undefined,
-      valid: res.errors === 0 && res.timeouts === 0 && res.non2xx === 0 && ok2xx > 0 && !errText,
+      valid: res.errors === 0 && res.timeouts === 0 && res.non2xx === 0 && res.total2xx > 0 && !errText,
     };
   } finally {
     await srv.stop();
@@ -460,6 +683,7 @@ async function profileMode(fixture, dist, fileData) {
     const [sKey, cKey] = spec.split(':');
     const server = serverSpec(sKey);
     if (server.variants) server.dist = variantDist(dist.index, server.variants);
+    if (server.before) server.dist = before.index;
     const c = CASES.find((x) => x.key === cKey);
     if (!c) throw new Error(`--profile ${spec}: expected server:case`);
     const dir = join(PROF_DIR, `${sKey.replace(/[@+]/g, '_')}-${cKey}`);
@@ -472,7 +696,7 @@ async function profileMode(fixture, dist, fileData) {
     const prof = JSON.parse(readFileSync(file, 'utf8'));
     const totalUs = prof.endTime - prof.startTime;
     const s = summarizeProfile(file, { top: 25, fromUs: Math.max(0, totalUs - DURATION * 1e6 - 100_000) });
-    log(`  ${fmt(r.reqPerSec, 0)} req/s under the profiler (server CPU ${fmt(r.serverCpuPct, 0)} %); profile ${file.slice(ROOT.length + 1)}, ${fmt(s.totalMs, 0)} ms of non-idle samples in the window`);
+    log(`  ${fmt(r.reqPerSec, 0)} req/s under the profiler (server CPU ${fmt(r.serverCpuPct, 0)} %); profile ${file.slice(ROOT.length + 1)}, ${fmt(s.totalMs, 0)} ms of non-idle samples in the window (${fmt((s.totalMs * 1000) / r.total2xx, 1)} µs per response)`);
     log('  self time:');
     log(table(['function', 'ms', '%'], s.self.map((x) => [x.fn, fmt(x.ms, 0), fmt(x.pct, 1)]), 'lrr'));
     log('  inclusive time:');
@@ -548,7 +772,7 @@ async function loadMode(fixture, dist, fileData) {
         if (r.error) log(`[${done}/${total} ${fmt(el, 0)} s] round ${round + 1} ${c.key.padEnd(7)} ${server.key.padEnd(18)} ERROR ${r.error}`);
         else
           log(
-            `[${done}/${total} ${fmt(el, 0)} s] round ${round + 1} ${c.key.padEnd(7)} ${server.key.padEnd(18)} ${fmt(r.reqPerSec, 0).padStart(6)} req/s  p50 ${fmt(r.p50, 2)} ms  p99 ${fmt(r.p99, 2)} ms  ${fmt(r.mibPerSec, 0)} MiB/s  server CPU ${fmt(r.serverCpuPct, 0)} %  loadgen CPU ${fmt(r.loadGenCpuPct, 0)} %  max RSS ${fmt(r.maxRssMiB, 0)} MiB  other CPU ${fmt(r.foreignCpuPct, 0)} %  ${r.encoding}${r.fdGcWarnings ? `  (${r.fdGcWarnings} fd GC warnings)` : ''}${r.valid ? '' : `  INVALID (errors ${r.errors}, timeouts ${r.timeouts}, non-2xx ${r.non2xx}${r.serverStderr ? `, stderr: ${r.serverStderr}` : ''})`}`,
+            `[${done}/${total} ${fmt(el, 0)} s] round ${round + 1} ${c.key.padEnd(7)} ${server.key.padEnd(18)} ${fmt(r.reqPerSec, 0).padStart(6)} req/s  p50 ${fmt(r.p50, 2)} ms  p99 ${fmt(r.p99, 2)} ms  ${fmt(r.mibPerSec, 0)} MiB/s  server CPU ${fmt(r.serverCpuPct, 0)} % (${fmt(r.serverUsPerReq, 1)} µs/req)  ${LOADGEN} CPU ${fmt(r.loadGenCpuPct, 0)} %  max RSS ${fmt(r.maxRssMiB, 0)} MiB  other CPU ${fmt(r.foreignCpuPct, 0)} %  ${r.encoding}${r.fdGcWarnings ? `  (${r.fdGcWarnings} fd GC warnings)` : ''}${r.valid ? '' : `  INVALID (errors ${r.errors}, timeouts ${r.timeouts}, non-2xx ${r.non2xx}${r.serverStderr ? `, stderr: ${r.serverStderr}` : ''})`}`,
           );
       }
     }
@@ -585,8 +809,18 @@ async function loadMode(fixture, dist, fileData) {
     ratioGoal(`zip within 10% of disk: ${c.label}`, c.key, 'vfs-zip', 'vfs-disk', 0.9, c.key === 'js-gzip' ? 'zip sends the 30 KiB gzip member, disk the 100 KiB identity body' : undefined);
   }
   ratioGoal('gzip passthrough >= 5x express.static + compression (app.js, Accept-Encoding: gzip)', 'js-gzip', 'vfs-zip', 'express', 5.0);
+  ratioGoal("1 KiB from disk >= 0.85x Node's limit (after the serving-core restructure)", 'small', 'vfs-disk', LIMIT, 0.85);
   // Informative: the precompressed-sibling stats.
   const info = [];
+  const infoRatio = (what, k1, k2) => {
+    const a = best[k1];
+    const b = best[k2];
+    if (a && b && a.valid && b.valid) info.push({ what, value: a.reqPerSec / b.reqPerSec });
+  };
+  for (const c of cases) {
+    for (const s of BEFORE_SERVERS) infoRatio(`${s.kind} after / before: ${c.label}`, `${c.key}/${s.kind}`, `${c.key}/${s.key}`);
+    for (const s of servers) if (s.key !== LIMIT) infoRatio(`${s.key} / Node's limit: ${c.label}`, `${c.key}/${s.key}`, `${c.key}/${LIMIT}`);
+  }
   for (const c of cases) {
     const a = best[`${c.key}/vfs-disk-noprecomp`];
     const b = best[`${c.key}/sirv`];
@@ -598,29 +832,33 @@ async function loadMode(fixture, dist, fileData) {
   // Tables.
   for (const c of cases) {
     log('');
-    log(`=== ${c.label} (${c.path}; best of ${ROUNDS} round${ROUNDS > 1 ? 's' : ''}; ${CONNECTIONS} connections, ${DURATION} s)`);
+    log(`=== ${c.label} (${c.path}; best of ${ROUNDS} round${ROUNDS > 1 ? 's' : ''}; ${LOADGEN}, ${CONNECTIONS} connections, ${DURATION} s)`);
+    const lim = best[`${c.key}/${LIMIT}`];
+    const xLimit = (r) => (lim?.valid && r.valid ? `${fmt(r.reqPerSec / lim.reqPerSec, 2)} x` : '-');
     const rows = servers
       .map((s) => best[`${c.key}/${s.key}`])
       .filter(Boolean)
       .map((r) =>
         r.error
-          ? [r.server, '-', '-', 'ERROR', '-', '-', '-', '-', '-', '-', '-', r.error]
+          ? [r.server, '-', '-', 'ERROR', '-', '-', '-', '-', '-', '-', '-', '-', '-', r.error]
           : [
               r.server,
               r.encoding,
               r.wireBytes,
               fmt(r.reqPerSec, 0),
+              xLimit(r),
               r.rounds.map((x) => (x === null ? 'invalid' : fmt(x, 0))).join(' / '),
               fmt(r.p50, 2),
               fmt(r.p99, 2),
               fmt(r.mibPerSec, 1),
               fmt(r.serverCpuPct, 0),
+              fmt(r.serverUsPerReq, 1),
               fmt(r.maxRssMiB, 1),
               fmt(r.foreignCpuPct, 0),
               `${r.errors}/${r.non2xx}${r.valid ? '' : ' INVALID'}`,
             ],
       );
-    log(table(['server', 'encoding', 'body bytes', 'req/s', 'req/s by round', 'p50 ms', 'p99 ms', 'MiB/s', 'server CPU %', 'max RSS MiB', 'other CPU %', 'errors/non-2xx'], rows, 'llrrrrrrrrrr'));
+    log(table(['server', 'encoding', 'body bytes', 'req/s', "x Node's limit", 'req/s by round', 'p50 ms', 'p99 ms', 'MiB/s', 'server CPU %', 'server µs/req', 'max RSS MiB', 'other CPU %', 'errors/non-2xx'], rows, 'llrrrrrrrrrrrr'));
   }
   log('');
   log(`=== goals (req/s ratios of the best rounds; per round: the ratio within each round, "noisy" when other processes used > ${NOISY_PCT} % of a core)`);
@@ -656,8 +894,10 @@ const fileData = Object.fromEntries(fixture.files.map((f) => [f.name, readFileSy
 const dist = snapshotDist();
 const zipSize = statSync(fixture.zip).size;
 for (const s of servers) if (s.variants) s.dist = variantDist(dist.index, s.variants);
+const before = BEFORE ? snapshotBefore(BEFORE) : undefined;
+for (const s of servers) if (s.before) s.dist = before.index;
 log(
-  `HTTP load: commit ${m.commit ?? '?'}${m.srcDirty ? ' (src has uncommitted changes)' : ''}, node ${m.node}, ${m.nproc} CPUs, loadavg ${m.loadavg.map((x) => x.toFixed(2)).join(' ')}, dist ${dist.fingerprint}; ${PIN && pinned ? 'server on CPU 1, autocannon on CPU 0' : 'unpinned'}; ${CONNECTIONS} connections, pipelining 1, ${WARMUP} s warm-up + ${DURATION} s, ${ROUNDS} round(s)`,
+  `HTTP load: commit ${m.commit ?? '?'}${m.srcDirty ? ' (src has uncommitted changes)' : ''}, node ${m.node}, ${m.nproc} CPUs, loadavg ${m.loadavg.map((x) => x.toFixed(2)).join(' ')}, dist ${dist.fingerprint}${before ? `, before: ${before.path} (commit ${before.commit ?? '?'}, dist ${before.fingerprint})` : ''}; load generator ${LOADGEN_NOTE}; ${PIN && pinned ? `server on CPU 1, ${LOADGEN} on CPU 0` : 'unpinned'}; ${CONNECTIONS} connections, pipelining 1, ${WARMUP} s warm-up + ${DURATION} s, ${ROUNDS} round(s)`,
 );
 log(`fixtures in ${fixture.dir.slice(ROOT.length + 1)}: ${fixture.files.map((f) => `${f.name} ${f.size} B (zip: ${f.zip.method === 8 ? `deflated to ${f.zip.csize} B, ${fmt(f.size / f.zip.csize, 2)}:1` : 'stored'})`).join('; ')}; site.zip ${zipSize} B`);
 
@@ -673,8 +913,9 @@ log(`done in ${fmt(totalS, 0)} s; loadavg at the end ${m.loadavgEnd.map((x) => x
 emitResult({
   machine: m,
   dist: dist.fingerprint,
+  before: before ? { path: before.path, commit: before.commit, dist: before.fingerprint } : undefined,
   pinned,
-  settings: { rounds: ROUNDS, duration: DURATION, warmup: WARMUP, connections: CONNECTIONS, pipelining: 1 },
+  settings: { rounds: ROUNDS, duration: DURATION, warmup: WARMUP, connections: CONNECTIONS, pipelining: 1, loadgen: LOADGEN },
   fixtures: fixture.files,
   totalS,
   ...result,

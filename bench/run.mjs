@@ -47,7 +47,7 @@ const BENCHES = [
   { key: 'read', script: 'read.mjs', title: '2. read throughput', timeoutMs: 300_000 },
   { key: 'concurrent', script: 'concurrent.mjs', title: '3. 200 concurrent reads', timeoutMs: 180_000 },
   { key: 'inflate', script: 'inflate-mem.mjs', title: '4. inflate memory (1 GiB)', timeoutMs: 400_000 },
-  { key: 'http', script: 'http.mjs', title: '5. HTTP load (autocannon, loopback; ~5½ min)', timeoutMs: 480_000 },
+  { key: 'http', script: 'http.mjs', title: '5. HTTP load (wrk or autocannon, loopback; ~6½ min)', timeoutMs: 600_000 },
 ];
 
 const t0 = performance.now();

@@ -3,14 +3,29 @@
 //
 //   node bench/lib/http-server.mjs <kind> <dataDir> <distIndexJs>
 //
-// kind: vfs-disk | vfs-disk-noprecomp | vfs-zip | sirv | serve-static | express
+// kind: vfs-disk | vfs-disk-noprecomp | vfs-zip | sirv | serve-static | express | node-limit
+// (distIndexJs is only read by the vfs-* kinds; bench/http.mjs passes a second
+// dist/ there for its vfs-*-before servers.)
+//
+// node-limit is Node's limit, not a static server: every regular file of dataDir
+// is read into memory at start, with frozen, precomputed headers (content-type,
+// content-length, ETag, Last-Modified; for files that gzip smaller, a gzip
+// buffer with its own content-length, ETag, content-encoding and vary), and a
+// request is one Map lookup and `res.writeHead(200, headers).end(buffer)`. No
+// static server on node:http can do less per request, so its req/s is the
+// ceiling every other row is divided by. It sends no cache-control or
+// accept-ranges (vfserve does: about 50 more bytes of head per response).
 // Listens on 127.0.0.1, port 0, and prints `PORT <n>` on stdout. SIGTERM (or a
 // line `exit` on stdin) exits cleanly, so `--cpu-prof` can write its profile.
 // With BENCH_COUNT_ASYNC=1 it counts async resources created per request by
 // type (FSREQPROMISE, FSREQCALLBACK, ...) and prints `COUNTS {json}` on exit.
 import { createServer } from 'node:http';
 import { createHook } from 'node:async_hooks';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { extname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { gzipSync } from 'node:zlib';
 
 const [kind, dataDir, distIndex] = process.argv.slice(2);
 if (!kind || !dataDir) {
@@ -67,9 +82,52 @@ async function makeListener() {
       const { default: compression } = await import('compression');
       return express().use(compression()).use(express.static(dataDir));
     }
+    case 'node-limit':
+      return nodeLimit(dataDir);
     default:
       throw new Error(`unknown server kind ${kind}`);
   }
+}
+
+const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mp4': 'video/mp4', '.zip': 'application/zip', '.json': 'application/json' };
+
+/** Node's limit: every file in memory, frozen headers, one lookup and writeHead(...).end(buffer) per request. */
+function nodeLimit(dir) {
+  const files = new Map();
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    const st = statSync(path);
+    if (!st.isFile()) continue;
+    const data = readFileSync(path);
+    const tag = createHash('sha1').update(data).digest('base64url').slice(0, 16);
+    const type = TYPES[extname(name)] ?? 'application/octet-stream';
+    const lastModified = st.mtime.toUTCString();
+    const identity = {
+      body: data,
+      headers: Object.freeze({ 'content-type': type, 'content-length': String(data.length), etag: `"${tag}"`, 'last-modified': lastModified }),
+    };
+    let gzip;
+    const gz = type.startsWith('text/') ? gzipSync(data, { level: 9 }) : undefined;
+    if (gz && gz.length < data.length) {
+      gzip = {
+        body: gz,
+        headers: Object.freeze({ 'content-type': type, 'content-length': String(gz.length), 'content-encoding': 'gzip', vary: 'Accept-Encoding', etag: `"${tag}-gz"`, 'last-modified': lastModified }),
+      };
+      // The identity response of a file that has a gzip form varies too.
+      identity.headers = Object.freeze({ ...identity.headers, vary: 'Accept-Encoding' });
+    }
+    files.set(`/${name}`, Object.freeze({ identity, gzip }));
+  }
+  const missing = Object.freeze({ 'content-length': '0' });
+  return (req, res) => {
+    const f = files.get(req.url);
+    if (f === undefined) {
+      res.writeHead(404, missing).end();
+      return;
+    }
+    const rep = f.gzip !== undefined && req.headers['accept-encoding']?.includes('gzip') ? f.gzip : f.identity;
+    res.writeHead(200, rep.headers).end(rep.body);
+  };
 }
 
 const listener = await makeListener();
