@@ -140,13 +140,24 @@ export class ServeEngine {
   }
 
   /** Answers one request. Never rejects for a request's own faults: they become statuses (5xx carry `error`). */
-  async handle(req: CoreRequest): Promise<CoreResponse> {
-    const out = await this.#handle(req);
-    if (out.notFound === true && this.#notFoundDocument !== undefined) return this.#notFoundPage(req, out);
-    return out;
+  handle(req: CoreRequest): Promise<CoreResponse> {
+    const out = this.respond(req);
+    return out instanceof Promise ? out : Promise.resolve(out);
   }
 
-  async #handle(req: CoreRequest): Promise<CoreResponse> {
+  /**
+   * As {@link handle}, but synchronous when it can be: a snapshot in memory
+   * whose resolution and content are both fresh is answered without awaiting
+   * anything (the common case for small assets), everything else returns a promise.
+   */
+  respond(req: CoreRequest): CoreResponse | Promise<CoreResponse> {
+    const out = this.#route(req);
+    if (this.#notFoundDocument === undefined) return out;
+    if (out instanceof Promise) return out.then((o) => (o.notFound === true ? this.#notFoundPage(req, o) : o));
+    return out.notFound === true ? this.#notFoundPage(req, out) : out;
+  }
+
+  #route(req: CoreRequest): CoreResponse | Promise<CoreResponse> {
     const canon = canonicalizePath(req.url);
     if ('status' in canon) return this.#page(canon.status, this.#headers, canon.reason);
     const m = this.match(canon.path);
@@ -163,17 +174,25 @@ export class ServeEngine {
       const page = this.#page(405, m.headers);
       return { ...page, headers: { ...page.headers, allow: 'GET, HEAD' } };
     }
-    return this.#serveFile(req, canon, m, remainder);
+    const key = `${m.mountpoint}\0${canon.path}\0${canon.trailingSlash ? '/' : ''}`;
+    // The hot path: a fresh resolution and a fresh snapshot in memory. peek, not get: both are
+    // re-set (and so made recent) when their window passes, which is often enough for an LRU.
+    const now = Date.now();
+    const hit = this.#resolved?.peek(key);
+    if (hit !== undefined && hit.expires > now && hit.resolution.kind === 'file') {
+      const kept = this.#small?.peek(negotiate(req, hit.resolution).key);
+      if (kept !== undefined && kept.expires > now) return serveContent(req, kept, (status) => this.#page(status, m.headers), this.#maxRanges);
+    }
+    return this.#serveFile(req, canon, m, remainder, key);
   }
 
   /** Finds the file (resolution), opens the representation the client takes, serves that snapshot. */
-  async #serveFile(req: CoreRequest, canon: CanonicalPath, m: ResolvedMount, remainder: string): Promise<CoreResponse> {
-    const key = `${m.mountpoint}\0${canon.path}\0${canon.trailingSlash ? '/' : ''}`;
+  async #serveFile(req: CoreRequest, canon: CanonicalPath, m: ResolvedMount, remainder: string, key: string): Promise<CoreResponse> {
     for (let fresh = this.#resolved === undefined; ; fresh = true) {
       let resolution: Resolution;
       let cached = false;
       try {
-        const hit = fresh ? undefined : this.#resolved?.get(key);
+        const hit = fresh ? undefined : this.#resolved?.peek(key);
         cached = hit !== undefined && hit.expires > Date.now();
         resolution = cached ? hit!.resolution : await this.#resolveAndCache(key, canon, m, remainder);
       } catch (err) {
@@ -275,7 +294,7 @@ export class ServeEngine {
    */
   async #content(rep: Representation): Promise<SnapshotContent> {
     const small = this.#small;
-    const kept = small?.get(rep.key);
+    const kept = small?.peek(rep.key);
     if (kept !== undefined && kept.expires > Date.now()) return kept;
     for (let attempt = 1; ; attempt++) {
       const { snapshot, fd } = await this.#open(rep);
@@ -283,6 +302,7 @@ export class ServeEngine {
       if (kept !== undefined && snapshot.identity !== undefined && snapshot.identity === kept.snapshot.identity) {
         await fd.close();
         kept.expires = fresh;
+        small?.set(rep.key, kept); // recent again
         return kept;
       }
       if (small === undefined || snapshot.length > this.#smallMax) return { snapshot, fd };
@@ -324,7 +344,7 @@ export class ServeEngine {
 
   /** The configured 404 document, with status 404; the built-in page when it cannot be served. */
   async #notFoundPage(req: CoreRequest, fallback: CoreResponse): Promise<CoreResponse> {
-    const doc = await this.#handle({ method: 'GET', url: this.#notFoundDocument!, header: () => undefined });
+    const doc = await this.#route({ method: 'GET', url: this.#notFoundDocument!, header: () => undefined });
     if (doc.status !== 200 || doc.body === null) {
       if (doc.body !== null && !Buffer.isBuffer(doc.body)) doc.body.destroy();
       return fallback;
