@@ -2,9 +2,10 @@ import { constants as fsc } from 'node:fs';
 import { LruCache } from '../../cache/lru.js';
 import { FopError } from '../errors.js';
 import { FopFlags } from '../flags.js';
+import { CONTAINER_SIGNATURES, locateContainer } from '../container.js';
 import { fopStat } from '../helpers.js';
 import { PlatFops } from '../plat.js';
-import { assertFopPath, signatureSplits, validFopPath } from '../path.js';
+import { assertFopPath, validFopPath } from '../path.js';
 import type { ContainerOps, FileOps, FopFd, FopStat, StatOps } from '../types.js';
 import { GP_DATA_DESCRIPTOR, KIND_DIR, KIND_SYMLINK, readZipIndex, type ZipIndex } from './central.js';
 import { EmptyEntryHandle, GzipEntryHandle, InflateEntryHandle, MemoryEntryHandle, StoredEntryHandle, inflateWhole, type EntryData } from './entry.js';
@@ -138,7 +139,7 @@ export class ZipFops implements ContainerOps, StatOps {
   constructor(options: ZipFopsOptions = {}) {
     this.#source = options.source ?? new PlatFops();
     this.limits = resolveLimits(options.limits);
-    this.signatures = Object.freeze([...(options.signatures ?? ['.zip/', '.jar/', '.war/'])].map((s) => s.toLowerCase()));
+    this.signatures = Object.freeze([...(options.signatures ?? CONTAINER_SIGNATURES)].map((s) => s.toLowerCase()));
     for (const sig of this.signatures) {
       if (!/^\.[a-z0-9]+\/$/.test(sig)) throw new TypeError(`ZipFops: signature ${JSON.stringify(sig)} must look like ".zip/"`);
     }
@@ -242,21 +243,9 @@ export class ZipFops implements ContainerOps, StatOps {
 
   async #locate(path: string, op: string): Promise<{ container: string; member: string; stat: FopStat }> {
     assertFopPath(path, op);
-    // As in Vfs: the first signature whose prefix is a file; directories named x.zip are passed over.
-    for (const split of signatureSplits(path, this.signatures)) {
-      const container = path.slice(0, split);
-      let stat: FopStat;
-      try {
-        stat = await fopStat(this.#source, container);
-      } catch (err) {
-        if (FopError.is(err)) throw new FopError(err.code, op, path, undefined, { cause: err });
-        throw err;
-      }
-      if (stat.type === 'directory') continue;
-      if (stat.type !== 'file') break;
-      return { container, member: path.slice(split + 1), stat };
-    }
-    throw new FopError('NOT_FOUND', op, path, 'no archive in path');
+    const loc = await locateContainer(this.#source, path, this.signatures, op);
+    if (!loc) throw new FopError('NOT_FOUND', op, path, 'no archive in path');
+    return loc;
   }
 
   #archive(container: string, st: FopStat): Promise<OpenArchive> {
