@@ -15,7 +15,7 @@ async function text(zip: ZipFops, path: string): Promise<string> {
   }
 }
 
-describe('archive index cache (src/cache LRU keyed by path, size, mtime, device, inode)', () => {
+describe('archive index cache (src/cache LRU keyed by path, size, mtime, ctime, device, inode)', () => {
   const dir = tmpDir();
   after(() => rmTree(dir));
   const v1 = makeZip({ entries: [{ name: 'v.txt', data: 'version one' }] });

@@ -102,6 +102,15 @@ interface Slot {
   evicted?: boolean;
 }
 
+/**
+ * One version of an archive file as its backend's stat names it: device,
+ * inode, size, mtime and ctime (the ctime moves on every write, even one whose
+ * mtime is put back with `touch -r`). Fields the backend lacks are empty.
+ */
+function statIdentity(st: FopStat): string {
+  return `${st.dev ?? ''}:${st.ino ?? ''}:${st.size}:${st.modTime ?? ''}:${st.changeTime ?? ''}`;
+}
+
 function once(fn: () => void): () => void {
   let done = false;
   return () => {
@@ -119,7 +128,7 @@ function once(fn: () => void): () => void {
  *
  * - Paths are `<archive path>/<entry name>`, split at the first signature.
  * - The central directory is parsed once per archive identity (path, size,
- *   mtime, device, inode) into a compact index held in an LRU; a changed
+ *   mtime, ctime, device, inode) into a compact index held in an LRU; a changed
  *   archive is re-read, an unchanged one never rescanned.
  * - Methods 0 (stored) and 8 (deflate) are served; a deflated entry opened
  *   with `COMPR_ACCEPTABLE_GZIP` is one gzip member, never recompressed.
@@ -249,7 +258,7 @@ export class ZipFops implements ContainerOps, StatOps {
   }
 
   #archive(container: string, st: FopStat): Promise<OpenArchive> {
-    const key = `${container}\0${st.size}\0${st.modTime ?? ''}\0${st.dev ?? ''}\0${st.ino ?? ''}`;
+    const key = `${container}\0${statIdentity(st)}`;
     const hit = this.#cache.get(key);
     if (hit) return hit.promise;
     // A new identity for a known path: the old index is stale.

@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { ZipFops, readAll } from '../../src/index.js';
+import { rmTree, tmpDir } from '../helpers/fixtures.js';
+import { makeZip } from '../helpers/zip-writer.js';
+
+const FIXED_MTIME = new Date(Date.UTC(2020, 0, 1, 0, 0, 0));
+
+async function text(zip: ZipFops, path: string): Promise<string> {
+  const fd = await zip.open(path);
+  try {
+    return (await readAll(fd)).toString();
+  } finally {
+    await fd.close();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Puts `bytes` at `path` (in place, or by rename over it) and restores the
+ * fixed mtime, as `touch -r` or `rsync -a` would; waits until the ctime has
+ * moved past `before` (ctime ticks are coarse) so the only trace of the change is the ctime or inode.
+ */
+async function replaceKeepingMtime(path: string, bytes: Buffer, how: 'in-place' | 'rename', before: number): Promise<void> {
+  if (how === 'in-place') writeFileSync(path, bytes);
+  else {
+    writeFileSync(`${path}.tmp`, bytes);
+    renameSync(`${path}.tmp`, path);
+  }
+  utimesSync(path, FIXED_MTIME, FIXED_MTIME);
+  while (statSync(path).ctimeMs === before) {
+    await sleep(5);
+    utimesSync(path, FIXED_MTIME, FIXED_MTIME);
+  }
+}
+
+function put(path: string, bytes: Buffer): number {
+  writeFileSync(path, bytes);
+  utimesSync(path, FIXED_MTIME, FIXED_MTIME);
+  return statSync(path).ctimeMs;
+}
+
+describe('archive identity includes the ctime', () => {
+  const dir = tmpDir();
+  after(() => rmTree(dir));
+
+  it('re-indexes an archive rewritten in place with its size and mtime restored', async () => {
+    const path = join(dir, 'touch-r.zip');
+    // Same size, but the entry moves: a stale index would read the wrong place.
+    const one = makeZip({ entries: [{ name: 's.txt', data: 'version one', method: 0 }, { name: 'pad.txt', data: 'padding', method: 0 }] });
+    const two = makeZip({ entries: [{ name: 'pad.txt', data: 'padding', method: 0 }, { name: 's.txt', data: 'version TWO', method: 0 }] });
+    assert.equal(one.length, two.length);
+    const before = put(path, one);
+    const zip = new ZipFops();
+    assert.equal(await text(zip, `${path}/s.txt`), 'version one');
+    await replaceKeepingMtime(path, two, 'in-place', before);
+    const st = statSync(path);
+    assert.equal(st.size, one.length);
+    assert.equal(st.mtimeMs, FIXED_MTIME.getTime());
+    assert.equal(await text(zip, `${path}/s.txt`), 'version TWO');
+    assert.equal(zip.stats.indexBuilds, 2);
+    await zip.close();
+  });
+});
