@@ -67,3 +67,23 @@ describe('archive identity includes the ctime', () => {
     await zip.close();
   });
 });
+
+describe('the inflate cache is keyed by the archive identity (defect 4d)', () => {
+  const dir = tmpDir();
+  after(() => rmTree(dir));
+
+  it('serves the new content of a small deflated entry after an archive of the same size and mtime replaces it', async () => {
+    const path = join(dir, 'repro.zip');
+    const a = makeZip({ entries: [{ name: 'page.html', data: 'a'.repeat(400), method: 8 }] });
+    const b = makeZip({ entries: [{ name: 'page.html', data: 'b'.repeat(400), method: 8 }] });
+    assert.equal(a.length, b.length, 'reproducible builds: same size');
+    const before = put(path, a);
+    const zip = new ZipFops();
+    assert.equal(await text(zip, `${path}/page.html`), 'a'.repeat(400));
+    await replaceKeepingMtime(path, b, 'rename', before);
+    assert.equal(statSync(path).mtimeMs, FIXED_MTIME.getTime());
+    assert.equal(await text(zip, `${path}/page.html`), 'b'.repeat(400));
+    assert.equal(zip.stats.indexBuilds, 2);
+    await zip.close();
+  });
+});

@@ -58,15 +58,18 @@ class OpenArchive {
   readonly fd: FopFd;
   readonly source: RandomAccessSource;
   readonly index: ZipIndex;
+  /** The version of the archive file `fd` reads (its handle's identity, or its stat's); never the path. */
+  readonly identity: string;
   #refs = 0;
   #retired = false;
   #closed = false;
   #closing: Promise<void> = Promise.resolve();
 
-  constructor(fd: FopFd, index: ZipIndex) {
+  constructor(fd: FopFd, index: ZipIndex, identity: string) {
     this.fd = fd;
     this.source = sourceFromFd(fd);
     this.index = index;
+    this.identity = identity;
   }
 
   tryAcquire(): boolean {
@@ -284,7 +287,8 @@ export class ZipFops implements ContainerOps, StatOps {
       if (fd.length !== st.size) throw new FopError('IO', 'index', container, 'archive changed while being opened');
       const index = await readZipIndex(sourceFromFd(fd), this.limits, container);
       this.#indexBuilds++;
-      return new OpenArchive(fd, index);
+      // The open handle's own identity names the bytes it reads, even if the file was replaced since the stat.
+      return new OpenArchive(fd, index, fd.identity ?? statIdentity(st));
     } catch (err) {
       await fd.close().catch(() => undefined);
       throw err;
@@ -351,7 +355,8 @@ export class ZipFops implements ContainerOps, StatOps {
   /** The verified inflated content of a small entry, from the cache or inflated now (one inflate per key at a time). */
   #inflatedContent(arc: OpenArchive, row: number, entry: EntryData, path: string): Promise<Buffer> {
     const cache = this.#inflated!;
-    const key = `${arc.index.path}\0${arc.fd.length}\0${arc.fd.modTime}\0${row}\0${entry.usize}`;
+    // The path too: backends without inodes give two archives of one size and mtime the same identity.
+    const key = `${arc.index.path}\0${arc.identity}\0${row}\0${entry.usize}`;
     let data = cache.get(key);
     if (!data) {
       data = inflateWhole(entry, path);
