@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, renameSync, statSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { ZipFops, readAll } from '../../src/index.js';
-import { rmTree, tmpDir } from '../helpers/fixtures.js';
+import { FopError, MemFops, ZipFops, readAll } from '../../src/index.js';
+import { noise, rmTree, tmpDir } from '../helpers/fixtures.js';
 import { makeZip } from '../helpers/zip-writer.js';
 
 const FIXED_MTIME = new Date(Date.UTC(2020, 0, 1, 0, 0, 0));
@@ -84,6 +84,45 @@ describe('the inflate cache is keyed by the archive identity (defect 4d)', () =>
     assert.equal(statSync(path).mtimeMs, FIXED_MTIME.getTime());
     assert.equal(await text(zip, `${path}/page.html`), 'b'.repeat(400));
     assert.equal(zip.stats.indexBuilds, 2);
+    await zip.close();
+  });
+});
+
+const corrupt = (err: unknown): boolean => FopError.is(err, 'CORRUPT_ARCHIVE') && /CRC-32 mismatch/.test(err.message);
+
+describe('stored entries are CRC-checked on every complete read (defect 4c)', () => {
+  const dir = tmpDir();
+  after(() => rmTree(dir));
+  const data = noise(50_000, 21);
+
+  it('refuses an entry whose bytes changed in memory after a verified read', async () => {
+    const bytes = makeZip({ entries: [{ name: 's.bin', data, method: 0 }] });
+    const zip = new ZipFops({ source: new MemFops({ '/v.zip': bytes }) });
+    assert.ok((await readAll(await zip.open('/v.zip/s.bin'))).equals(data));
+    // Same size and mtime: the index is reused, so only the CRC can notice.
+    const at = bytes.indexOf(data.subarray(0, 16));
+    bytes[at + 100] = data[100]! ^ 0xff;
+    const fd = await zip.open('/v.zip/s.bin');
+    await assert.rejects(readAll(fd), corrupt);
+    await fd.close();
+    assert.equal(zip.stats.indexBuilds, 1);
+  });
+
+  it('refuses, through a handle opened before, an archive rewritten in place on disk after a verified read', async () => {
+    const path = join(dir, 'inplace.zip');
+    const bytes = makeZip({ entries: [{ name: 's.bin', data, method: 0 }] });
+    writeFileSync(path, bytes);
+    const zip = new ZipFops();
+    const first = await zip.open(`${path}/s.bin`);
+    assert.ok((await readAll(first)).equals(data));
+    await first.close();
+    // Opened before the write: a new open would see the new ctime and index afresh.
+    const fd = await zip.open(`${path}/s.bin`);
+    const d = openSync(path, 'r+');
+    writeSync(d, Buffer.of(data[100]! ^ 0xff), 0, 1, bytes.indexOf(data.subarray(0, 16)) + 100);
+    closeSync(d);
+    await assert.rejects(readAll(fd), corrupt);
+    await fd.close();
     await zip.close();
   });
 });

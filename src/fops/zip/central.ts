@@ -150,8 +150,6 @@ export class ZipIndex {
   readonly kind: Uint8Array;
   /** Cached absolute data offsets, 0 until the local header has been read and checked. */
   readonly dataStart: Float64Array;
-  /** 1 once a complete read of the entry has matched its CRC-32. */
-  readonly verified: Uint8Array;
 
   /** @internal */
   constructor(path: string, end: ZipEnd, cols: Columns, files: Map<string, number>, dirs: Set<string>, limit: Float64Array) {
@@ -177,7 +175,6 @@ export class ZipIndex {
     this.kind = fit(cols.kind);
     this.limit = limit;
     this.dataStart = new Float64Array(n);
-    this.verified = new Uint8Array(n);
   }
 
   /** Whether a row's entry is encrypted in any of the ways APPNOTE knows (never servable). */

@@ -11,10 +11,6 @@ export interface EntryData {
   readonly csize: number;
   readonly usize: number;
   readonly crc: number;
-  /** Whether a complete read has already matched the CRC-32 (cached in the index per archive identity). */
-  readonly verified: boolean;
-  /** Records that a complete read matched the CRC-32. */
-  readonly markVerified: () => void;
   /** Called once when the handle closes (releases the archive). */
   readonly release: () => void;
 }
@@ -67,11 +63,9 @@ abstract class EntryHandle extends FopHandle {
 
 /**
  * A stored (method 0) entry: reads are slices of the archive, seeks are free.
- * A read sequence that covers the entry from byte 0 to the end is checked
- * against the CRC-32; a mismatch rejects the read that completes the entry.
- * Once an entry has matched, the index remembers it for that archive
- * identity and later reads skip the check (the CRC costs a quarter of the
- * throughput); a changed archive is a new identity and is checked again.
+ * Every read sequence that covers the entry from byte 0 to the end is checked
+ * against the CRC-32, however often the entry has matched before; a mismatch
+ * rejects the read that completes the entry. `readAt` is not checked.
  */
 export class StoredEntryHandle extends EntryHandle {
   #crc = 0;
@@ -79,7 +73,7 @@ export class StoredEntryHandle extends EntryHandle {
 
   protected async readImpl(buf: Uint8Array): Promise<number> {
     const n = await this.readRaw(buf, this.pos);
-    if (this.entry.verified) return n;
+    // No "already verified" shortcut: the archive may have been rewritten in place since.
     if (this.pos === 0) {
       this.#crc = 0;
       this.#crcPos = 0;
@@ -89,7 +83,6 @@ export class StoredEntryHandle extends EntryHandle {
       this.#crcPos += n;
       if (this.#crcPos === this.length) {
         if (this.#crc >>> 0 !== this.entry.crc) throw corruptData(this.path, 'CRC-32 mismatch');
-        this.entry.markVerified();
       }
     }
     return n;

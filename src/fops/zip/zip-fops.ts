@@ -331,10 +331,6 @@ export class ZipFops implements ContainerOps, StatOps {
       csize,
       usize,
       crc: index.crc[row]!,
-      verified: index.verified[row] === 1,
-      markVerified: () => {
-        index.verified[row] = 1;
-      },
       release: once(() => arc.release()),
     };
     const base = (flags & ~FopFlags.COMPR_IS_GZIP) | FopFlags.VIRTUAL | FopFlags.MOD_TIME_VALID;
