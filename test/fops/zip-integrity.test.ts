@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { closeSync, openSync, renameSync, statSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { FopError, MemFops, ZipFops, readAll } from '../../src/index.js';
-import { noise, rmTree, tmpDir } from '../helpers/fixtures.js';
+import { FopError, FopFlags, MemFops, ZipFops, fopChanged, fopIdentity, readAll } from '../../src/index.js';
+import { noise, prose, rmTree, tmpDir } from '../helpers/fixtures.js';
 import { makeZip } from '../helpers/zip-writer.js';
 
 const FIXED_MTIME = new Date(Date.UTC(2020, 0, 1, 0, 0, 0));
@@ -123,6 +123,98 @@ describe('stored entries are CRC-checked on every complete read (defect 4c)', ()
     closeSync(d);
     await assert.rejects(readAll(fd), corrupt);
     await fd.close();
+    await zip.close();
+  });
+});
+
+describe('entry handles: identity and changed()', () => {
+  const dir = tmpDir();
+  after(() => rmTree(dir));
+  const entries = [
+    { name: 'stored.bin', data: noise(20_000, 5), method: 0 },
+    { name: 'small.html', data: prose(3000), method: 8 }, // served from the inflate cache
+    { name: 'big.txt', data: prose(2_000_000), method: 8 }, // inflated on the fly
+  ];
+  const bytes = makeZip({ entries });
+
+  async function identityOf(zip: ZipFops, path: string, flags = 0): Promise<string | undefined> {
+    const fd = await zip.open(path, flags);
+    try {
+      return fd.identity;
+    } finally {
+      await fd.close();
+    }
+  }
+
+  it('is the archive identity, the entry, its CRC-32 and size; stable across opens; never the path', async () => {
+    const path = join(dir, 'ident.zip');
+    writeFileSync(path, bytes);
+    const zip = new ZipFops();
+    const seen = new Set<string>();
+    for (const e of entries) {
+      const a = await identityOf(zip, `${path}/${e.name}`);
+      assert.ok(a !== undefined, e.name);
+      assert.equal(await identityOf(zip, `${path}/${e.name}`), a, `${e.name}: stable across opens`);
+      assert.ok(!a.includes('ident.zip') && !a.includes(e.name), `${e.name}: no path in ${a}`);
+      seen.add(a);
+    }
+    assert.equal(seen.size, entries.length, 'one identity per entry');
+    const fd = await zip.open(`${path}/small.html`);
+    assert.equal(fopIdentity(fd), fd.identity);
+    await fd.close();
+    await zip.close();
+  });
+
+  it('differs between the gzip and identity forms of a deflated entry, and says the gzip length', async () => {
+    const path = join(dir, 'forms.zip');
+    writeFileSync(path, bytes);
+    const zip = new ZipFops();
+    const plain = await identityOf(zip, `${path}/big.txt`);
+    const gz = await zip.open(`${path}/big.txt`, FopFlags.COMPR_ACCEPTABLE_GZIP);
+    assert.ok(gz.flags & FopFlags.COMPR_IS_GZIP);
+    assert.notEqual(gz.identity, plain);
+    assert.match(gz.identity!, new RegExp(`:gzip:${gz.length - 18}$`));
+    await gz.close();
+    // A stored entry has one form: the gzip flag changes nothing.
+    assert.equal(await identityOf(zip, `${path}/stored.bin`, FopFlags.COMPR_ACCEPTABLE_GZIP), await identityOf(zip, `${path}/stored.bin`));
+    await zip.close();
+  });
+
+  it('changes when the archive is replaced, even by identical bytes', async () => {
+    const path = join(dir, 'replaced.zip');
+    const before = put(path, bytes);
+    const zip = new ZipFops();
+    const old = await identityOf(zip, `${path}/stored.bin`);
+    await replaceKeepingMtime(path, bytes, 'rename', before);
+    assert.notEqual(await identityOf(zip, `${path}/stored.bin`), old);
+    await zip.close();
+  });
+
+  it('changed() turns true after an in-place write to the archive while an entry is open', async () => {
+    const path = join(dir, 'changed.zip');
+    const before = put(path, bytes);
+    const zip = new ZipFops();
+    const handles = [
+      await zip.open(`${path}/stored.bin`),
+      await zip.open(`${path}/big.txt`),
+      await zip.open(`${path}/big.txt`, FopFlags.COMPR_ACCEPTABLE_GZIP),
+    ];
+    for (const fd of handles) assert.equal(await fopChanged(fd), false, 'unchanged archive');
+    const d = openSync(path, 'r+');
+    writeSync(d, bytes.subarray(0, 4), 0, 4, 0); // the same bytes: only the ctime (and mtime) move
+    closeSync(d);
+    utimesSync(path, FIXED_MTIME, FIXED_MTIME);
+    while (statSync(path).ctimeMs === before) {
+      await sleep(5);
+      utimesSync(path, FIXED_MTIME, FIXED_MTIME);
+    }
+    for (const fd of handles) assert.equal(await fopChanged(fd), true, 'rewritten in place');
+    // Content already verified whole and held in memory cannot change under its handle.
+    const cached = await zip.open(`${path}/small.html`);
+    assert.equal(await fopChanged(cached), false);
+    await cached.close();
+    for (const fd of handles) await fd.close();
+    await assert.rejects(handles[0]!.changed!(), (err: unknown) => FopError.is(err, 'CLOSED'));
     await zip.close();
   });
 });

@@ -11,6 +11,10 @@ export interface EntryData {
   readonly csize: number;
   readonly usize: number;
   readonly crc: number;
+  /** The entry's identity form's token: the archive's identity (never its path), the row, CRC-32 and size. */
+  readonly identity: string;
+  /** Whether the archive file may have changed since it was opened (its handle's `changed()`). */
+  readonly archiveChanged: () => Promise<boolean>;
   /** Called once when the handle closes (releases the archive). */
   readonly release: () => void;
 }
@@ -42,10 +46,19 @@ export function gzipTrailer(crc: number, usize: number): Uint8Array {
 
 abstract class EntryHandle extends FopHandle {
   protected readonly entry: EntryData;
+  /** See {@link EntryData.identity}; the gzip form adds its own suffix. */
+  readonly identity: string;
 
-  constructor(fops: FileOps, path: string, init: FopHandleInit, entry: EntryData) {
+  constructor(fops: FileOps, path: string, init: FopHandleInit, entry: EntryData, identity = entry.identity) {
     super(fops, path, init);
     this.entry = entry;
+    this.identity = identity;
+  }
+
+  /** True when the archive file may have changed since it was opened: these bytes come from it as they are read. */
+  async changed(): Promise<boolean> {
+    this.assertOpen('stat');
+    return this.entry.archiveChanged();
   }
 
   protected override closeImpl(): Promise<void> {
@@ -105,7 +118,8 @@ export class GzipEntryHandle extends EntryHandle {
   readonly #trailer: Uint8Array;
 
   constructor(fops: FileOps, path: string, init: Omit<FopHandleInit, 'length'>, entry: EntryData) {
-    super(fops, path, { ...init, length: entry.csize + 18 }, entry);
+    // Another representation, other bytes: its own identity.
+    super(fops, path, { ...init, length: entry.csize + 18 }, entry, `${entry.identity}:gzip:${entry.csize}`);
     this.#trailer = gzipTrailer(entry.crc, entry.usize);
   }
 
@@ -319,16 +333,23 @@ export class InflateEntryHandle extends EntryHandle {
   }
 }
 
-/** An empty entry (any method): nothing to read. */
+/** An empty entry (any method): nothing to read, so nothing that can change (`changed()` is false). */
 export class EmptyEntryHandle extends EntryHandle {
   protected readImpl(): Promise<number> {
     return Promise.resolve(0);
+  }
+
+  override async changed(): Promise<boolean> {
+    this.assertOpen('stat');
+    return false;
   }
 }
 
 /**
  * An entry whose verified content is in memory (from the inflated-content
  * cache): reads are copies, `readBuffer` hands out views without copying.
+ * `changed()` is false: the bytes were checked whole against the CRC-32 and
+ * size before the handle existed, and the archive is never read again.
  */
 export class MemoryEntryHandle extends EntryHandle {
   readonly #data: Buffer;
@@ -336,6 +357,11 @@ export class MemoryEntryHandle extends EntryHandle {
   constructor(fops: FileOps, path: string, init: Omit<FopHandleInit, 'length'>, entry: EntryData, data: Buffer) {
     super(fops, path, { ...init, length: data.length }, entry);
     this.#data = data;
+  }
+
+  override async changed(): Promise<boolean> {
+    this.assertOpen('stat');
+    return false;
   }
 
   protected readImpl(buf: Uint8Array): Promise<number> {

@@ -3,7 +3,7 @@ import { LruCache } from '../../cache/lru.js';
 import { FopError } from '../errors.js';
 import { FopFlags } from '../flags.js';
 import { CONTAINER_SIGNATURES, locateContainer } from '../container.js';
-import { fopStat } from '../helpers.js';
+import { fopChanged, fopStat } from '../helpers.js';
 import { PlatFops } from '../plat.js';
 import { assertFopPath, validFopPath } from '../path.js';
 import type { ContainerOps, FileOps, FopFd, FopStat, StatOps } from '../types.js';
@@ -331,6 +331,8 @@ export class ZipFops implements ContainerOps, StatOps {
       csize,
       usize,
       crc: index.crc[row]!,
+      identity: `${arc.identity}:${row}:${index.crc[row]!.toString(16)}:${usize}`,
+      archiveChanged: () => fopChanged(arc.fd),
       release: once(() => arc.release()),
     };
     const base = (flags & ~FopFlags.COMPR_IS_GZIP) | FopFlags.VIRTUAL | FopFlags.MOD_TIME_VALID;
