@@ -3,8 +3,9 @@ import { closeSync, openSync, renameSync, statSync, utimesSync, writeFileSync, w
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { FopError, FopFlags, MemFops, ZipFops, fopChanged, fopIdentity, readAll } from '../../src/index.js';
-import { noise, prose, rmTree, tmpDir } from '../helpers/fixtures.js';
-import { makeZip } from '../helpers/zip-writer.js';
+import { fixture, noise, prose, rmTree, tmpDir } from '../helpers/fixtures.js';
+import { makeZip, type EntrySpec } from '../helpers/zip-writer.js';
+import { deflateRawSync } from 'node:zlib';
 
 const FIXED_MTIME = new Date(Date.UTC(2020, 0, 1, 0, 0, 0));
 
@@ -215,6 +216,63 @@ describe('entry handles: identity and changed()', () => {
     await cached.close();
     for (const fd of handles) await fd.close();
     await assert.rejects(handles[0]!.changed!(), (err: unknown) => FopError.is(err, 'CLOSED'));
+    await zip.close();
+  });
+});
+
+describe('an entry declared empty must be empty (defect 4e)', () => {
+  /** Opens `name` in a generated archive (in memory) and reads it whole. */
+  async function readEntry(entry: EntrySpec, flags = 0): Promise<Buffer> {
+    const zip = new ZipFops({ source: new MemFops({ '/e.zip': makeZip({ entries: [entry] }) }) });
+    const fd = await zip.open(`/e.zip/${String(entry.name)}`, flags);
+    try {
+      return await readAll(fd);
+    } finally {
+      await fd.close();
+    }
+  }
+  const refused = (detail: RegExp) => (err: unknown): boolean => FopError.is(err, 'CORRUPT_ARCHIVE') && detail.test(err.message);
+  const content = prose(5000);
+
+  it('refuses a streamed entry whose central uncompressed size was zeroed (unzip would extract its bytes)', async () => {
+    for (const method of [0, 8]) {
+      const entry = { name: 's.txt', data: content, method, descriptor: {}, cd: { usize: 0 } };
+      for (const flags of [0, FopFlags.COMPR_ACCEPTABLE_GZIP]) await assert.rejects(readEntry(entry, flags), FopError.is, `method ${method}`);
+    }
+  });
+
+  it('refuses one whose CRC-32 was zeroed too: its compressed data is not an empty stream', async () => {
+    // More than a small bound of compressed bytes: refused without reading them.
+    await assert.rejects(readEntry({ name: 'a', data: content, descriptor: {}, cd: { usize: 0, crc: 0 } }), refused(/compressed/));
+    // A few bytes that inflate to something.
+    await assert.rejects(readEntry({ name: 'b', data: 'hidden', descriptor: {}, cd: { usize: 0, crc: 0 } }), refused(/not empty/));
+    // An empty stream followed by junk inside the entry.
+    const junk = Buffer.concat([deflateRawSync(Buffer.alloc(0)), Buffer.from('junk')]);
+    await assert.rejects(readEntry({ name: 'c', data: '', stored: junk, method: 8 }), refused(/after the end/));
+    // No deflate stream at all.
+    await assert.rejects(readEntry({ name: 'd', data: '', stored: Buffer.alloc(0), method: 8 }), refused(/deflate/));
+    // A stored entry with data is already refused for its sizes.
+    await assert.rejects(readEntry({ name: 'e', data: '', stored: Buffer.from('x'), method: 0 }), refused(/sizes disagree/));
+  });
+
+  it('refuses an empty entry whose CRC-32 is not 0', async () => {
+    await assert.rejects(readEntry({ name: 'z', data: '', method: 0, cd: { crc: 0x1234 }, local: { crc: 0x1234 } }), refused(/CRC-32/));
+  });
+
+  it('serves empty entries as real tools and the generator write them', async () => {
+    assert.equal((await readEntry({ name: 's', data: '', method: 0 })).length, 0);
+    assert.equal((await readEntry({ name: 'd', data: '', method: 8, stored: deflateRawSync(Buffer.alloc(0)) })).length, 0);
+    assert.equal((await readEntry({ name: 'dd', data: '', method: 0, descriptor: {} })).length, 0);
+    const zip = new ZipFops();
+    // Info-ZIP stores them (with a data descriptor when streaming); Python deflates them to 2 bytes; jar stores them.
+    for (const archive of ['infozip-stored.zip', 'infozip-stream-dd.zip', 'python-deflate.zip', 'python-stored.zip', 'jar-default.jar']) {
+      for (const flags of [0, FopFlags.COMPR_ACCEPTABLE_GZIP]) {
+        const fd = await zip.open(`${fixture('tools', archive)}/empty.txt`, flags);
+        assert.equal((await readAll(fd)).length, 0, archive);
+        await fd.close();
+      }
+    }
+    assert.equal((await zip.index(fixture('tools', 'python-deflate.zip'))).get('empty.txt')?.compressedSize, 2, 'a deflated empty entry is among them');
     await zip.close();
   });
 });

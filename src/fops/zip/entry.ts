@@ -1,4 +1,4 @@
-import { createGunzip, crc32, inflateRaw, type Gunzip } from 'node:zlib';
+import { createGunzip, crc32, inflateRaw, inflateRawSync, type Gunzip } from 'node:zlib';
 import { FopError } from '../errors.js';
 import { FopHandle, type FopHandleInit } from '../handle.js';
 import type { FileOps } from '../types.js';
@@ -407,4 +407,33 @@ export async function inflateWhole(entry: EntryData, path: string): Promise<Buff
   if (engine.bytesWritten !== entry.csize) throw corruptData(path, 'data after the end of the deflate stream');
   if (crc32(buffer) >>> 0 !== entry.crc) throw corruptData(path, 'CRC-32 mismatch');
   return buffer;
+}
+
+/**
+ * The most compressed bytes an empty deflated entry may have. Writers emit 2
+ * (one empty final block); a few more allow for other encoders' block choices.
+ */
+export const MAX_EMPTY_DEFLATE = 64;
+
+/**
+ * Checks that a deflated entry declared empty holds an empty deflate stream
+ * that ends exactly at its compressed size (at most {@link MAX_EMPTY_DEFLATE},
+ * checked first), so that no reader can find content in it. Rejects with
+ * `CORRUPT_ARCHIVE` for `open`.
+ */
+export async function checkEmptyDeflate(source: RandomAccessSource, dataStart: number, csize: number, path: string): Promise<void> {
+  const bad = (detail: string, cause?: unknown): FopError => new FopError('CORRUPT_ARCHIVE', 'open', path, detail, cause === undefined ? undefined : { cause });
+  if (csize > MAX_EMPTY_DEFLATE) throw bad(`empty entry has ${csize} bytes of compressed data`);
+  const raw = Buffer.allocUnsafe(csize);
+  await readExact(source, raw, dataStart, path);
+  let result: { buffer: Buffer; engine: { bytesWritten: number } };
+  try {
+    // Sync: at most 64 bytes in, at most one byte out (one is enough to refuse).
+    result = inflateRawSync(raw, { info: true, maxOutputLength: 1 }) as unknown as typeof result;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw bad('empty entry is not empty', err);
+    throw bad(`empty entry: ${describeZlibError(err as Error)}`, err);
+  }
+  if (result.buffer.length !== 0) throw bad('empty entry is not empty');
+  if (result.engine.bytesWritten !== csize) throw bad('empty entry: data after the end of the deflate stream');
 }

@@ -8,7 +8,7 @@ import { PlatFops } from '../plat.js';
 import { assertFopPath, validFopPath } from '../path.js';
 import type { ContainerOps, FileOps, FopFd, FopStat, StatOps } from '../types.js';
 import { GP_DATA_DESCRIPTOR, KIND_DIR, KIND_SYMLINK, readZipIndex, type ZipIndex } from './central.js';
-import { EmptyEntryHandle, GzipEntryHandle, InflateEntryHandle, MemoryEntryHandle, StoredEntryHandle, inflateWhole, type EntryData } from './entry.js';
+import { EmptyEntryHandle, GzipEntryHandle, InflateEntryHandle, MAX_EMPTY_DEFLATE, MemoryEntryHandle, StoredEntryHandle, checkEmptyDeflate, inflateWhole, type EntryData } from './entry.js';
 import { resolveLimits, type ZipLimits } from './limits.js';
 import { readExact, sourceFromFd, type RandomAccessSource } from './source.js';
 
@@ -324,6 +324,12 @@ export class ZipFops implements ContainerOps, StatOps {
     } else if (csize !== usize) {
       throw new FopError('CORRUPT_ARCHIVE', 'open', path, `stored entry sizes disagree (${csize} != ${usize})`);
     }
+    if (usize === 0) {
+      // Declared empty must be empty: a streamed entry whose central size was zeroed
+      // still holds bytes that unzip extracts. The deflate stream is checked in #dataStart.
+      if (index.crc[row] !== 0) throw new FopError('CORRUPT_ARCHIVE', 'open', path, 'empty entry has a CRC-32 other than 0');
+      if (csize > MAX_EMPTY_DEFLATE) throw new FopError('CORRUPT_ARCHIVE', 'open', path, `empty entry has ${csize} bytes of compressed data`);
+    }
     const dataStart = await this.#dataStart(arc, row, path);
     const entry: EntryData = {
       source: arc.source,
@@ -371,7 +377,8 @@ export class ZipFops implements ContainerOps, StatOps {
    * Reads and checks the local header once per entry, then caches where the
    * data starts. The central directory is authoritative; a local header that
    * disagrees with it (signature, name, method, encryption, CRC or sizes when
-   * known) means the archive is corrupt or crafted.
+   * known) means the archive is corrupt or crafted. A deflated entry declared
+   * empty must hold an empty deflate stream ending at its compressed size.
    */
   async #dataStart(arc: OpenArchive, row: number, path: string): Promise<number> {
     const index = arc.index;
@@ -403,6 +410,8 @@ export class ZipFops implements ContainerOps, StatOps {
     const start = lfh + 30 + nameLen + hdr.readUInt16LE(28);
     const descriptor = (gp & GP_DATA_DESCRIPTOR) !== 0 ? 12 : 0;
     if (start + index.csize[row]! + descriptor > index.limit[row]!) throw bad('entry data overlaps the next entry (possible zip bomb)');
+    // Once per entry, like the header checks: cached only when it passes.
+    if (index.usize[row] === 0 && index.method[row] === 8) await checkEmptyDeflate(arc.source, start, index.csize[row]!, path);
     index.dataStart[row] = start;
     return start;
   }
