@@ -276,3 +276,22 @@ describe('an entry declared empty must be empty (defect 4e)', () => {
     await zip.close();
   });
 });
+
+describe('symbolic links made on macOS (defect 4f)', () => {
+  const link = (madeBy: number): EntrySpec => ({ name: 'link', data: '../../etc/passwd', method: 0, madeBy, externalAttr: 0o120777 * 0x10000 });
+
+  it('refuses a link entry from an OS X host (19) as it refuses a Unix one (3)', async () => {
+    for (const host of [3, 19]) {
+      const zip = new ZipFops({ source: new MemFops({ '/l.zip': makeZip({ entries: [link((host << 8) | 20), { name: 'f', data: 'file', madeBy: (host << 8) | 20 }] }) }) });
+      await assert.rejects(zip.open('/l.zip/link'), (err: unknown) => FopError.is(err, 'UNSUPPORTED_ENTRY'), `host ${host}`);
+      assert.equal((await zip.stat('/l.zip/link')).type, 'other');
+      assert.equal((await zip.index('/l.zip')).get('link')?.isSymlink, true);
+      assert.equal(await text(zip, '/l.zip/f'), 'file', 'a regular file from the same host still serves');
+    }
+  });
+
+  it('ignores the high attribute bits from hosts whose attributes are not Unix modes (MS-DOS, 0)', async () => {
+    const zip = new ZipFops({ source: new MemFops({ '/l.zip': makeZip({ entries: [link(20)] }) }) });
+    assert.equal(await text(zip, '/l.zip/link'), '../../etc/passwd');
+  });
+});
