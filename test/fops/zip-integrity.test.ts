@@ -295,3 +295,61 @@ describe('symbolic links made on macOS (defect 4f)', () => {
     assert.equal(await text(zip, '/l.zip/link'), '../../etc/passwd');
   });
 });
+
+describe('zip.stats counts open archives and entries (for leak tests)', () => {
+  const dir = tmpDir();
+  after(() => rmTree(dir));
+  const entries = [
+    { name: 'stored.bin', data: noise(20_000, 5), method: 0 },
+    { name: 'small.html', data: prose(3000), method: 8 },
+    { name: 'big.txt', data: prose(2_000_000), method: 8 },
+    { name: 'empty.txt', data: '', method: 0 },
+  ];
+  const a = join(dir, 'a.zip');
+  const b = join(dir, 'b.zip');
+  writeFileSync(a, makeZip({ entries }));
+  writeFileSync(b, makeZip({ entries }));
+  const counts = (zip: ZipFops): [number, number] => [zip.stats.openArchives, zip.stats.openEntries];
+
+  it('return to 0 after every handle closes and zip.close()', async () => {
+    const zip = new ZipFops();
+    assert.deepEqual(counts(zip), [0, 0]);
+    const fds = [];
+    for (const archive of [a, b]) {
+      for (const e of entries) {
+        fds.push(await zip.open(`${archive}/${e.name}`));
+        fds.push(await zip.open(`${archive}/${e.name}`, FopFlags.COMPR_ACCEPTABLE_GZIP));
+      }
+    }
+    assert.deepEqual(counts(zip), [2, fds.length]);
+    await Promise.all(fds.map((fd) => readAll(fd)));
+    for (const fd of fds) await fd.close();
+    await fds[0]!.close(); // twice: counted once
+    assert.deepEqual(counts(zip), [2, 0], 'indexed archives stay open');
+    await assert.rejects(zip.open(`${a}/missing`), FopError.is);
+    assert.deepEqual(counts(zip), [2, 0], 'a failed open holds nothing');
+    await zip.close();
+    assert.deepEqual(counts(zip), [0, 0]);
+  });
+
+  it('count an archive pinned by a handle after close() or eviction until the handle closes', async () => {
+    const zip = new ZipFops({ cache: { maxArchives: 1 } });
+    const held = await zip.open(`${a}/big.txt`);
+    await text(zip, `${b}/stored.bin`); // evicts a; its handle keeps it open
+    assert.deepEqual(counts(zip), [2, 1]);
+    await zip.close();
+    assert.deepEqual(counts(zip), [1, 1], 'retired but pinned');
+    await held.close();
+    await zip.close(); // waits for closes under way
+    assert.deepEqual(counts(zip), [0, 0]);
+  });
+
+  it('do not count an archive that failed to index', async () => {
+    const bad = join(dir, 'bad.zip');
+    writeFileSync(bad, Buffer.from('not a zip archive at all, just some text'));
+    const zip = new ZipFops();
+    await assert.rejects(zip.open(`${bad}/x`), (err: unknown) => FopError.is(err, 'CORRUPT_ARCHIVE'));
+    assert.deepEqual(counts(zip), [0, 0]);
+    await zip.close();
+  });
+});

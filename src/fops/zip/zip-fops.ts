@@ -51,6 +51,10 @@ export interface ZipFopsStats {
   readonly indexBuilds: number;
   /** Archive indexes (or cached failures) held now. */
   readonly cachedArchives: number;
+  /** Archive files open now: indexed ones, and retired ones still pinned by entry handles. */
+  readonly openArchives: number;
+  /** Entry handles open now. */
+  readonly openEntries: number;
 }
 
 /** An indexed archive held open; entry handles keep it alive after eviction. */
@@ -60,16 +64,18 @@ class OpenArchive {
   readonly index: ZipIndex;
   /** The version of the archive file `fd` reads (its handle's identity, or its stat's); never the path. */
   readonly identity: string;
+  readonly #onClose: (closing: Promise<void>) => void;
   #refs = 0;
   #retired = false;
   #closed = false;
-  #closing: Promise<void> = Promise.resolve();
 
-  constructor(fd: FopFd, index: ZipIndex, identity: string) {
+  /** `onClose` is told of the close, whichever of `retire` or the last `release` starts it. */
+  constructor(fd: FopFd, index: ZipIndex, identity: string, onClose: (closing: Promise<void>) => void) {
     this.fd = fd;
     this.source = sourceFromFd(fd);
     this.index = index;
     this.identity = identity;
+    this.#onClose = onClose;
   }
 
   tryAcquire(): boolean {
@@ -84,16 +90,15 @@ class OpenArchive {
   }
 
   /** Stops new use; the archive closes now, or when its last handle closes. */
-  retire(): Promise<void> {
+  retire(): void {
     this.#retired = true;
     this.#maybeClose();
-    return this.#closing;
   }
 
   #maybeClose(): void {
     if (this.#retired && this.#refs === 0 && !this.#closed) {
       this.#closed = true;
-      this.#closing = this.fd.close().catch(() => undefined);
+      this.#onClose(this.fd.close().catch(() => undefined));
     }
   }
 }
@@ -145,6 +150,8 @@ export class ZipFops implements ContainerOps, StatOps {
   readonly #current = new Map<string, string>();
   readonly #closing = new Set<Promise<void>>(); // archive closes still under way
   #indexBuilds = 0;
+  #openArchives = 0;
+  #openEntries = 0;
   readonly #inflated: LruCache<string, Promise<Buffer>> | undefined;
   readonly #inflateMax: number;
 
@@ -161,7 +168,7 @@ export class ZipFops implements ContainerOps, StatOps {
       weigh: (slot) => 1 + (slot.archive?.index.count ?? 0),
       onEvict: (slot, key) => {
         slot.evicted = true;
-        if (slot.archive) this.#track(slot.archive.retire());
+        slot.archive?.retire();
         if (this.#current.get(slot.container) === key) this.#current.delete(slot.container);
       },
     });
@@ -175,7 +182,7 @@ export class ZipFops implements ContainerOps, StatOps {
   }
 
   get stats(): ZipFopsStats {
-    return { indexBuilds: this.#indexBuilds, cachedArchives: this.#cache.size };
+    return { indexBuilds: this.#indexBuilds, cachedArchives: this.#cache.size, openArchives: this.#openArchives, openEntries: this.#openEntries };
   }
 
   /** Opens `<archive>/<entry>`; the archive is the prefix ending at the first signature. */
@@ -248,9 +255,13 @@ export class ZipFops implements ContainerOps, StatOps {
     await Promise.all(this.#closing);
   }
 
-  #track(closing: Promise<void>): void {
-    this.#closing.add(closing);
-    void closing.then(() => this.#closing.delete(closing));
+  /** Counts an archive file closed once `closing` settles, and lets `close()` wait for it. */
+  #archiveClosing(closing: Promise<void>): void {
+    const done = closing.then(() => {
+      this.#openArchives--;
+    });
+    this.#closing.add(done);
+    void done.then(() => this.#closing.delete(done));
   }
 
   async #locate(path: string, op: string): Promise<{ container: string; member: string; stat: FopStat }> {
@@ -273,7 +284,7 @@ export class ZipFops implements ContainerOps, StatOps {
     slot.promise.then(
       (arc) => {
         slot.archive = arc;
-        if (slot.evicted) this.#track(arc.retire());
+        if (slot.evicted) arc.retire();
         else if (this.#cache.peek(key) === slot) this.#cache.set(key, slot); // re-weigh by entry count
       },
       () => undefined, // a failure stays cached for this identity: a broken archive is not re-parsed per request
@@ -283,14 +294,16 @@ export class ZipFops implements ContainerOps, StatOps {
 
   async #load(container: string, st: FopStat): Promise<OpenArchive> {
     const fd = await this.#source.open(container, fsc.O_RDONLY);
+    this.#openArchives++;
     try {
       if (fd.length !== st.size) throw new FopError('IO', 'index', container, 'archive changed while being opened');
       const index = await readZipIndex(sourceFromFd(fd), this.limits, container);
       this.#indexBuilds++;
       // The open handle's own identity names the bytes it reads, even if the file was replaced since the stat.
-      return new OpenArchive(fd, index, fd.identity ?? statIdentity(st));
+      return new OpenArchive(fd, index, fd.identity ?? statIdentity(st), (closing) => this.#archiveClosing(closing));
     } catch (err) {
       await fd.close().catch(() => undefined);
+      this.#openArchives--;
       throw err;
     }
   }
@@ -339,21 +352,29 @@ export class ZipFops implements ContainerOps, StatOps {
       crc: index.crc[row]!,
       identity: `${arc.identity}:${row}:${index.crc[row]!.toString(16)}:${usize}`,
       archiveChanged: () => fopChanged(arc.fd),
-      release: once(() => arc.release()),
+      release: once(() => {
+        this.#openEntries--;
+        arc.release();
+      }),
+    };
+    // Counted once the handle exists: only its close calls release.
+    const opened = (fd: FopFd): FopFd => {
+      this.#openEntries++;
+      return fd;
     };
     const base = (flags & ~FopFlags.COMPR_IS_GZIP) | FopFlags.VIRTUAL | FopFlags.MOD_TIME_VALID;
     const init = { flags: base, modTime: index.mtime[row]! };
-    if (usize === 0) return new EmptyEntryHandle(this, path, { ...init, length: 0 }, entry);
-    if (method === 0) return new StoredEntryHandle(this, path, { ...init, length: usize }, entry);
+    if (usize === 0) return opened(new EmptyEntryHandle(this, path, { ...init, length: 0 }, entry));
+    if (method === 0) return opened(new StoredEntryHandle(this, path, { ...init, length: usize }, entry));
     if (csize === 0) throw new FopError('CORRUPT_ARCHIVE', 'open', path, 'deflated entry has no data');
     if ((flags & FopFlags.COMPR_ACCEPTABLE_GZIP) !== 0) {
-      return new GzipEntryHandle(this, path, { ...init, flags: base | FopFlags.COMPR_IS_GZIP }, entry);
+      return opened(new GzipEntryHandle(this, path, { ...init, flags: base | FopFlags.COMPR_IS_GZIP }, entry));
     }
     if (this.#inflated && usize <= this.#inflateMax) {
       const data = await this.#inflatedContent(arc, row, entry, path);
-      return new MemoryEntryHandle(this, path, init, entry, data);
+      return opened(new MemoryEntryHandle(this, path, init, entry, data));
     }
-    return new InflateEntryHandle(this, path, init, entry);
+    return opened(new InflateEntryHandle(this, path, init, entry));
   }
 
   /** The verified inflated content of a small entry, from the cache or inflated now (one inflate per key at a time). */
