@@ -21,6 +21,7 @@ export {
   type FopReadStreamOptions,
 } from './helpers.js';
 export { PlatFops } from './plat.js';
+export { CONTAINER_SIGNATURES, locateContainer, type ContainerLocation } from './container.js';
 export { MemFops, type MemFileInit } from './memory.js';
 export { Vfs, type VfsOptions, type VfsPrefix } from './vfs.js';
 export { ZipFops, type ZipFopsOptions, type ZipFopsStats } from './zip/zip-fops.js';

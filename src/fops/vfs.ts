@@ -1,4 +1,4 @@
-import { FopError } from './errors.js';
+import { locateContainer } from './container.js';
 import { fopRealPath, fopStat } from './helpers.js';
 import { PlatFops } from './plat.js';
 import { assertFopPath, signatureSplits } from './path.js';
@@ -95,21 +95,11 @@ export class Vfs implements StatOps, RealPathOps {
 
   async #select(path: string, op: string): Promise<Selected | undefined> {
     if (this.#signatures.length === 0) return undefined;
-    for (const slash of signatureSplits(path, this.#signatures)) {
-      const container = path.slice(0, slash);
-      let stat: FopStat;
-      try {
-        stat = await fopStat(this.base, container);
-      } catch (err) {
-        if (FopError.is(err)) throw new FopError(err.code, op, path, undefined, { cause: err });
-        throw err;
-      }
-      if (stat.type === 'directory') continue; // a directory called x.zip is a directory
-      if (stat.type !== 'file') throw new FopError('NOT_FOUND', op, path);
-      const ops = this.#owner(container);
-      if (ops) return { ops, container, stat, member: path.slice(slash + 1) };
-    }
-    return undefined;
+    const loc = await locateContainer(this.base, path, this.#signatures, op);
+    if (!loc) return undefined;
+    // The signatures are the containers' own, so one of them owns every match.
+    const ops = this.#owner(loc.container);
+    return ops ? { ops, ...loc } : undefined;
   }
 
   #owner(container: string): ContainerOps | undefined {

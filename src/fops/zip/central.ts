@@ -1,5 +1,5 @@
 import { FopError } from '../errors.js';
-import { decodeName, validateName } from './names.js';
+import { UNIX_HOSTS, decodeName, validateName } from './names.js';
 import type { ZipLimits } from './limits.js';
 import { readExact, type RandomAccessSource } from './source.js';
 
@@ -150,8 +150,6 @@ export class ZipIndex {
   readonly kind: Uint8Array;
   /** Cached absolute data offsets, 0 until the local header has been read and checked. */
   readonly dataStart: Float64Array;
-  /** 1 once a complete read of the entry has matched its CRC-32. */
-  readonly verified: Uint8Array;
 
   /** @internal */
   constructor(path: string, end: ZipEnd, cols: Columns, files: Map<string, number>, dirs: Set<string>, limit: Float64Array) {
@@ -177,7 +175,6 @@ export class ZipIndex {
     this.kind = fit(cols.kind);
     this.limit = limit;
     this.dataStart = new Float64Array(n);
-    this.verified = new Uint8Array(n);
   }
 
   /** Whether a row's entry is encrypted in any of the ways APPNOTE knows (never servable). */
@@ -507,7 +504,8 @@ export async function readZipIndex(src: RandomAccessSource, limits: ZipLimits, p
     cols.gpFlags[row] = gp;
     cols.nameLen[row] = nameLen;
     cols.mtime[row] = extras.mtime ?? dosToMs(dosDate, dosTime);
-    const unixMode = madeBy >>> 8 === 3 ? external >>> 16 : 0;
+    // macOS's zip and Archive Utility say host 19 (OS X) and store Unix modes there too.
+    const unixMode = UNIX_HOSTS.has(madeBy >>> 8) ? external >>> 16 : 0;
     const isLink = (unixMode & 0o170000) === 0o120000;
     cols.kind[row] = (checked.isDir ? KIND_DIR : isLink ? KIND_SYMLINK : KIND_FILE) | (extras.aes ? KIND_AES : 0);
 

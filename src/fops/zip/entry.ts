@@ -1,4 +1,4 @@
-import { createGunzip, crc32, inflateRaw, type Gunzip } from 'node:zlib';
+import { createGunzip, crc32, inflateRaw, inflateRawSync, type Gunzip } from 'node:zlib';
 import { FopError } from '../errors.js';
 import { FopHandle, type FopHandleInit } from '../handle.js';
 import type { FileOps } from '../types.js';
@@ -11,10 +11,10 @@ export interface EntryData {
   readonly csize: number;
   readonly usize: number;
   readonly crc: number;
-  /** Whether a complete read has already matched the CRC-32 (cached in the index per archive identity). */
-  readonly verified: boolean;
-  /** Records that a complete read matched the CRC-32. */
-  readonly markVerified: () => void;
+  /** The entry's identity form's token: the archive's identity (never its path), the row, CRC-32 and size. */
+  readonly identity: string;
+  /** Whether the archive file may have changed since it was opened (its handle's `changed()`). */
+  readonly archiveChanged: () => Promise<boolean>;
   /** Called once when the handle closes (releases the archive). */
   readonly release: () => void;
 }
@@ -46,10 +46,19 @@ export function gzipTrailer(crc: number, usize: number): Uint8Array {
 
 abstract class EntryHandle extends FopHandle {
   protected readonly entry: EntryData;
+  /** See {@link EntryData.identity}; the gzip form adds its own suffix. */
+  readonly identity: string;
 
-  constructor(fops: FileOps, path: string, init: FopHandleInit, entry: EntryData) {
+  constructor(fops: FileOps, path: string, init: FopHandleInit, entry: EntryData, identity = entry.identity) {
     super(fops, path, init);
     this.entry = entry;
+    this.identity = identity;
+  }
+
+  /** True when the archive file may have changed since it was opened: these bytes come from it as they are read. */
+  async changed(): Promise<boolean> {
+    this.assertOpen('stat');
+    return this.entry.archiveChanged();
   }
 
   protected override closeImpl(): Promise<void> {
@@ -67,11 +76,9 @@ abstract class EntryHandle extends FopHandle {
 
 /**
  * A stored (method 0) entry: reads are slices of the archive, seeks are free.
- * A read sequence that covers the entry from byte 0 to the end is checked
- * against the CRC-32; a mismatch rejects the read that completes the entry.
- * Once an entry has matched, the index remembers it for that archive
- * identity and later reads skip the check (the CRC costs a quarter of the
- * throughput); a changed archive is a new identity and is checked again.
+ * Every read sequence that covers the entry from byte 0 to the end is checked
+ * against the CRC-32, however often the entry has matched before; a mismatch
+ * rejects the read that completes the entry. `readAt` is not checked.
  */
 export class StoredEntryHandle extends EntryHandle {
   #crc = 0;
@@ -79,7 +86,7 @@ export class StoredEntryHandle extends EntryHandle {
 
   protected async readImpl(buf: Uint8Array): Promise<number> {
     const n = await this.readRaw(buf, this.pos);
-    if (this.entry.verified) return n;
+    // No "already verified" shortcut: the archive may have been rewritten in place since.
     if (this.pos === 0) {
       this.#crc = 0;
       this.#crcPos = 0;
@@ -89,7 +96,6 @@ export class StoredEntryHandle extends EntryHandle {
       this.#crcPos += n;
       if (this.#crcPos === this.length) {
         if (this.#crc >>> 0 !== this.entry.crc) throw corruptData(this.path, 'CRC-32 mismatch');
-        this.entry.markVerified();
       }
     }
     return n;
@@ -112,7 +118,8 @@ export class GzipEntryHandle extends EntryHandle {
   readonly #trailer: Uint8Array;
 
   constructor(fops: FileOps, path: string, init: Omit<FopHandleInit, 'length'>, entry: EntryData) {
-    super(fops, path, { ...init, length: entry.csize + 18 }, entry);
+    // Another representation, other bytes: its own identity.
+    super(fops, path, { ...init, length: entry.csize + 18 }, entry, `${entry.identity}:gzip:${entry.csize}`);
     this.#trailer = gzipTrailer(entry.crc, entry.usize);
   }
 
@@ -326,16 +333,23 @@ export class InflateEntryHandle extends EntryHandle {
   }
 }
 
-/** An empty entry (any method): nothing to read. */
+/** An empty entry (any method): nothing to read, so nothing that can change (`changed()` is false). */
 export class EmptyEntryHandle extends EntryHandle {
   protected readImpl(): Promise<number> {
     return Promise.resolve(0);
+  }
+
+  override async changed(): Promise<boolean> {
+    this.assertOpen('stat');
+    return false;
   }
 }
 
 /**
  * An entry whose verified content is in memory (from the inflated-content
  * cache): reads are copies, `readBuffer` hands out views without copying.
+ * `changed()` is false: the bytes were checked whole against the CRC-32 and
+ * size before the handle existed, and the archive is never read again.
  */
 export class MemoryEntryHandle extends EntryHandle {
   readonly #data: Buffer;
@@ -343,6 +357,11 @@ export class MemoryEntryHandle extends EntryHandle {
   constructor(fops: FileOps, path: string, init: Omit<FopHandleInit, 'length'>, entry: EntryData, data: Buffer) {
     super(fops, path, { ...init, length: data.length }, entry);
     this.#data = data;
+  }
+
+  override async changed(): Promise<boolean> {
+    this.assertOpen('stat');
+    return false;
   }
 
   protected readImpl(buf: Uint8Array): Promise<number> {
@@ -388,4 +407,33 @@ export async function inflateWhole(entry: EntryData, path: string): Promise<Buff
   if (engine.bytesWritten !== entry.csize) throw corruptData(path, 'data after the end of the deflate stream');
   if (crc32(buffer) >>> 0 !== entry.crc) throw corruptData(path, 'CRC-32 mismatch');
   return buffer;
+}
+
+/**
+ * The most compressed bytes an empty deflated entry may have. Writers emit 2
+ * (one empty final block); a few more allow for other encoders' block choices.
+ */
+export const MAX_EMPTY_DEFLATE = 64;
+
+/**
+ * Checks that a deflated entry declared empty holds an empty deflate stream
+ * that ends exactly at its compressed size (at most {@link MAX_EMPTY_DEFLATE},
+ * checked first), so that no reader can find content in it. Rejects with
+ * `CORRUPT_ARCHIVE` for `open`.
+ */
+export async function checkEmptyDeflate(source: RandomAccessSource, dataStart: number, csize: number, path: string): Promise<void> {
+  const bad = (detail: string, cause?: unknown): FopError => new FopError('CORRUPT_ARCHIVE', 'open', path, detail, cause === undefined ? undefined : { cause });
+  if (csize > MAX_EMPTY_DEFLATE) throw bad(`empty entry has ${csize} bytes of compressed data`);
+  const raw = Buffer.allocUnsafe(csize);
+  await readExact(source, raw, dataStart, path);
+  let result: { buffer: Buffer; engine: { bytesWritten: number } };
+  try {
+    // Sync: at most 64 bytes in, at most one byte out (one is enough to refuse).
+    result = inflateRawSync(raw, { info: true, maxOutputLength: 1 }) as unknown as typeof result;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw bad('empty entry is not empty', err);
+    throw bad(`empty entry: ${describeZlibError(err as Error)}`, err);
+  }
+  if (result.buffer.length !== 0) throw bad('empty entry is not empty');
+  if (result.engine.bytesWritten !== csize) throw bad('empty entry: data after the end of the deflate stream');
 }

@@ -27,8 +27,11 @@ export interface EntryName {
 /** A decoded name, or why it could not be decoded. */
 export type DecodedName = { readonly name: string } | { readonly bad: BadNameReason };
 
-/** Host systems (high byte of "version made by") whose tools store names in the local, nowadays UTF-8, charset. */
-const UNIX_HOSTS = new Set([3 /* Unix */, 19 /* OS X */]);
+/**
+ * Host systems (high byte of "version made by") that are Unix: their tools store names in the local,
+ * nowadays UTF-8, charset, and a Unix mode in the high 16 bits of the external attributes.
+ */
+export const UNIX_HOSTS: ReadonlySet<number> = new Set([3 /* Unix */, 19 /* OS X */]);
 
 /**
  * Decodes an entry name:

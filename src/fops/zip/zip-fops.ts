@@ -2,12 +2,13 @@ import { constants as fsc } from 'node:fs';
 import { LruCache } from '../../cache/lru.js';
 import { FopError } from '../errors.js';
 import { FopFlags } from '../flags.js';
-import { fopStat } from '../helpers.js';
+import { CONTAINER_SIGNATURES, locateContainer } from '../container.js';
+import { fopChanged, fopStat } from '../helpers.js';
 import { PlatFops } from '../plat.js';
-import { assertFopPath, signatureSplits, validFopPath } from '../path.js';
+import { assertFopPath, validFopPath } from '../path.js';
 import type { ContainerOps, FileOps, FopFd, FopStat, StatOps } from '../types.js';
 import { GP_DATA_DESCRIPTOR, KIND_DIR, KIND_SYMLINK, readZipIndex, type ZipIndex } from './central.js';
-import { EmptyEntryHandle, GzipEntryHandle, InflateEntryHandle, MemoryEntryHandle, StoredEntryHandle, inflateWhole, type EntryData } from './entry.js';
+import { EmptyEntryHandle, GzipEntryHandle, InflateEntryHandle, MAX_EMPTY_DEFLATE, MemoryEntryHandle, StoredEntryHandle, checkEmptyDeflate, inflateWhole, type EntryData } from './entry.js';
 import { resolveLimits, type ZipLimits } from './limits.js';
 import { readExact, sourceFromFd, type RandomAccessSource } from './source.js';
 
@@ -50,6 +51,10 @@ export interface ZipFopsStats {
   readonly indexBuilds: number;
   /** Archive indexes (or cached failures) held now. */
   readonly cachedArchives: number;
+  /** Archive files open now: indexed ones, and retired ones still pinned by entry handles. */
+  readonly openArchives: number;
+  /** Entry handles open now. */
+  readonly openEntries: number;
 }
 
 /** An indexed archive held open; entry handles keep it alive after eviction. */
@@ -57,15 +62,20 @@ class OpenArchive {
   readonly fd: FopFd;
   readonly source: RandomAccessSource;
   readonly index: ZipIndex;
+  /** The version of the archive file `fd` reads (its handle's identity, or its stat's); never the path. */
+  readonly identity: string;
+  readonly #onClose: (closing: Promise<void>) => void;
   #refs = 0;
   #retired = false;
   #closed = false;
-  #closing: Promise<void> = Promise.resolve();
 
-  constructor(fd: FopFd, index: ZipIndex) {
+  /** `onClose` is told of the close, whichever of `retire` or the last `release` starts it. */
+  constructor(fd: FopFd, index: ZipIndex, identity: string, onClose: (closing: Promise<void>) => void) {
     this.fd = fd;
     this.source = sourceFromFd(fd);
     this.index = index;
+    this.identity = identity;
+    this.#onClose = onClose;
   }
 
   tryAcquire(): boolean {
@@ -80,16 +90,15 @@ class OpenArchive {
   }
 
   /** Stops new use; the archive closes now, or when its last handle closes. */
-  retire(): Promise<void> {
+  retire(): void {
     this.#retired = true;
     this.#maybeClose();
-    return this.#closing;
   }
 
   #maybeClose(): void {
     if (this.#retired && this.#refs === 0 && !this.#closed) {
       this.#closed = true;
-      this.#closing = this.fd.close().catch(() => undefined);
+      this.#onClose(this.fd.close().catch(() => undefined));
     }
   }
 }
@@ -99,6 +108,15 @@ interface Slot {
   readonly promise: Promise<OpenArchive>;
   archive?: OpenArchive;
   evicted?: boolean;
+}
+
+/**
+ * One version of an archive file as its backend's stat names it: device,
+ * inode, size, mtime and ctime (the ctime moves on every write, even one whose
+ * mtime is put back with `touch -r`). Fields the backend lacks are empty.
+ */
+function statIdentity(st: FopStat): string {
+  return `${st.dev ?? ''}:${st.ino ?? ''}:${st.size}:${st.modTime ?? ''}:${st.changeTime ?? ''}`;
 }
 
 function once(fn: () => void): () => void {
@@ -118,7 +136,7 @@ function once(fn: () => void): () => void {
  *
  * - Paths are `<archive path>/<entry name>`, split at the first signature.
  * - The central directory is parsed once per archive identity (path, size,
- *   mtime, device, inode) into a compact index held in an LRU; a changed
+ *   mtime, ctime, device, inode) into a compact index held in an LRU; a changed
  *   archive is re-read, an unchanged one never rescanned.
  * - Methods 0 (stored) and 8 (deflate) are served; a deflated entry opened
  *   with `COMPR_ACCEPTABLE_GZIP` is one gzip member, never recompressed.
@@ -132,13 +150,15 @@ export class ZipFops implements ContainerOps, StatOps {
   readonly #current = new Map<string, string>();
   readonly #closing = new Set<Promise<void>>(); // archive closes still under way
   #indexBuilds = 0;
+  #openArchives = 0;
+  #openEntries = 0;
   readonly #inflated: LruCache<string, Promise<Buffer>> | undefined;
   readonly #inflateMax: number;
 
   constructor(options: ZipFopsOptions = {}) {
     this.#source = options.source ?? new PlatFops();
     this.limits = resolveLimits(options.limits);
-    this.signatures = Object.freeze([...(options.signatures ?? ['.zip/', '.jar/', '.war/'])].map((s) => s.toLowerCase()));
+    this.signatures = Object.freeze([...(options.signatures ?? CONTAINER_SIGNATURES)].map((s) => s.toLowerCase()));
     for (const sig of this.signatures) {
       if (!/^\.[a-z0-9]+\/$/.test(sig)) throw new TypeError(`ZipFops: signature ${JSON.stringify(sig)} must look like ".zip/"`);
     }
@@ -148,7 +168,7 @@ export class ZipFops implements ContainerOps, StatOps {
       weigh: (slot) => 1 + (slot.archive?.index.count ?? 0),
       onEvict: (slot, key) => {
         slot.evicted = true;
-        if (slot.archive) this.#track(slot.archive.retire());
+        slot.archive?.retire();
         if (this.#current.get(slot.container) === key) this.#current.delete(slot.container);
       },
     });
@@ -162,7 +182,7 @@ export class ZipFops implements ContainerOps, StatOps {
   }
 
   get stats(): ZipFopsStats {
-    return { indexBuilds: this.#indexBuilds, cachedArchives: this.#cache.size };
+    return { indexBuilds: this.#indexBuilds, cachedArchives: this.#cache.size, openArchives: this.#openArchives, openEntries: this.#openEntries };
   }
 
   /** Opens `<archive>/<entry>`; the archive is the prefix ending at the first signature. */
@@ -235,32 +255,24 @@ export class ZipFops implements ContainerOps, StatOps {
     await Promise.all(this.#closing);
   }
 
-  #track(closing: Promise<void>): void {
-    this.#closing.add(closing);
-    void closing.then(() => this.#closing.delete(closing));
+  /** Counts an archive file closed once `closing` settles, and lets `close()` wait for it. */
+  #archiveClosing(closing: Promise<void>): void {
+    const done = closing.then(() => {
+      this.#openArchives--;
+    });
+    this.#closing.add(done);
+    void done.then(() => this.#closing.delete(done));
   }
 
   async #locate(path: string, op: string): Promise<{ container: string; member: string; stat: FopStat }> {
     assertFopPath(path, op);
-    // As in Vfs: the first signature whose prefix is a file; directories named x.zip are passed over.
-    for (const split of signatureSplits(path, this.signatures)) {
-      const container = path.slice(0, split);
-      let stat: FopStat;
-      try {
-        stat = await fopStat(this.#source, container);
-      } catch (err) {
-        if (FopError.is(err)) throw new FopError(err.code, op, path, undefined, { cause: err });
-        throw err;
-      }
-      if (stat.type === 'directory') continue;
-      if (stat.type !== 'file') break;
-      return { container, member: path.slice(split + 1), stat };
-    }
-    throw new FopError('NOT_FOUND', op, path, 'no archive in path');
+    const loc = await locateContainer(this.#source, path, this.signatures, op);
+    if (!loc) throw new FopError('NOT_FOUND', op, path, 'no archive in path');
+    return loc;
   }
 
   #archive(container: string, st: FopStat): Promise<OpenArchive> {
-    const key = `${container}\0${st.size}\0${st.modTime ?? ''}\0${st.dev ?? ''}\0${st.ino ?? ''}`;
+    const key = `${container}\0${statIdentity(st)}`;
     const hit = this.#cache.get(key);
     if (hit) return hit.promise;
     // A new identity for a known path: the old index is stale.
@@ -272,7 +284,7 @@ export class ZipFops implements ContainerOps, StatOps {
     slot.promise.then(
       (arc) => {
         slot.archive = arc;
-        if (slot.evicted) this.#track(arc.retire());
+        if (slot.evicted) arc.retire();
         else if (this.#cache.peek(key) === slot) this.#cache.set(key, slot); // re-weigh by entry count
       },
       () => undefined, // a failure stays cached for this identity: a broken archive is not re-parsed per request
@@ -282,13 +294,16 @@ export class ZipFops implements ContainerOps, StatOps {
 
   async #load(container: string, st: FopStat): Promise<OpenArchive> {
     const fd = await this.#source.open(container, fsc.O_RDONLY);
+    this.#openArchives++;
     try {
       if (fd.length !== st.size) throw new FopError('IO', 'index', container, 'archive changed while being opened');
       const index = await readZipIndex(sourceFromFd(fd), this.limits, container);
       this.#indexBuilds++;
-      return new OpenArchive(fd, index);
+      // The open handle's own identity names the bytes it reads, even if the file was replaced since the stat.
+      return new OpenArchive(fd, index, fd.identity ?? statIdentity(st), (closing) => this.#archiveClosing(closing));
     } catch (err) {
       await fd.close().catch(() => undefined);
+      this.#openArchives--;
       throw err;
     }
   }
@@ -322,6 +337,12 @@ export class ZipFops implements ContainerOps, StatOps {
     } else if (csize !== usize) {
       throw new FopError('CORRUPT_ARCHIVE', 'open', path, `stored entry sizes disagree (${csize} != ${usize})`);
     }
+    if (usize === 0) {
+      // Declared empty must be empty: a streamed entry whose central size was zeroed
+      // still holds bytes that unzip extracts. The deflate stream is checked in #dataStart.
+      if (index.crc[row] !== 0) throw new FopError('CORRUPT_ARCHIVE', 'open', path, 'empty entry has a CRC-32 other than 0');
+      if (csize > MAX_EMPTY_DEFLATE) throw new FopError('CORRUPT_ARCHIVE', 'open', path, `empty entry has ${csize} bytes of compressed data`);
+    }
     const dataStart = await this.#dataStart(arc, row, path);
     const entry: EntryData = {
       source: arc.source,
@@ -329,31 +350,38 @@ export class ZipFops implements ContainerOps, StatOps {
       csize,
       usize,
       crc: index.crc[row]!,
-      verified: index.verified[row] === 1,
-      markVerified: () => {
-        index.verified[row] = 1;
-      },
-      release: once(() => arc.release()),
+      identity: `${arc.identity}:${row}:${index.crc[row]!.toString(16)}:${usize}`,
+      archiveChanged: () => fopChanged(arc.fd),
+      release: once(() => {
+        this.#openEntries--;
+        arc.release();
+      }),
+    };
+    // Counted once the handle exists: only its close calls release.
+    const opened = (fd: FopFd): FopFd => {
+      this.#openEntries++;
+      return fd;
     };
     const base = (flags & ~FopFlags.COMPR_IS_GZIP) | FopFlags.VIRTUAL | FopFlags.MOD_TIME_VALID;
     const init = { flags: base, modTime: index.mtime[row]! };
-    if (usize === 0) return new EmptyEntryHandle(this, path, { ...init, length: 0 }, entry);
-    if (method === 0) return new StoredEntryHandle(this, path, { ...init, length: usize }, entry);
+    if (usize === 0) return opened(new EmptyEntryHandle(this, path, { ...init, length: 0 }, entry));
+    if (method === 0) return opened(new StoredEntryHandle(this, path, { ...init, length: usize }, entry));
     if (csize === 0) throw new FopError('CORRUPT_ARCHIVE', 'open', path, 'deflated entry has no data');
     if ((flags & FopFlags.COMPR_ACCEPTABLE_GZIP) !== 0) {
-      return new GzipEntryHandle(this, path, { ...init, flags: base | FopFlags.COMPR_IS_GZIP }, entry);
+      return opened(new GzipEntryHandle(this, path, { ...init, flags: base | FopFlags.COMPR_IS_GZIP }, entry));
     }
     if (this.#inflated && usize <= this.#inflateMax) {
       const data = await this.#inflatedContent(arc, row, entry, path);
-      return new MemoryEntryHandle(this, path, init, entry, data);
+      return opened(new MemoryEntryHandle(this, path, init, entry, data));
     }
-    return new InflateEntryHandle(this, path, init, entry);
+    return opened(new InflateEntryHandle(this, path, init, entry));
   }
 
   /** The verified inflated content of a small entry, from the cache or inflated now (one inflate per key at a time). */
   #inflatedContent(arc: OpenArchive, row: number, entry: EntryData, path: string): Promise<Buffer> {
     const cache = this.#inflated!;
-    const key = `${arc.index.path}\0${arc.fd.length}\0${arc.fd.modTime}\0${row}\0${entry.usize}`;
+    // The path too: backends without inodes give two archives of one size and mtime the same identity.
+    const key = `${arc.index.path}\0${arc.identity}\0${row}\0${entry.usize}`;
     let data = cache.get(key);
     if (!data) {
       data = inflateWhole(entry, path);
@@ -370,7 +398,8 @@ export class ZipFops implements ContainerOps, StatOps {
    * Reads and checks the local header once per entry, then caches where the
    * data starts. The central directory is authoritative; a local header that
    * disagrees with it (signature, name, method, encryption, CRC or sizes when
-   * known) means the archive is corrupt or crafted.
+   * known) means the archive is corrupt or crafted. A deflated entry declared
+   * empty must hold an empty deflate stream ending at its compressed size.
    */
   async #dataStart(arc: OpenArchive, row: number, path: string): Promise<number> {
     const index = arc.index;
@@ -402,6 +431,8 @@ export class ZipFops implements ContainerOps, StatOps {
     const start = lfh + 30 + nameLen + hdr.readUInt16LE(28);
     const descriptor = (gp & GP_DATA_DESCRIPTOR) !== 0 ? 12 : 0;
     if (start + index.csize[row]! + descriptor > index.limit[row]!) throw bad('entry data overlaps the next entry (possible zip bomb)');
+    // Once per entry, like the header checks: cached only when it passes.
+    if (index.usize[row] === 0 && index.method[row] === 8) await checkEmptyDeflate(arc.source, start, index.csize[row]!, path);
     index.dataStart[row] = start;
     return start;
   }
