@@ -1,5 +1,6 @@
 import { makeEtag, negotiateEncoding } from '../cache/http.js';
 import { LruCache } from '../cache/lru.js';
+import { CONTAINER_SIGNATURES } from '../fops/container.js';
 import { FopError } from '../fops/errors.js';
 import { FopFlags } from '../fops/flags.js';
 import { fopChanged, fopIdentity, fopRealPath, fopStat, readAll, vfsGetModTime } from '../fops/helpers.js';
@@ -77,7 +78,6 @@ interface CachedContent {
   expires: number;
 }
 
-const SIGNATURES = ['.zip/', '.jar/', '.war/'];
 const SIBLINGS: readonly (readonly [string, string])[] = [
   ['br', '.br'],
   ['gzip', '.gz'],
@@ -120,7 +120,7 @@ export class ServeEngine {
     const doc = options.notFoundDocument;
     if (doc !== undefined && (typeof doc !== 'string' || !doc.startsWith('/'))) throw new TypeError('notFoundDocument must be a URL path starting with "/"');
     this.#notFoundDocument = doc;
-    const mounts = options.mounts.map((m, i) => resolveMount(m, this.#headers, `mounts[${i}]`, SIGNATURES));
+    const mounts = options.mounts.map((m, i) => resolveMount(m, this.#headers, `mounts[${i}]`, CONTAINER_SIGNATURES));
     const seen = new Set<string>();
     for (const m of mounts) {
       if (seen.has(m.mountpoint)) throw new TypeError(`mounts: mountpoint ${JSON.stringify(m.mountpoint)} is used twice`);
