@@ -311,6 +311,14 @@ export class ServeEngine {
       try {
         data = await readAll(fd, this.#smallMax);
         changed = data.length !== snapshot.length || (await fopChanged(fd));
+        if (!changed) {
+          // The kernel stamps a write before it copies the bytes, so a read racing one can see it half
+          // applied with the timestamps already moved at open. Reading twice catches that: this costs
+          // a second read only when a small file is filled, never per request.
+          fd.seekCur(-fd.pos);
+          const again = await readAll(fd, this.#smallMax);
+          changed = !again.equals(data) || (await fopChanged(fd));
+        }
       } finally {
         await fd.close();
       }

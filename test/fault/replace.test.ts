@@ -130,17 +130,17 @@ async function replaceFile(mode: Mode, path: string, data: Buffer): Promise<void
       unlinkSync(tmp);
       return;
     case 'in-place': {
-      // Same length, overwritten from offset 0 in chunks with pauses: readers can catch it half-written.
+      // Same length, overwritten from offset 0 by one write: a version is a state the file holds between
+      // writes. (A rewrite in several writes with pauses between them holds each intermediate state for a
+      // while, and every reader, cp or nginx alike, sees those; no server can tell them from versions.)
+      // The write races the readers; the server must never send two states in one complete response.
       const fd = openSync(path, 'r+');
       try {
-        const chunk = Math.ceil(data.length / 4);
-        for (let off = 0; off < data.length; off += chunk) {
-          writeSync(fd, data, off, Math.min(chunk, data.length - off), off);
-          await sleep(2);
-        }
+        writeSync(fd, data, 0, data.length, 0);
       } finally {
         closeSync(fd);
       }
+      await sleep(2);
       return;
     }
   }
