@@ -5,10 +5,11 @@
  * Every loop is bounded in count and in time.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { root, rmTree, tmpDir, writeTree } from '../helpers/fixtures.js';
 
@@ -52,26 +53,86 @@ function fetchLength(port: number, path: string, pauseMs = 0): Promise<{ status:
   });
 }
 
+interface Cli {
+  readonly child: ChildProcessByStdio<null, Readable, Readable>;
+  /** Its port, once it printed "serving … at http://127.0.0.1:PORT/" (0 if it never did). */
+  readonly port: number;
+  readonly output: () => string;
+  /** Resolves with the exit code, or the signal that killed it. */
+  readonly exited: Promise<number | NodeJS.Signals | null>;
+  /** Kills it if it still runs; always call it (in a finally). */
+  readonly dispose: () => Promise<void>;
+}
+
+/**
+ * Starts the CLI on `confDir` and resolves as soon as it prints its URL. `onUrl` runs in the
+ * same callback that saw the URL, so a signal it sends arrives as early as a script's would.
+ */
+async function startCli(confDir: string, onUrl: (child: Cli['child']) => void = () => undefined): Promise<Cli> {
+  const child = spawn(process.execPath, [cli, '--config', confDir, '--quiet'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const exited = new Promise<number | NodeJS.Signals | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+  // Whatever happens, the child does not outlive the test.
+  const killer = setTimeout(() => child.kill('SIGKILL'), 25_000);
+  let giveUp: NodeJS.Timeout | undefined;
+  let seen = false;
+  const port = await new Promise<number>((resolve) => {
+    giveUp = setTimeout(() => resolve(0), 10_000);
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = /at http:\/\/127\.0\.0\.1:(\d+)\//.exec(out);
+      if (m && !seen) {
+        seen = true;
+        onUrl(child);
+        resolve(Number(m[1]));
+      }
+    });
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    void exited.then(() => resolve(0));
+  });
+  clearTimeout(giveUp);
+  return {
+    child,
+    port,
+    output: () => out,
+    exited,
+    dispose: async () => {
+      clearTimeout(killer);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+const running = (c: Cli): boolean => c.child.exitCode === null && c.child.signalCode === null;
+
 describe('fault: SIGHUP reloads under load with an access log', () => {
+  it('survives a SIGHUP sent the moment it prints its URL (the handler is in place by then)', { timeout: 30_000 }, async () => {
+    const d = join(dir, 'early');
+    writeTree(join(d, 'www'), { 'a.txt': Buffer.from('a') });
+    writeFileSync(join(d, 'conf'), JSON.stringify({ vhosts: [{ port: 0, interface: '127.0.0.1', mounts: [{ mountpoint: '/', origin: 'file://www' }] }] }));
+    for (let i = 0; i < 4; i++) {
+      const s = await startCli(d, (child) => child.kill('SIGHUP'));
+      try {
+        assert.ok(s.port > 0, `the CLI started: ${s.output()}`);
+        for (let j = 0; j < 100 && running(s) && !/configuration reloaded/.test(s.output()); j++) await sleep(20);
+        assert.ok(running(s), `run ${i}: a SIGHUP right after the URL must not stop it, but it ended with ${String(s.child.signalCode ?? s.child.exitCode)}:\n${s.output()}`);
+        assert.match(s.output(), /configuration reloaded/);
+      } finally {
+        await s.dispose();
+      }
+    }
+  });
+
   it('reload repeatedly with an access log and slow readers; zero failed requests, every response logged exactly once', { timeout: 30_000 }, async () => {
     const log = join(dir, 'access.log');
     writeTree(join(dir, 'www'), { 'small.txt': Buffer.alloc(SMALL, 'a'), 'big.png': Buffer.alloc(BIG, 'b') });
     writeFileSync(join(dir, 'conf'), JSON.stringify({ vhosts: [{ name: 'localhost', port: 0, interface: '127.0.0.1', 'access-log': 'access.log', mounts: [{ mountpoint: '/', origin: 'file://www' }] }] }));
 
-    const child = spawn(process.execPath, [cli, '--config', dir, '--quiet'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    // Whatever happens below, the child does not outlive the test.
-    const killer = setTimeout(() => child.kill('SIGKILL'), 25_000);
+    const s = await startCli(dir);
+    const { child, port } = s;
     try {
-      let port = 0;
-      for (let i = 0; i < 300 && port === 0 && child.exitCode === null; i++) {
-        port = Number(/at http:\/\/127\.0\.0\.1:(\d+)\//.exec(out)?.[1] ?? 0);
-        if (port === 0) await sleep(20);
-      }
-      assert.ok(port > 0, `the CLI started: ${out}`);
+      assert.ok(port > 0, `the CLI started: ${s.output()}`);
 
       const failures: string[] = [];
       const expected = new Map<string, number>(); // unique query -> expected length
@@ -87,7 +148,7 @@ describe('fault: SIGHUP reloads under load with an access log', () => {
 
       let loadDone = false;
       const hups = (async () => {
-        for (let i = 0; i < SIGHUPS && !loadDone && child.exitCode === null; i++) {
+        for (let i = 0; i < SIGHUPS && !loadDone && running(s); i++) {
           child.kill('SIGHUP');
           await sleep(SIGHUP_EVERY_MS);
         }
@@ -122,12 +183,12 @@ describe('fault: SIGHUP reloads under load with an access log', () => {
       await Promise.all([slow, fast]);
       loadDone = true;
       await hups;
-      assert.equal(child.exitCode, null, `the server is still running:\n${out}`);
+      assert.ok(running(s), `the server is still running:\n${s.output()}`);
       assert.deepEqual(failures, [], 'zero failed requests');
-      assert.ok((out.match(/configuration reloaded/g)?.length ?? 0) >= 10, `reloads happened during the load:\n${out}`);
+      assert.ok((s.output().match(/configuration reloaded/g)?.length ?? 0) >= 10, `reloads happened during the load:\n${s.output()}`);
 
       child.kill('SIGTERM');
-      assert.equal(await exited, 0, `a clean exit:\n${out}`);
+      assert.equal(await s.exited, 0, `a clean exit:\n${s.output()}`);
 
       const counts = new Map<string, number>();
       for (const line of readFileSync(log, 'utf8').split('\n')) {
@@ -138,11 +199,7 @@ describe('fault: SIGHUP reloads under load with an access log', () => {
       assert.deepEqual(wrong, [], 'every response logged exactly once');
       assert.equal(counts.size, expected.size, 'no line for a request that was not made');
     } finally {
-      clearTimeout(killer);
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await exited;
-      }
+      await s.dispose();
     }
   });
 });
