@@ -133,7 +133,6 @@ async function main(argv: readonly string[]): Promise<void> {
     process.send!({ type: 'listening', lines });
     return;
   }
-  for (const line of lines) process.stdout.write(`${line}\n`);
   const running = server;
   let stopping = false;
   const stop = (signal: string): void => {
@@ -158,6 +157,9 @@ async function main(argv: readonly string[]): Promise<void> {
         (err: unknown) => process.stderr.write(`vfserve: reload failed, still serving the previous configuration: ${(err as Error).message}\n`),
       );
   });
+  // Only now: whoever waits for this line may signal at once, and a SIGHUP that came before
+  // the handler above would kill the process (the default action).
+  for (const line of lines) process.stdout.write(`${line}\n`);
 }
 
 /**

@@ -1,4 +1,3 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
 import { lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
@@ -8,17 +7,23 @@ import { networkInterfaces } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import fg from 'fast-glob';
 import { createHandler, type CallbackHandler, type NodeHandler } from '../adapters/node.js';
+import { AccessLog } from './access-log.js';
 import type { ServerConfig, VhostConfig } from './config.js';
 
 /** A running server: its listeners and a graceful close. */
 export interface RunningServer {
   readonly listeners: readonly { readonly host: string; readonly port: number; readonly unix: boolean; readonly tls: boolean; readonly vhosts: readonly string[] }[];
-  /** Stops accepting, lets in-flight responses finish for up to `timeoutMs`, then cuts the rest. */
+  /**
+   * Stops accepting, lets in-flight responses finish for up to `timeoutMs`, then cuts the rest.
+   * Resolves once every access log holds the line of every response and is closed.
+   */
   close(timeoutMs?: number): Promise<void>;
   /**
    * Swaps in a new configuration without dropping listening sockets or in-flight responses:
    * everything new is built first; if any of it fails, this rejects and the old configuration
    * keeps serving. Listeners for new interface/port pairs start, ones no longer configured close.
+   * A response in flight across the reload is logged once, to the access log it started with,
+   * which closes after its last such response.
    */
   reload(config: ServerConfig): Promise<void>;
 }
@@ -26,7 +31,7 @@ export interface RunningServer {
 export interface StartOptions {
   /** One line per request, for a terminal (zero-config mode). */
   readonly requestLog?: (line: string) => void;
-  /** Errors behind 5xx responses and failed streams (default console.error). */
+  /** Errors behind 5xx responses, failed streams and access-log write errors (default console.error). */
   readonly onError?: (err: unknown) => void;
   /** This process is one of `count-threads` cluster workers (the CLI sets it): the port is shared. */
   readonly clusterWorker?: boolean;
@@ -35,7 +40,7 @@ export interface StartOptions {
 interface Vhost {
   readonly config: VhostConfig;
   readonly handler: NodeHandler;
-  readonly log: WriteStream | undefined;
+  readonly log: AccessLog | undefined;
   readonly context: SecureContext | undefined;
 }
 
@@ -185,7 +190,8 @@ async function buildGroups(config: ServerConfig, options: StartOptions, reloadCo
   if (config.global.countThreads > 1 && !options.clusterWorker) throw new Error('"count-threads" above 1 needs the vfserve CLI (node:cluster workers)');
   const callbacks = await loadPlugins(config.global.pluginDirs, reloadCount);
   const groups = new Map<string, Group>();
-  const opened: WriteStream[] = [];
+  const opened: AccessLog[] = [];
+  const reportError = options.onError ?? ((err: unknown) => console.error(err));
   try {
     for (const vc of config.vhosts) {
       if (vc.sts && !vc.tls) throw new Error(`${vc.source}: vhost "${vc.name}": "sts" needs a TLS vhost (host-ssl-key and host-ssl-cert)`);
@@ -205,8 +211,15 @@ async function buildGroups(config: ServerConfig, options: StartOptions, reloadCo
         throw new Error(`${vc.source}: vhost "${vc.name}": ${(err as Error).message}`);
       }
       const context = secureContext(vc);
-      const log = vc.accessLog ? createWriteStream(vc.accessLog, { flags: 'a' }) : undefined; // O_APPEND: safe under copytruncate
-      if (log) opened.push(log);
+      let log: AccessLog | undefined;
+      if (vc.accessLog !== undefined) {
+        try {
+          log = new AccessLog(vc.accessLog, reportError);
+        } catch (err) {
+          throw new Error(`${vc.source}: vhost "${vc.name}": access-log ${vc.accessLog} cannot be opened (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+        }
+        opened.push(log);
+      }
       const host = vc.unixSocket ? socketPath(vc) : bindAddress(vc);
       const key = `${host}\0${vc.unixSocket ? 'unix' : vc.port}`;
       const group = groups.get(key) ?? { host, port: vc.port, unix: vc.unixSocket, vhosts: [], tls: context !== undefined };
@@ -217,7 +230,7 @@ async function buildGroups(config: ServerConfig, options: StartOptions, reloadCo
       groups.set(key, group);
     }
   } catch (err) {
-    for (const log of opened) log.end();
+    for (const log of opened) void log.retire();
     throw err;
   }
   return groups;
@@ -275,9 +288,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     const state: ListenerState = { vhosts: group.vhosts, config };
     live.set(key, { server: await listen(group, state, options), group, state });
   }
-  const closeLogs = (vhosts: readonly Vhost[]): void => {
-    for (const v of vhosts) v.log?.end();
-  };
+  // Retiring a log ends it once its in-flight responses have logged; reload does not wait for that.
+  const retireLogs = (vhosts: readonly Vhost[]): Promise<unknown> => Promise.all(vhosts.map((v) => v.log?.retire()));
   return {
     get listeners() {
       return [...live.values()].map(({ server, group, state }) => ({ host: group.host, port: group.unix ? 0 : (server.address() as AddressInfo).port, unix: group.unix, tls: group.tls, vhosts: state.vhosts.map((v) => v.config.name) }));
@@ -288,7 +300,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       for (const [key, group] of groups) {
         const old = live.get(key);
         if (old && old.group.tls !== group.tls) {
-          for (const g of groups.values()) closeLogs(g.vhosts);
+          for (const g of groups.values()) void retireLogs(g.vhosts);
           throw new Error(`port ${group.port}: switching TLS on a listening port needs a restart`);
         }
       }
@@ -302,7 +314,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
             const first = group.vhosts[0]!;
             (old.server as import('node:https').Server).setSecureContext({ key: readPem(first.config, 'host-ssl-key', first.config.tls!.key), cert: readPem(first.config, 'host-ssl-cert', first.config.tls!.cert) });
           }
-          closeLogs(previous);
+          void retireLogs(previous);
         } else {
           const state: ListenerState = { vhosts: group.vhosts, config: next };
           live.set(key, { server: await listen(group, state, options), group, state });
@@ -312,18 +324,22 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         if (groups.has(key)) continue;
         live.delete(key);
         await closeGracefully(entry.server, 10_000);
-        closeLogs(entry.state.vhosts);
+        void retireLogs(entry.state.vhosts);
       }
     },
     async close(timeoutMs = 10_000) {
       await Promise.all([...live.values()].map(({ server }) => closeGracefully(server, timeoutMs)));
-      for (const { state } of live.values()) closeLogs(state.vhosts);
+      // No request can arrive now. A response cut at the timeout may log a moment after its
+      // socket is counted gone; its log waits for that line, and this waits for the files.
+      await Promise.all([...live.values()].map(({ state }) => retireLogs(state.vhosts)));
     },
   };
 }
 
 /** Counts body bytes for %b (without touching the engine) and writes the log lines when the response closes. */
-function countAndLog(req: IncomingMessage, res: ServerResponse, log: WriteStream | undefined, requestLog: ((line: string) => void) | undefined, started: number): void {
+function countAndLog(req: IncomingMessage, res: ServerResponse, log: AccessLog | undefined, requestLog: ((line: string) => void) | undefined, started: number): void {
+  // Claimed now, while this response's configuration is current: the log stays open until the line is in.
+  const logLine = log?.begin();
   let bytes = 0;
   const write = res.write.bind(res);
   const end = res.end.bind(res);
@@ -336,7 +352,7 @@ function countAndLog(req: IncomingMessage, res: ServerResponse, log: WriteStream
     return (end as (...a: unknown[]) => ServerResponse)(chunk, ...rest);
   }) as typeof res.end;
   res.once('close', () => {
-    log?.write(combinedLogLine(req, res, bytes, new Date(started)));
+    logLine?.(combinedLogLine(req, res, bytes, new Date(started)));
     requestLog?.(`${req.socket.remoteAddress ?? '-'} ${req.method ?? '-'} ${logSafe(req.url)} ${res.statusCode} ${bytes}B ${Date.now() - started}ms`);
   });
 }
