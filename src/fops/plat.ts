@@ -35,22 +35,30 @@ function versionOf(st: Stats): string {
 
 class PlatHandle extends FopHandle {
   readonly #fd: number;
+  readonly #opened: Stats;
   readonly identity: string;
 
   constructor(fops: PlatFops, path: string, fd: number, st: Stats, flags: number) {
     super(fops, path, { length: st.size, flags, modTime: st.mtimeMs });
     this.#fd = fd;
+    this.#opened = st;
     this.identity = versionOf(st);
   }
 
-  /** `fstat` again: a write since open moves size, mtime or ctime (the kernel stamps every write). */
+  /**
+   * `fstat` again: a write since open moves size, mtime or ctime (the kernel stamps every write). A ctime
+   * that moved only because the file was unlinked (renamed over, deleted) leaves its bytes as they were.
+   */
   async changed(): Promise<boolean> {
     this.assertOpen('stat');
+    let now: Stats;
     try {
-      return versionOf(await fstatFd(this.#fd)) !== this.identity;
+      now = await fstatFd(this.#fd);
     } catch (err) {
       throw fromSystemError(err, 'stat', this.path);
     }
+    if (now.size !== this.#opened.size || now.mtimeMs !== this.#opened.mtimeMs) return true;
+    return now.ctimeMs !== this.#opened.ctimeMs && now.nlink > 0;
   }
 
   protected async readImpl(buf: Uint8Array): Promise<number> {

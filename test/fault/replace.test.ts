@@ -387,6 +387,13 @@ for (const [label, resolveCacheMs] of [
         const v = run.tally.violations;
         const kinds = ['(i)', '(ii)', '(iii)', '(iv)'].map((k) => `${k}x${v.filter((x) => x.startsWith(k) || x.includes(` ${k} `)).length}`).join(' ');
         assert.equal(v.length, 0, `${v.length} violation(s) [${kinds}] in ${summary(run)}:\n  ${v.slice(0, 8).join('\n  ')}`);
+        if (mode !== 'in-place') {
+          // Replacing by rename leaves every open file intact: nothing may fail or be cut for it (an
+          // in-place rewrite of an archive is truly inconsistent while it lasts, so there 500s and cuts are right).
+          const failed = [...run.tally.statuses].filter(([status]) => status >= 500);
+          assert.deepEqual(failed, [], `no 5xx for a ${mode} replacement: ${summary(run)}`);
+          assert.equal(run.onErrors, 0, `nothing to report for a ${mode} replacement: ${[...run.errorKinds.keys()].join('; ')}`);
+        }
       });
     }
   });

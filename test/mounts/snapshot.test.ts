@@ -6,7 +6,7 @@
  * a disk. Each case was a defect of the core before it was restructured.
  */
 import assert from 'node:assert/strict';
-import { openSync, readdirSync, readlinkSync, renameSync, symlinkSync, utimesSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import { openSync, readdirSync, readlinkSync, renameSync, symlinkSync, unlinkSync, utimesSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
@@ -166,6 +166,28 @@ describe('a response is one snapshot', () => {
     const err = await failed;
     assert.ok(err instanceof Error, 'the stream failed instead of ending');
     assert.ok(Buffer.concat(chunks).length < length, 'the last byte was never delivered');
+  });
+
+  it('finishes a body whose file is renamed over or deleted while it streams: its bytes are intact', async () => {
+    // Unlinking moves the old inode's ctime; its bytes stay as they were, so cutting would only cost a retry.
+    const length = 3 * 1024 * 1024;
+    for (const how of ['renamed over', 'deleted'] as const) {
+      const { root, engine } = site({ 'movie.bin': version(0x20, length) });
+      const out = await engine.handle(request('/movie.bin'));
+      assert.ok(out.body instanceof Readable);
+      const body = out.body;
+      const chunks: Buffer[] = [await new Promise<Buffer>((resolve) => body.once('data', resolve))];
+      body.pause();
+      if (how === 'renamed over') replace(join(root, 'movie.bin'), version(0x21, length));
+      else unlinkSync(join(root, 'movie.bin'));
+      body.on('data', (c: Buffer) => chunks.push(c));
+      body.resume();
+      await new Promise<void>((resolve, reject) => {
+        body.once('end', resolve);
+        body.once('error', reject);
+      });
+      assert.ok(Buffer.concat(chunks).equals(version(0x20, length)), `the old version, whole (${how})`);
+    }
   });
 
   it('serves a changed small file whole in its new version once the window passes', async () => {

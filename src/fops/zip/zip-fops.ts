@@ -115,6 +115,14 @@ interface Slot {
  * inode, size, mtime and ctime (the ctime moves on every write, even one whose
  * mtime is put back with `touch -r`). Fields the backend lacks are empty.
  */
+// Errors that mean "the archive was replaced under us": the caller looks at the file again.
+const REPLACED = new WeakSet<object>();
+const RACED = new WeakSet<object>();
+function raced(err: FopError): FopError {
+  RACED.add(err);
+  return err;
+}
+
 function statIdentity(st: FopStat): string {
   return `${st.dev ?? ''}:${st.ino ?? ''}:${st.size}:${st.modTime ?? ''}:${st.changeTime ?? ''}`;
 }
@@ -208,12 +216,15 @@ export class ZipFops implements ContainerOps, StatOps {
     const path = member === '' ? container : `${container}/${member}`;
     if (!validFopPath(path)) throw new FopError('INVALID_PATH', 'open', path);
     if ((flags & FopFlags.MASK & ACCESS_MODE) !== fsc.O_RDONLY) throw new FopError('READ_ONLY', 'open', path, 'archives are read-only');
-    for (let attempt = 0; ; attempt++) {
-      const arc = await this.#archive(container, containerStat);
-      // Evicted and closed between load and use: load again (bounded).
-      if (!arc.tryAcquire()) {
-        if (attempt < 3) continue;
-        throw new FopError('IO', 'open', path, 'archive was closed while opening');
+    for (let attempt = 1; ; attempt++) {
+      let arc: OpenArchive;
+      try {
+        arc = await this.#acquire(container, containerStat, attempt);
+      } catch (err) {
+        if (!RACED.has(err as object)) throw err;
+        // The archive was replaced between the stat and the open: look at it again (bounded).
+        containerStat = await this.#restat(container, path, err);
+        continue;
       }
       try {
         return await this.#openEntry(arc, path, member, flags);
@@ -224,10 +235,40 @@ export class ZipFops implements ContainerOps, StatOps {
     }
   }
 
+  /** The archive for this stat, acquired; a replacement seen on the way is thrown as a RACED error while `attempt` < 3. */
+  async #acquire(container: string, st: FopStat, attempt: number): Promise<OpenArchive> {
+    let arc: OpenArchive;
+    try {
+      arc = await this.#archive(container, st);
+    } catch (err) {
+      if (FopError.is(err) && REPLACED.has(err) && attempt < 3) throw raced(err);
+      throw err;
+    }
+    // Evicted and closed between load and use (a newer version of it was seen): look again.
+    if (arc.tryAcquire()) return arc;
+    const err = new FopError('IO', 'open', container, 'archive was closed while opening');
+    throw attempt < 3 ? raced(err) : err;
+  }
+
+  async #restat(container: string, path: string, cause: unknown): Promise<FopStat> {
+    const st = await fopStat(this.#source, container);
+    if (st.type !== 'file') throw new FopError('NOT_FOUND', 'open', path, 'the archive went away', { cause });
+    return st;
+  }
+
   async statMember(container: string, containerStat: FopStat, member: string): Promise<FopStat> {
     const path = member === '' ? container : `${container}/${member}`;
     if (!validFopPath(path)) throw new FopError('INVALID_PATH', 'stat', path);
-    const { index } = await this.#archive(container, containerStat);
+    let index: ZipIndex;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        index = (await this.#archive(container, containerStat)).index;
+        break;
+      } catch (err) {
+        if (!(FopError.is(err) && REPLACED.has(err) && attempt < 3)) throw err;
+        containerStat = await this.#restat(container, path, err);
+      }
+    }
     const row = index.files.get(member);
     if (row === undefined) {
       if (index.dirs.has(member)) return { type: 'directory', size: 0, modTime: containerStat.modTime ?? 0 };
@@ -296,7 +337,13 @@ export class ZipFops implements ContainerOps, StatOps {
     const fd = await this.#source.open(container, fsc.O_RDONLY);
     this.#openArchives++;
     try {
-      if (fd.length !== st.size) throw new FopError('IO', 'index', container, 'archive changed while being opened');
+      // The file opened is not the one stat saw (replaced in between): indexing it under that stat's key
+      // would file one version under another's identity.
+      if (fd.length !== st.size || (fd.identity !== undefined && st.ino !== undefined && fd.identity !== statIdentity(st))) {
+        const err = new FopError('IO', 'index', container, 'archive changed while being opened');
+        REPLACED.add(err);
+        throw err;
+      }
       const index = await readZipIndex(sourceFromFd(fd), this.limits, container);
       this.#indexBuilds++;
       // The open handle's own identity names the bytes it reads, even if the file was replaced since the stat.
