@@ -255,3 +255,34 @@ describe('plugin setup', () => {
     }
   });
 });
+
+describe('fastify: the 404 document is decided in the core', () => {
+  // The plugin used to ignore notFoundDocument; now the engine serves it, so every adapter has it.
+  it('serves notFoundDocument with status 404, no validators and no-store, and the built-in page when it is missing', async () => {
+    const site = join(dir, 'doc404');
+    writeTree(site, { 'index.html': Buffer.from('<p>home</p>'), 'missing.html': Buffer.from('<p>custom not found</p>') });
+    const doc = Fastify();
+    await doc.register(vfservePlugin, { mounts: [{ mountpoint: '/', origin: site }], fallthrough: false, notFoundDocument: '/missing.html' });
+    const broken = Fastify();
+    await broken.register(vfservePlugin, { mounts: [{ mountpoint: '/', origin: site }], fallthrough: false, notFoundDocument: '/nowhere.html' });
+    try {
+      await doc.listen({ port: 0, host: '127.0.0.1' });
+      await broken.listen({ port: 0, host: '127.0.0.1' });
+      const r = await get((doc.server.address() as AddressInfo).port, '/no/such/page');
+      assert.equal(r.status, 404);
+      assert.equal(r.body.toString(), '<p>custom not found</p>');
+      assert.equal(hdr(r, 'cache-control'), 'no-store');
+      assert.equal(hdr(r, 'etag'), undefined);
+      assert.equal(hdr(r, 'last-modified'), undefined);
+      const head = await get((doc.server.address() as AddressInfo).port, '/no/such/page', {}, 'HEAD');
+      assert.equal(head.status, 404);
+      assert.equal(head.body.length, 0);
+      const fallback = await get((broken.server.address() as AddressInfo).port, '/no/such/page');
+      assert.equal(fallback.status, 404);
+      assert.match(fallback.body.toString(), /404 Not Found/);
+    } finally {
+      await doc.close();
+      await broken.close();
+    }
+  });
+});

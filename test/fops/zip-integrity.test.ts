@@ -126,6 +126,28 @@ describe('stored entries are CRC-checked on every complete read (defect 4c)', ()
     await fd.close();
     await zip.close();
   });
+
+  it("with storedCrc 'first-read', trusts a verified entry and leaves the change to changed()", async () => {
+    // The serving engine's setting: the CRC once per archive version, then the handle's timestamps.
+    const path = join(dir, 'first-read.zip');
+    const bytes = makeZip({ entries: [{ name: 's.bin', data, method: 0 }] });
+    writeFileSync(path, bytes);
+    const zip = new ZipFops({ storedCrc: 'first-read' });
+    const first = await zip.open(`${path}/s.bin`);
+    assert.ok((await readAll(first)).equals(data));
+    await first.close();
+    const fd = await zip.open(`${path}/s.bin`);
+    assert.equal(await fopChanged(fd), false);
+    const d = openSync(path, 'r+');
+    writeSync(d, Buffer.of(data[100]! ^ 0xff), 0, 1, bytes.indexOf(data.subarray(0, 16)) + 100);
+    closeSync(d);
+    const read = await readAll(fd);
+    assert.notEqual(read[100], data[100], 'no CRC pass: the changed byte is read');
+    assert.equal(await fopChanged(fd), true, 'and changed() reports it, so a server cuts the response');
+    await fd.close();
+    await zip.close();
+    assert.throws(() => new ZipFops({ storedCrc: 'sometimes' as 'every-read' }), TypeError);
+  });
 });
 
 describe('entry handles: identity and changed()', () => {

@@ -190,6 +190,35 @@ describe('a response is one snapshot', () => {
     }
   });
 
+  it('cuts a stored archive entry whose archive is rewritten in place while it streams, its CRC already verified', async () => {
+    // The default engine checks a stored entry's CRC once per archive version (storedCrc 'first-read'),
+    // and every body with changed() before its last byte: the archive's timestamps catch the rewrite.
+    const length = 3 * 1024 * 1024;
+    const root = join(dir, `zip-${++seq}`);
+    const archive = (byte: number): Buffer => makeZip({ entries: [{ name: 'movie.bin', data: version(byte, length), method: 0 }] });
+    writeTree(root, { 'site.zip': archive(0x30) });
+    const engine = new ServeEngine({ mounts: [{ mountpoint: '/', origin: join(root, 'site.zip'), extraMimetypes: BIN }] });
+    const whole = await engine.handle(request('/movie.bin'));
+    assert.ok((await drain(whole)).equals(version(0x30, length)), 'a first complete read verifies the CRC');
+    const out = await engine.handle(request('/movie.bin'));
+    assert.ok(out.body instanceof Readable);
+    const body = out.body;
+    const chunks: Buffer[] = [await new Promise<Buffer>((resolve) => body.once('data', resolve))];
+    body.pause();
+    const next = archive(0x31);
+    const fd = openSync(join(root, 'site.zip'), 'r+');
+    writeSync(fd, next, 0, next.length, 0);
+    closeSync(fd);
+    body.on('data', (c: Buffer) => chunks.push(c));
+    body.resume();
+    const err = await new Promise<Error | undefined>((resolve) => {
+      body.once('error', resolve);
+      body.once('end', () => resolve(undefined));
+    });
+    assert.ok(err instanceof Error, 'the stream failed instead of ending');
+    assert.ok(Buffer.concat(chunks).length < length);
+  });
+
   it('serves a changed small file whole in its new version once the window passes', async () => {
     const { root, engine } = site({ 'app.js': Buffer.from('v1();') }, { resolveCacheMs: 20 });
     const a = await engine.handle(request('/app.js'));

@@ -13,6 +13,10 @@ export interface EntryData {
   readonly crc: number;
   /** The entry's identity form's token: the archive's identity (never its path), the row, CRC-32 and size. */
   readonly identity: string;
+  /** A complete read has already matched the CRC-32 in this version of the archive, and the backend trusts that (`storedCrc: 'first-read'`). */
+  readonly verified: boolean;
+  /** Records that a complete read matched the CRC-32. */
+  readonly markVerified: () => void;
   /** Whether the archive file may have changed since it was opened (its handle's `changed()`). */
   readonly archiveChanged: () => Promise<boolean>;
   /** Called once when the handle closes (releases the archive). */
@@ -86,7 +90,8 @@ export class StoredEntryHandle extends EntryHandle {
 
   protected async readImpl(buf: Uint8Array): Promise<number> {
     const n = await this.readRaw(buf, this.pos);
-    // No "already verified" shortcut: the archive may have been rewritten in place since.
+    // Skipped only under storedCrc 'first-read', whose users check changed() before trusting a read.
+    if (this.entry.verified) return n;
     if (this.pos === 0) {
       this.#crc = 0;
       this.#crcPos = 0;
@@ -96,6 +101,7 @@ export class StoredEntryHandle extends EntryHandle {
       this.#crcPos += n;
       if (this.#crcPos === this.length) {
         if (this.#crc >>> 0 !== this.entry.crc) throw corruptData(this.path, 'CRC-32 mismatch');
+        this.entry.markVerified();
       }
     }
     return n;

@@ -43,6 +43,15 @@ export interface ZipFopsOptions {
    * served from here; the cache is keyed by archive identity, so a changed archive is inflated anew.
    */
   readonly inflateCache?: { readonly maxEntrySize?: number; readonly maxBytes?: number };
+  /**
+   * When stored entries are checked against their CRC-32 (default `'every-read'`): every read
+   * sequence that covers an entry, or only the first in each version of the archive
+   * (`'first-read'`). The CRC costs about a quarter of a stored entry's throughput. Use
+   * `'first-read'` only where every read is also checked with the handle's `changed()` before its
+   * result is trusted, as the serving engine does before the last byte of a body: then an
+   * archive rewritten in place is caught by its timestamps instead.
+   */
+  readonly storedCrc?: 'every-read' | 'first-read';
 }
 
 /** Counters for operators and tests. */
@@ -64,6 +73,8 @@ class OpenArchive {
   readonly index: ZipIndex;
   /** The version of the archive file `fd` reads (its handle's identity, or its stat's); never the path. */
   readonly identity: string;
+  /** Rows of stored entries a complete read has matched to their CRC-32, in this version of the archive. */
+  #verified: Uint8Array | undefined;
   readonly #onClose: (closing: Promise<void>) => void;
   #refs = 0;
   #retired = false;
@@ -76,6 +87,14 @@ class OpenArchive {
     this.index = index;
     this.identity = identity;
     this.#onClose = onClose;
+  }
+
+  isVerified(row: number): boolean {
+    return this.#verified?.[row] === 1;
+  }
+
+  markVerified(row: number): void {
+    (this.#verified ??= new Uint8Array(this.index.count))[row] = 1;
   }
 
   tryAcquire(): boolean {
@@ -162,6 +181,7 @@ export class ZipFops implements ContainerOps, StatOps {
   #openEntries = 0;
   readonly #inflated: LruCache<string, Promise<Buffer>> | undefined;
   readonly #inflateMax: number;
+  readonly #storedCrc: 'every-read' | 'first-read';
 
   constructor(options: ZipFopsOptions = {}) {
     this.#source = options.source ?? new PlatFops();
@@ -182,6 +202,8 @@ export class ZipFops implements ContainerOps, StatOps {
     });
     const inflateBytes = options.inflateCache?.maxBytes ?? 32 * 1024 * 1024;
     this.#inflateMax = options.inflateCache?.maxEntrySize ?? 1024 * 1024;
+    this.#storedCrc = options.storedCrc ?? 'every-read';
+    if (this.#storedCrc !== 'every-read' && this.#storedCrc !== 'first-read') throw new TypeError(`ZipFops: storedCrc must be 'every-read' or 'first-read'`);
     // Weighed by the entry's declared size, which the verified content matches exactly.
     this.#inflated =
       inflateBytes > 0 && this.#inflateMax > 0
@@ -398,6 +420,8 @@ export class ZipFops implements ContainerOps, StatOps {
       usize,
       crc: index.crc[row]!,
       identity: `${arc.identity}:${row}:${index.crc[row]!.toString(16)}:${usize}`,
+      verified: this.#storedCrc === 'first-read' && arc.isVerified(row),
+      markVerified: () => arc.markVerified(row),
       archiveChanged: () => fopChanged(arc.fd),
       release: once(() => {
         this.#openEntries--;
