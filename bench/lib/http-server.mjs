@@ -3,7 +3,7 @@
 //
 //   node bench/lib/http-server.mjs <kind> <dataDir> <distIndexJs>
 //
-// kind: vfs-disk | vfs-disk-noprecomp | vfs-zip | sirv | serve-static | express | node-limit
+// kind: vfs-disk | vfs-disk-noprecomp | vfs-disk-gz | vfs-zip | sirv | serve-static | express | node-limit
 // (distIndexJs is only read by the vfs-* kinds; bench/http.mjs passes a second
 // dist/ there for its vfs-*-before servers.)
 //
@@ -22,7 +22,7 @@
 import { createServer } from 'node:http';
 import { createHook } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -49,10 +49,28 @@ const notFound = (_req, res) => {
   res.end();
 };
 
+/**
+ * dataDir's files beside a sibling `<dir>-gz/` that also holds app.js.gz and small.html.gz, gzip
+ * level 6 as the zip entries are deflated: what a build step that precompresses leaves on disk.
+ */
+function precompressedDir() {
+  const dir = `${dataDir}-gz`;
+  mkdirSync(dir, { recursive: true });
+  for (const name of readdirSync(dataDir)) {
+    const from = join(dataDir, name);
+    if (!statSync(from).isFile() || name === 'site.zip') continue;
+    const data = readFileSync(from);
+    writeFileSync(join(dir, name), data);
+    if (name.endsWith('.js') || name.endsWith('.html')) writeFileSync(join(dir, `${name}.gz`), gzipSync(data, { level: 6 }));
+  }
+  return dir;
+}
+
 async function makeListener() {
   switch (kind) {
     case 'vfs-disk':
     case 'vfs-disk-noprecomp':
+    case 'vfs-disk-gz':
     case 'vfs-zip': {
       const { createHandler } = await import(pathToFileURL(distIndex).href);
       const mount =
@@ -60,7 +78,9 @@ async function makeListener() {
           ? { mountpoint: '/', origin: `${dataDir}/site.zip` }
           : kind === 'vfs-disk-noprecomp'
             ? { mountpoint: '/', origin: dataDir, precompressed: false }
-            : { mountpoint: '/', origin: dataDir };
+            : kind === 'vfs-disk-gz'
+              ? { mountpoint: '/', origin: precompressedDir() }
+              : { mountpoint: '/', origin: dataDir };
       return createHandler({ mounts: [mount], onError });
     }
     case 'sirv': {

@@ -22,7 +22,9 @@ export function multipartPieces(parts: readonly { readonly head: Buffer; readonl
 export function bufferBody(data: Buffer, pieces: readonly BodyPiece[]): Buffer {
   if (pieces.length === 1) {
     const p = pieces[0]!;
-    return Buffer.isBuffer(p) ? p : data.subarray(p.start, p.end + 1);
+    if (Buffer.isBuffer(p)) return p;
+    // The whole content as it is: no new Buffer object per response.
+    return p.start === 0 && p.end === data.length - 1 ? data : data.subarray(p.start, p.end + 1);
   }
   return Buffer.concat(pieces.map((p) => (Buffer.isBuffer(p) ? p : data.subarray(p.start, p.end + 1))));
 }

@@ -109,10 +109,9 @@ export type PageFn = (status: number) => CoreResponse;
  */
 export function serveContent(req: CoreRequest, content: SnapshotContent, page: PageFn, maxRanges: number): CoreResponse {
   const snap = content.snapshot;
-  const fd = 'fd' in content ? content.fd : undefined;
   const release = (out: CoreResponse): CoreResponse => {
     // A read-only handle has nothing to flush: a failed close changes nothing for this response.
-    fd?.close().catch(() => undefined);
+    if ('fd' in content) content.fd.close().catch(() => undefined);
     return out;
   };
   const ifMatch = req.header('if-match');

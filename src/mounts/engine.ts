@@ -104,6 +104,7 @@ export class ServeEngine {
   readonly #small: LruCache<string, CachedContent> | undefined;
   readonly #smallMax: number;
   readonly #notFoundDocument: string | undefined;
+  readonly #pages = new Map<ResolvedMount, (status: number) => CoreResponse>();
 
   constructor(options: EngineOptions) {
     if (!options || !Array.isArray(options.mounts)) throw new TypeError('createHandler: options.mounts must be an array');
@@ -183,7 +184,7 @@ export class ServeEngine {
     const hit = this.#resolved?.peek(key);
     if (hit !== undefined && hit.expires > now && hit.resolution.kind === 'file') {
       const kept = this.#small?.peek(negotiate(req, hit.resolution).key);
-      if (kept !== undefined && kept.expires > now) return serveContent(req, kept, (status) => this.#page(status, m.headers), this.#maxRanges);
+      if (kept !== undefined && kept.expires > now) return serveContent(req, kept, this.#pageFor(m), this.#maxRanges);
     }
     return this.#serveFile(req, canon, m, remainder, key);
   }
@@ -216,7 +217,7 @@ export class ServeEngine {
             if (cached && statusForError(err) === 404) continue;
             return this.#errorPage(err, m);
           }
-          return serveContent(req, content, (status) => this.#page(status, m.headers), this.#maxRanges);
+          return serveContent(req, content, this.#pageFor(m), this.#maxRanges);
         }
       }
     }
@@ -372,6 +373,16 @@ export class ServeEngine {
   #configured(headers: Record<string, string>, m: ResolvedMount): Record<string, string> {
     for (const [name, value] of m.headers) if (!FRAMING.has(name)) headers[name] = value;
     return headers;
+  }
+
+  /** The status-page builder serveContent is given for a mount, made once per mount. */
+  #pageFor(m: ResolvedMount): (status: number) => CoreResponse {
+    let fn = this.#pages.get(m);
+    if (fn === undefined) {
+      fn = (status) => this.#page(status, m.headers);
+      this.#pages.set(m, fn);
+    }
+    return fn;
   }
 
   #page(status: number, configured: readonly (readonly [string, string])[], reason?: string): CoreResponse {
