@@ -9,7 +9,7 @@
 // later only the Map variants still apply.
 //
 //   node bench/analysis/index-variants.mjs [--runs 5] [--entries 1000000]
-import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dataPath, emitResult, fmt, fullGc, isMain, log, ROOT, runChild, table, toMB } from '../lib/common.mjs';
