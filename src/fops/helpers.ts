@@ -199,7 +199,10 @@ export function createFopReadStream(fd: FopFd, options: FopReadStreamOptions = {
       );
     },
     destroy(err, callback) {
-      if (!autoClose) return callback(err);
+      if (!autoClose) {
+        callback(err);
+        return;
+      }
       fd.close().then(
         () => callback(err),
         (closeErr: unknown) => callback(err ?? (closeErr instanceof Error ? closeErr : null)),

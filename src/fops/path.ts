@@ -23,6 +23,7 @@ export function validFopPath(path: string): boolean {
 
 /** Throws `INVALID_PATH` unless `path` satisfies {@link validFopPath}. */
 export function assertFopPath(path: string, op: string): void {
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-conversion -- JavaScript callers may pass a non-string; the error's path is always a string
   if (!validFopPath(path)) throw new FopError('INVALID_PATH', op, String(path));
 }
 

@@ -8,7 +8,8 @@ import type { FopFd, FopStat, RealPathOps, StatOps } from './types.js';
 const ACCESS_MODE = fsc.O_RDONLY | fsc.O_WRONLY | fsc.O_RDWR;
 // O_NONBLOCK: opening a FIFO for reading would otherwise block a threadpool
 // thread until a writer appears; with it, open returns and fstat rejects it.
-const NONBLOCK = fsc.O_NONBLOCK ?? 0;
+// Absent on Windows, though @types/node declares it always.
+const NONBLOCK = (fsc as Partial<typeof fsc>).O_NONBLOCK ?? 0;
 
 // The callback fs API on raw descriptors: measurably lighter per call than
 // fs/promises FileHandles, which dominated a small-file serving profile.

@@ -234,8 +234,14 @@ class Inflater {
       });
       if (last) this.#z.end();
     };
-    if (this.#fed === 0) return write(GZIP_HEADER);
-    if (this.#fed >= 10 + csize) return write(this.#trailer);
+    if (this.#fed === 0) {
+      write(GZIP_HEADER);
+      return;
+    }
+    if (this.#fed >= 10 + csize) {
+      write(this.#trailer);
+      return;
+    }
     const off = this.#fed - 10;
     const chunk = this.#input.subarray(0, Math.min(INPUT_CHUNK, csize - off));
     readExact(this.#entry.source, chunk, this.#entry.dataStart + off, this.#path).then(
@@ -345,6 +351,7 @@ export class EmptyEntryHandle extends EntryHandle {
     return Promise.resolve(0);
   }
 
+  // eslint-disable-next-line @typescript-eslint/require-await -- on a closed handle it must reject, not throw
   override async changed(): Promise<boolean> {
     this.assertOpen('stat');
     return false;
@@ -365,6 +372,7 @@ export class MemoryEntryHandle extends EntryHandle {
     this.#data = data;
   }
 
+  // eslint-disable-next-line @typescript-eslint/require-await -- on a closed handle it must reject, not throw
   override async changed(): Promise<boolean> {
     this.assertOpen('stat');
     return false;
@@ -403,7 +411,10 @@ export async function inflateWhole(entry: EntryData, path: string): Promise<Buff
   await readExact(entry.source, raw, entry.dataStart, path);
   const { buffer, engine } = await new Promise<{ buffer: Buffer; engine: { bytesWritten: number } }>((resolve, reject) =>
     inflateRaw(raw, { info: true, maxOutputLength: Math.max(1, entry.usize) }, (err, result) => {
-      if (!err) return resolve(result as unknown as { buffer: Buffer; engine: { bytesWritten: number } });
+      if (!err) {
+        resolve(result as unknown as { buffer: Buffer; engine: { bytesWritten: number } });
+        return;
+      }
       // maxOutputLength stops zlib as soon as the output would pass the declared size.
       const tooLong = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
       reject(corruptData(path, tooLong ? `inflated data exceeds the declared ${entry.usize} bytes` : describeZlibError(err), err));

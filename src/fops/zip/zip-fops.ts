@@ -203,6 +203,7 @@ export class ZipFops implements ContainerOps, StatOps {
     const inflateBytes = options.inflateCache?.maxBytes ?? 32 * 1024 * 1024;
     this.#inflateMax = options.inflateCache?.maxEntrySize ?? 1024 * 1024;
     this.#storedCrc = options.storedCrc ?? 'every-read';
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- checked for JavaScript callers
     if (this.#storedCrc !== 'every-read' && this.#storedCrc !== 'first-read') throw new TypeError(`ZipFops: storedCrc must be 'every-read' or 'first-read'`);
     // Weighed by the entry's declared size, which the verified content matches exactly.
     this.#inflated =
