@@ -4,7 +4,8 @@
  * requires it.
  */
 import type { FastifyPluginAsync, RawServerBase } from 'fastify';
-import { coreRequest, createHandler, discardBody, once, runCallback, safeOnError, sendResponse, type HandlerOptions, type NodeRequest, type NodeResponse } from './node.js';
+import { coreRequest, createHandler, discardBody, once, runCallback, safeOnError, sendResponse, type HandlerOptions, type NodeRequest } from './node.js';
+import { isReadonlyArray } from '../mounts/options.js';
 
 /**
  * {@link HandlerOptions}; mountpoints are relative to the register `prefix`.
@@ -20,10 +21,11 @@ export type VfservePluginOptions = HandlerOptions;
  * keeps its content-type parser to its own routes. Async, so a bad option
  * rejects `register()`/`ready()`.
  */
+// eslint-disable-next-line @typescript-eslint/require-await -- async so that a bad option rejects register() rather than throwing
 export const vfservePlugin: FastifyPluginAsync<VfservePluginOptions, RawServerBase> = async (fastify, options) => {
   const prefix = fastify.prefix;
   // The core sees the whole request URL: prefixing the mountpoints keeps its redirects right.
-  const mounts = Array.isArray(options.mounts) ? options.mounts.map((m) => ({ ...m, mountpoint: `${prefix}${m.mountpoint === '/' ? '' : m.mountpoint}` || '/' })) : options.mounts;
+  const mounts = isReadonlyArray(options.mounts) ? options.mounts.map((m) => ({ ...m, mountpoint: `${prefix}${m.mountpoint === '/' ? '' : m.mountpoint}` || '/' })) : options.mounts;
   const { engine } = createHandler({ ...options, mounts }); // checks the options and callback names
   const callbacks = options.callbacks ?? {};
   const userOnError = options.onError;
@@ -44,8 +46,8 @@ export const vfservePlugin: FastifyPluginAsync<VfservePluginOptions, RawServerBa
       method: hasCallbacks ? fastify.supportedMethods : ['GET', 'HEAD'],
       url,
       handler(request, reply) {
-        const req = request.raw as NodeRequest;
-        const res = reply.raw as NodeResponse;
+        const req = request.raw;
+        const res = reply.raw;
         const fail = once((err: unknown): void => onError(err, req, request.log));
         engine.handle(coreRequest(req)).then(
           (out) => {

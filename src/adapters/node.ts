@@ -255,7 +255,7 @@ function streamTo(body: NonNullable<Exclude<CoreResponse['body'], Buffer>>, res:
   body.on('end', () => {
     finished = true;
   });
-  body.pipe(res as unknown as NodeJS.WritableStream);
+  body.pipe(res);
 }
 
 export type { CallbackTarget };

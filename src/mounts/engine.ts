@@ -18,7 +18,7 @@ import {
   type Snapshot,
   type SnapshotContent,
 } from './content.js';
-import { headerPairs, resolveMount, type MountOptions, type ResolvedMount } from './options.js';
+import { headerPairs, isReadonlyArray, resolveMount, type MountOptions, type ResolvedMount } from './options.js';
 import { statusForError, statusPage } from './status.js';
 
 export type { CallbackTarget, CoreRequest, CoreResponse } from './content.js';
@@ -84,6 +84,8 @@ const SIBLINGS: readonly (readonly [string, string])[] = [
 ];
 // A file rewritten while it is read is read again, at most this many times, before the request fails.
 const READ_ATTEMPTS = 3;
+// Headers of the 404 document that describe it, not the missing resource the client asked for.
+const NOT_FOUND_DROPPED_HEADERS: ReadonlySet<string> = new Set(['etag', 'last-modified', 'cache-control', 'vary']);
 
 /**
  * The serving core: a request in, a response plan out, no framework. Mounts
@@ -107,7 +109,8 @@ export class ServeEngine {
   readonly #pages = new Map<ResolvedMount, (status: number) => CoreResponse>();
 
   constructor(options: EngineOptions) {
-    if (!options || !Array.isArray(options.mounts)) throw new TypeError('createHandler: options.mounts must be an array');
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- checked for JavaScript callers
+    if (!options || !isReadonlyArray(options.mounts)) throw new TypeError('createHandler: options.mounts must be an array');
     this.#headers = headerPairs(options.headers, 'headers');
     this.#resolveMs = options.resolveCacheMs ?? 1000;
     // Every body is checked with changed() before its last byte, so a stored entry's CRC need only be
@@ -360,9 +363,8 @@ export class ServeEngine {
       if (doc.body !== null && !Buffer.isBuffer(doc.body)) doc.body.destroy();
       return fallback;
     }
-    const headers: Record<string, string> = { ...doc.headers };
     // Not the resource the client asked for: no validators or caching for it.
-    for (const name of ['etag', 'last-modified', 'cache-control', 'vary']) delete headers[name];
+    const headers: Record<string, string> = Object.fromEntries(Object.entries(doc.headers).filter(([name]) => !NOT_FOUND_DROPPED_HEADERS.has(name)));
     headers['cache-control'] = 'no-store';
     const head = req.method === 'HEAD';
     if (head && !Buffer.isBuffer(doc.body)) doc.body.destroy();

@@ -126,6 +126,7 @@ export function createMimeLookup(extra?: Readonly<Record<string, string>>): (pat
   let fallback: MimeDecision = DENIED;
   let maxDots = 1;
   if (extra !== undefined) {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- checked for JavaScript callers and JSON config
     if (typeof extra !== 'object' || extra === null || Array.isArray(extra)) {
       throw new TypeError(`extra mimetypes: expected an object of suffix → type, got ${Array.isArray(extra) ? 'an array' : show(extra)}`);
     }

@@ -3,6 +3,13 @@ import { validFopPath } from '../fops/path.js';
 import { createMimeLookup, type MimeDecision } from './mime.js';
 
 /**
+ * `Array.isArray` for a value typed as a readonly array: TypeScript's own guard
+ * narrows `readonly T[]` to `any[]`; this one keeps `T`. The check is for
+ * JavaScript callers, whose value may be no array at all.
+ */
+export const isReadonlyArray: (v: unknown) => v is readonly unknown[] = Array.isArray;
+
+/**
  * One mount, with lwsws's options in camelCase (the JSON config's kebab-case
  * keys map one to one: `cache-max-age` is `cacheMaxAge`; see {@link mountFromConfig}).
  */
@@ -146,6 +153,7 @@ function canonicalMountpoint(mp: unknown, where: string): string {
  * a clear message.
  */
 export function resolveMount(m: MountOptions, vhostHeaders: readonly (readonly [string, string])[], where: string, signatures: readonly string[]): ResolvedMount {
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- checked for JavaScript callers and JSON config
   if (typeof m !== 'object' || m === null) throw new TypeError(`${where} must be an object`);
   const mountpoint = canonicalMountpoint(m.mountpoint, where);
   const origin = m.origin;
