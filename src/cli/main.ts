@@ -139,7 +139,10 @@ async function main(argv: readonly string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     process.stdout.write(`vfserve: ${signal}, finishing in-flight requests\n`);
-    running.close(10_000).then(() => process.exit(0));
+    running.close(10_000).then(
+      () => process.exit(0),
+      (err: unknown) => fail(`closing failed: ${err instanceof Error ? err.message : String(err)}`, 1),
+    );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
@@ -185,7 +188,8 @@ function runPrimary(count: number): void {
       if (msg.type === 'reloaded') process.stdout.write(`vfserve: worker ${worker.process.pid ?? ''}: configuration reloaded\n`);
       if (msg.type === 'reload-failed') process.stderr.write(`vfserve: worker ${worker.process.pid ?? ''}: reload failed, still serving the previous configuration: ${msg.message ?? ''}\n`);
     });
-    worker.once('exit', (code) => {
+    // @types/node says number, but a worker killed by a signal exits with code null.
+    worker.once('exit', (code: number | null) => {
       alive--;
       if (stopping) {
         if (alive === 0) process.exit(0);

@@ -209,7 +209,7 @@ const MOUNT_PATHS = new Set(['origin']);
 function parseVhost(v: unknown, file: string, at: string, base: string): VhostConfig {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(file, at, 'must be an object');
   const o = v as Record<string, unknown>;
-  let out: Partial<{ -readonly [K in keyof VhostConfig]: VhostConfig[K] }> & { tlsKey?: string; tlsCert?: string; tlsCa?: string } = {
+  const out: Partial<{ -readonly [K in keyof VhostConfig]: VhostConfig[K] }> & { tlsKey?: string; tlsCert?: string; tlsCa?: string } = {
     unixSocket: false,
     sts: false,
     headers: {},

@@ -1,6 +1,6 @@
 import { lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createTlsServer } from 'node:https';
+import { createServer as createTlsServer, Server as HttpsServer } from 'node:https';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { connect, isIP, type AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
@@ -246,7 +246,7 @@ async function listen(group: Group, state: ListenerState, options: StartOptions)
         {
           key: readPem(first.config, 'host-ssl-key', first.config.tls!.key),
           cert: readPem(first.config, 'host-ssl-cert', first.config.tls!.cert),
-          SNICallback: (servername, cb) => cb(null, selectVhost(state.vhosts, servername).context!),
+          SNICallback: (servername, cb) => cb(null, selectVhost(state.vhosts, servername).context),
         },
         listener,
       )
@@ -289,7 +289,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     live.set(key, { server: await listen(group, state, options), group, state });
   }
   // Retiring a log ends it once its in-flight responses have logged; reload does not wait for that.
-  const retireLogs = (vhosts: readonly Vhost[]): Promise<unknown> => Promise.all(vhosts.map((v) => v.log?.retire()));
+  const retireLogs = (vhosts: readonly Vhost[]): Promise<unknown> => Promise.all(vhosts.map((v) => v.log?.retire() ?? Promise.resolve()));
   return {
     get listeners() {
       return [...live.values()].map(({ server, group, state }) => ({ host: group.host, port: group.unix ? 0 : (server.address() as AddressInfo).port, unix: group.unix, tls: group.tls, vhosts: state.vhosts.map((v) => v.config.name) }));
@@ -310,9 +310,10 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
           const previous = old.state.vhosts;
           old.state.vhosts = group.vhosts;
           old.state.config = next;
-          if (group.tls) {
+          // TLS cannot change on a listening port (refused above), so this is exactly group.tls.
+          if (old.server instanceof HttpsServer) {
             const first = group.vhosts[0]!;
-            (old.server as import('node:https').Server).setSecureContext({ key: readPem(first.config, 'host-ssl-key', first.config.tls!.key), cert: readPem(first.config, 'host-ssl-cert', first.config.tls!.cert) });
+            old.server.setSecureContext({ key: readPem(first.config, 'host-ssl-key', first.config.tls!.key), cert: readPem(first.config, 'host-ssl-cert', first.config.tls!.cert) });
           }
           void retireLogs(previous);
         } else {
@@ -344,11 +345,11 @@ function countAndLog(req: IncomingMessage, res: ServerResponse, log: AccessLog |
   const write = res.write.bind(res);
   const end = res.end.bind(res);
   res.write = ((chunk: unknown, ...rest: unknown[]) => {
-    if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) bytes += Buffer.byteLength(chunk as string | Buffer);
+    if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) bytes += Buffer.byteLength(chunk);
     return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
   }) as typeof res.write;
   res.end = ((chunk?: unknown, ...rest: unknown[]) => {
-    if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) bytes += Buffer.byteLength(chunk as string | Buffer);
+    if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) bytes += Buffer.byteLength(chunk);
     return (end as (...a: unknown[]) => ServerResponse)(chunk, ...rest);
   }) as typeof res.end;
   res.once('close', () => {
