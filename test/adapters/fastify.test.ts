@@ -22,7 +22,7 @@ const appCss = prose(20_000);
 const errors: unknown[] = [];
 const logs: string[] = [];
 
-let app: FastifyInstance;
+let app: FastifyInstance | undefined;
 let port = 0;
 
 before(async () => {
@@ -38,7 +38,7 @@ before(async () => {
   app.addHook('onRequest', async (_request, reply) => {
     reply.header('x-hook', 'on');
   });
-  app.get('/api', async () => ({ ok: true }));
+  app.get('/api', () => Promise.resolve({ ok: true }));
   app.setNotFoundHandler((request, reply) => void reply.code(404).type('text/plain').send(`fastify not found: ${request.url}`));
   // At the root, with a callback mount; errors go to request.log (the default).
   await app.register(vfservePlugin, {
@@ -49,9 +49,7 @@ before(async () => {
       { mountpoint: '/boom', origin: 'callback://boom' },
     ],
     callbacks: {
-      boom: async () => {
-        throw new Error('callback failed');
-      },
+      boom: () => Promise.reject(new Error('callback failed')),
       // Reads the raw body: the plugin keeps Fastify's parsers away from it.
       echo: (req, res, target) => {
         let body = '';
@@ -149,7 +147,7 @@ describe('vfservePlugin at the root', () => {
     assert.equal(r.status, 200);
     assert.deepEqual(JSON.parse(r.body.toString()), { method: 'POST', remainder: '/a/b', mountpoint: '/echo', body: '{"hello":"world"}' });
     const odd = await post('/echo', 'raw bytes', 'application/x-unknown');
-    assert.equal(JSON.parse(odd.body.toString()).body, 'raw bytes');
+    assert.equal((JSON.parse(odd.body.toString()) as { body: unknown }).body, 'raw bytes');
   });
   it('answers other methods on file mounts with 405 and Allow', async () => {
     const r = await post('/plain.txt', 'x', 'text/plain');
@@ -162,7 +160,7 @@ describe('vfservePlugin at the root', () => {
     assert.equal(r.status, 500);
     assert.doesNotMatch(r.body.toString(), /zip|central|www/i);
     assert.equal(logs.length, 1);
-    assert.equal(JSON.parse(logs[0]!).msg, 'vfserve');
+    assert.equal((JSON.parse(logs[0]!) as { msg: unknown }).msg, 'vfserve');
   });
   it('answers 500 when a callback handler fails, and keeps serving', async () => {
     logs.length = 0;
@@ -170,7 +168,7 @@ describe('vfservePlugin at the root', () => {
     assert.equal(r.status, 500);
     assert.equal(r.body.length, 0);
     assert.equal(logs.length, 1);
-    assert.equal(JSON.parse(logs[0]!).err.message, 'callback failed');
+    assert.equal((JSON.parse(logs[0]!) as { err: { message: unknown } }).err.message, 'callback failed');
     assert.equal((await get(port, '/plain.txt')).status, 200);
   });
 });
@@ -214,7 +212,9 @@ describe("vfservePlugin with { prefix: '/static' }", () => {
 describe('plugin setup', () => {
   it('rejects bad options when the app boots', async () => {
     const bad = Fastify();
-    await assert.rejects(async () => void (await bad.register(vfservePlugin, { mounts: [{ mountpoint: '/c', origin: 'callback://nobody' }] })), /no handler registered for callback:\/\/nobody/);
+    await assert.rejects(async () => {
+      await bad.register(vfservePlugin, { mounts: [{ mountpoint: '/c', origin: 'callback://nobody' }] });
+    }, /no handler registered for callback:\/\/nobody/);
     await bad.close().catch(() => {});
   });
   it('never loads fastify at run time (types only)', () => {

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { TLSSocket } from 'node:tls';
 import { after, describe, it } from 'node:test';
 import { fixture, root, rmTree, tmpDir, writeTree } from '../helpers/fixtures.js';
 import { get } from '../helpers/http.js';
@@ -35,8 +36,8 @@ function start(args: string[]): Promise<Running> {
       const m = /at https?:\/\/127\.0\.0\.1:(\d+)\//.exec(out);
       if (m) {
         clearTimeout(timer);
-        child.stdout!.off('data', onData);
-        child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+        child.stdout.off('data', onData);
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
         resolve({
           child,
           port: Number(m[1]),
@@ -54,8 +55,8 @@ function start(args: string[]): Promise<Running> {
         });
       }
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    child.stdout.on('data', onData);
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
     child.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`the CLI exited (${code}): ${out}`));
@@ -114,7 +115,12 @@ describe('vfserve CLI: zero-config', () => {
       assert.equal((await get(s.port, '/%2e%2e/%2e%2e/etc/passwd')).status, 403);
       const { request } = await import('node:http');
       await new Promise<void>((resolve) => {
-        const req = request({ host: '127.0.0.1', port: s.port, path: '/big.png', agent: false }, (res) => res.once('data', () => (req.destroy(), resolve())));
+        const req = request({ host: '127.0.0.1', port: s.port, path: '/big.png', agent: false }, (res) =>
+          res.once('data', () => {
+            req.destroy();
+            resolve();
+          }),
+        );
         req.on('error', () => resolve());
         req.end();
       });
@@ -246,10 +252,14 @@ describe('vfserve CLI: TLS vhosts chosen by SNI', () => {
     const fetchTls = (servername: string): Promise<{ cn: unknown; body: string; sts: unknown }> =>
       new Promise((resolve, reject) => {
         const req = request({ host: '127.0.0.1', port: s.port, path: '/', servername, headers: { host: servername }, rejectUnauthorized: false, agent: false }, (res) => {
-          const cert = (res.socket as import('node:tls').TLSSocket).getPeerCertificate();
+          if (!(res.socket instanceof TLSSocket)) {
+            reject(new Error('the response did not come over TLS'));
+            return;
+          }
+          const cert = res.socket.getPeerCertificate();
           let body = '';
           res.on('data', (c: Buffer) => (body += c.toString()));
-          res.on('end', () => resolve({ cn: cert.subject?.CN, body, sts: res.headers['strict-transport-security'] }));
+          res.on('end', () => resolve({ cn: cert.subject.CN, body, sts: res.headers['strict-transport-security'] }));
         });
         req.on('error', reject);
         req.end();
@@ -323,7 +333,7 @@ describe('vfserve CLI: reload on SIGHUP', () => {
       // after its first chunk, so the server cannot finish before the reload.
       const { request } = await import('node:http');
       let resumeBig: () => void = () => undefined;
-      let paused = false;
+      let paused = false as boolean; // set by a callback
       const inFlight = new Promise<{ body: Buffer }>((resolve, reject) => {
         const req = request({ host: '127.0.0.1', port: s.port, path: '/big/x.png', agent: false }, (res) => {
           let n = 0;

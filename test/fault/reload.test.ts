@@ -146,7 +146,7 @@ describe('fault: SIGHUP reloads under load with an access log', () => {
           },
         );
 
-      let loadDone = false;
+      let loadDone = false as boolean; // set once the load finishes
       const hups = (async () => {
         for (let i = 0; i < SIGHUPS && !loadDone && running(s); i++) {
           child.kill('SIGHUP');

@@ -258,7 +258,7 @@ function check(f: Form, out: Outcome, tally: Tally, phase: string): number | und
     if (version === undefined && decoded.length > 0) tally.violations.push(`(i) ${where}: body is no single version: ${anatomy(decoded, t)}`);
     else if (version === undefined) tally.violations.push(`(i) ${where}: empty or undecodable body`);
   } else if (out.status === 206) {
-    const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(String(out.headers['content-range'] ?? ''));
+    const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(out.headers['content-range'] ?? '');
     if (!m) {
       tally.violations.push(`(i) ${where}: 206 without a single-part Content-Range (${String(out.headers['content-range'])})`);
     } else {
@@ -321,7 +321,7 @@ async function scenario(mode: Mode, resolveCacheMs: number | undefined): Promise
       if (v !== CYCLE[0]) tally.violations.push(`before: ${formName(f)} did not serve version ${CYCLE[0]} (got ${String(v)})`);
     }
 
-    let loading = true;
+    let loading = true as boolean; // cleared once the load finishes
     let mutations = 0;
     const mutator = (async () => {
       for (let i = 1; loading && i <= MAX_MUTATIONS; i++) {

@@ -26,8 +26,8 @@ describe('locateContainer: the one container lookup Vfs and ZipFops share', () =
     const base = new WithOther({ '/d.zip/x.JAR': archive, '/d.zip/plain.txt': 'p' });
     const loc = await locateContainer(base, '/d.zip/x.JAR/a.txt', CONTAINER_SIGNATURES, 'open');
     assert.equal(loc?.container, '/d.zip/x.JAR');
-    assert.equal(loc?.member, 'a.txt');
-    assert.equal(loc?.stat.type, 'file');
+    assert.equal(loc.member, 'a.txt');
+    assert.equal(loc.stat.type, 'file');
     assert.equal(await locateContainer(base, '/d.zip/plain.txt', CONTAINER_SIGNATURES, 'open'), undefined);
     base.stats = [];
     assert.equal(await locateContainer(base, '/no/signature/here', CONTAINER_SIGNATURES, 'open'), undefined);

@@ -27,7 +27,10 @@ interface OracleEntry {
 function readWithYauzl(path: string): Promise<OracleEntry[] | Error> {
   return new Promise((resolve) => {
     yauzl.open(path, { lazyEntries: true, autoClose: false }, (err, zip) => {
-      if (err) return resolve(err);
+      if (err) {
+        resolve(err);
+        return;
+      }
       const out: OracleEntry[] = [];
       zip.on('error', (e: Error) => {
         zip.close();
@@ -46,15 +49,20 @@ function readWithYauzl(path: string): Promise<OracleEntry[] | Error> {
           method: entry.compressionMethod,
           modTime: entry.getLastModDate({ timezone: 'UTC' }).getTime(),
         };
-        if (entry.fileName.endsWith('/')) return zip.readEntry();
+        if (entry.fileName.endsWith('/')) {
+          zip.readEntry();
+          return;
+        }
         if (!entry.canDecodeFileData()) {
           out.push({ ...base, bytes: undefined });
-          return zip.readEntry();
+          zip.readEntry();
+          return;
         }
         zip.openReadStream(entry, (e, stream) => {
           if (e) {
             out.push({ ...base, bytes: e });
-            return zip.readEntry();
+            zip.readEntry();
+            return;
           }
           const chunks: Buffer[] = [];
           stream.on('data', (c: Buffer) => chunks.push(c));

@@ -71,6 +71,7 @@ class SyntheticFops implements FileOps {
     readonly path: string,
     readonly file: SyntheticFile,
   ) {}
+  // eslint-disable-next-line @typescript-eslint/require-await -- like every backend, a bad path or missing file must reject, not throw
   async open(path: string): Promise<FopFd> {
     assertFopPath(path, 'open');
     if (path !== this.path) throw new FopError('NOT_FOUND', 'open', path);

@@ -27,7 +27,7 @@ export function noise(length: number, seed = 1): Buffer {
 export function prose(length: number): Buffer {
   const words = ['candide', 'pangloss', 'garden', 'best', 'of', 'all', 'possible', 'worlds', 'cultivate', 'our'];
   let s = '';
-  for (let i = 0; s.length < length; i++) s += words[(i * 7 + (i >> 3)) % words.length] + (i % 13 === 12 ? '.\n' : ' ');
+  for (let i = 0; s.length < length; i++) s += words[(i * 7 + (i >> 3)) % words.length]! + (i % 13 === 12 ? '.\n' : ' ');
   return Buffer.from(s.slice(0, length));
 }
 

@@ -39,7 +39,7 @@ function noise(length: number, seed: number): Buffer {
 function prose(length: number, salt = 0): Buffer {
   const words = ['candide', 'pangloss', 'garden', 'best', 'of', 'all', 'possible', 'worlds', 'cultivate', 'our'];
   let s = '';
-  for (let i = salt; s.length < length; i++) s += words[(i * 7 + (i >> 3)) % words.length] + (i % 13 === 12 ? '.\n' : ' ');
+  for (let i = salt; s.length < length; i++) s += words[(i * 7 + (i >> 3)) % words.length]! + (i % 13 === 12 ? '.\n' : ' ');
   return Buffer.from(s.slice(0, length));
 }
 

@@ -66,7 +66,7 @@ describe('the conformance suite fails on broken backends', () => {
       delete env.NODE_TEST_CONTEXT;
       const result = await run(process.execPath, [file], { cwd: root, env, timeout: 60_000 }).then(
         ({ stdout }) => ({ failed: false, stdout }),
-        (err: { stdout?: string }) => ({ failed: true, stdout: err.stdout ?? '' }),
+        (err: unknown) => ({ failed: true, stdout: (err as { stdout?: string }).stdout ?? '' }),
       );
       assert.equal(result.failed, true, `the suite passed a backend with ${label}`);
       const failures = result.stdout.split('\n').filter((l) => /not ok/.test(l)).join('\n');
