@@ -5,9 +5,7 @@ import prettier from 'eslint-config-prettier';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
-const NO_ADAPTERS = [
-  { group: ['**/adapters/**', '**/server/**', '**/cli/**'], message: 'The core imports no adapter, server or CLI.' },
-];
+const NO_ADAPTERS = [{ group: ['**/adapters/**', '**/server/**', '**/cli/**'], message: 'The core imports no adapter, server or CLI.' }];
 const NO_HTTP = [
   { name: 'node:http', message: 'The core knows no framework: HTTP belongs to the adapters.' },
   { name: 'node:http2', message: 'The core knows no framework: HTTP belongs to the adapters.' },
@@ -54,7 +52,10 @@ export default tseslint.config(
   {
     files: ['test/**', 'src/testing/**'],
     rules: {
-      '@typescript-eslint/no-floating-promises': ['error', { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'before', 'after', 'beforeEach', 'afterEach'] }] }],
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'before', 'after', 'beforeEach', 'afterEach'] }] },
+      ],
     },
   },
   { files: ['**/*.mjs', '**/*.js'], ...tseslint.configs.disableTypeChecked },

@@ -88,7 +88,9 @@ export async function main() {
   if (r.error) throw new Error(`concurrent: ${r.error}`);
   const R = r.results;
   log('');
-  log(`${conc} concurrent open + createFopReadStream of 1 MiB each (${conc} MiB total); wall time until all finish; best of ${runs} rounds after 1 warm-up round (cases interleaved); page cache warm`);
+  log(
+    `${conc} concurrent open + createFopReadStream of 1 MiB each (${conc} MiB total); wall time until all finish; best of ${runs} rounds after 1 warm-up round (cases interleaved); page cache warm`,
+  );
   log(
     table(
       ['case', 'best ms', 'median ms', 'aggregate MiB/s (best)'],

@@ -111,12 +111,16 @@ const LOADGEN_ARG = arg('loadgen', '');
 if (LOADGEN_ARG && LOADGEN_ARG !== 'wrk' && LOADGEN_ARG !== 'autocannon') throw new Error('--loadgen: wrk or autocannon');
 if (LOADGEN_ARG === 'wrk' && !hasWrk) throw new Error('--loadgen wrk: wrk is not installed (apt-get install -y wrk)');
 const LOADGEN = LOADGEN_ARG || (hasWrk ? 'wrk' : 'autocannon');
-const LOADGEN_NOTE = LOADGEN_ARG ? `${LOADGEN} (--loadgen)` : hasWrk ? 'wrk' : 'autocannon (wrk is not installed: apt-get install -y wrk; autocannon saturates its core before fast servers do)';
+const LOADGEN_NOTE = LOADGEN_ARG
+  ? `${LOADGEN} (--loadgen)`
+  : hasWrk
+    ? 'wrk'
+    : 'autocannon (wrk is not installed: apt-get install -y wrk; autocannon saturates its core before fast servers do)';
 
 export const SERVERS = [
   { key: 'vfs-disk', label: 'vfserve, disk (default: precompressed on)' },
   { key: 'vfs-disk-noprecomp', label: 'vfserve, disk, precompressed: false' },
-  { key: 'vfs-disk-gz', label: 'vfserve, disk with app.js.gz beside app.js (gzip -6, the zip entry\'s level)' },
+  { key: 'vfs-disk-gz', label: "vfserve, disk with app.js.gz beside app.js (gzip -6, the zip entry's level)" },
   { key: 'vfs-zip', label: 'vfserve, site.zip' },
   { key: 'sirv', label: 'sirv (dev: false, etag)' },
   { key: 'serve-static', label: 'serve-static' },
@@ -137,7 +141,14 @@ export const CASES = [
   { key: 'big', file: 'big.mp4', path: '/big.mp4', headers: {}, label: 'big.mp4, 10 MiB' },
 ];
 // Responses that must be gzip for a goal to mean anything.
-const MUST_GZIP = new Set(['js-gzip/vfs-disk-gz', 'js-gzip/vfs-disk-gz-before', 'js-gzip/vfs-zip', 'js-gzip/vfs-zip-before', 'js-gzip/express', 'js-gzip/node-limit']);
+const MUST_GZIP = new Set([
+  'js-gzip/vfs-disk-gz',
+  'js-gzip/vfs-disk-gz-before',
+  'js-gzip/vfs-zip',
+  'js-gzip/vfs-zip-before',
+  'js-gzip/express',
+  'js-gzip/node-limit',
+]);
 
 // Analysis only: patched copies of the dist/ snapshot, to measure a proposed change before
 // anyone writes it in src/ (the bench/analysis/*-variants.mjs approach). A server
@@ -145,7 +156,7 @@ const MUST_GZIP = new Set(['js-gzip/vfs-disk-gz', 'js-gzip/vfs-disk-gz-before', 
 // is an error naming it. These are prototypes that skip edge cases, not proposals as written.
 export const VARIANTS = {
   writehead: {
-    desc: "write(): res.writeHead(status, headers) (one call; no per-header setHeader, no kOutHeaders map) instead of statusCode + setHeader per header, on HTTP/1",
+    desc: 'write(): res.writeHead(status, headers) (one call; no per-header setHeader, no kOutHeaders map) instead of statusCode + setHeader per header, on HTTP/1',
     file: 'mounts/handler.js',
     patches: [
       [
@@ -164,7 +175,7 @@ export const VARIANTS = {
       ],
       [
         '        engine.handle(core).then((out) => {\n',
-        "        engine.handle(core).then((out) => {\n            if (hotKey !== undefined && out.status === 200 && Buffer.isBuffer(out.body) && !out.callback) { if (hot.size > 10000) hot.clear(); hot.set(hotKey, { headers: Object.freeze(Object.entries(out.headers).flat()), body: out.body, until: hotNow + 1000 }); }\n",
+        '        engine.handle(core).then((out) => {\n            if (hotKey !== undefined && out.status === 200 && Buffer.isBuffer(out.body) && !out.callback) { if (hot.size > 10000) hot.clear(); hot.set(hotKey, { headers: Object.freeze(Object.entries(out.headers).flat()), body: out.body, until: hotNow + 1000 }); }\n',
       ],
     ],
   },
@@ -233,7 +244,8 @@ const CLK_TCK = (() => {
 // process addBody is a no-op (--keep-bodies restores it). Nothing under
 // node_modules is changed.
 const PipelinedRequestsQueue = createRequire(import.meta.url)('autocannon/lib/pipelinedRequestsQueue.js');
-if (typeof PipelinedRequestsQueue?.prototype?.addBody !== 'function') throw new Error('autocannon internals changed: PipelinedRequestsQueue.prototype.addBody not found');
+if (typeof PipelinedRequestsQueue?.prototype?.addBody !== 'function')
+  throw new Error('autocannon internals changed: PipelinedRequestsQueue.prototype.addBody not found');
 if (!flag('keep-bodies')) PipelinedRequestsQueue.prototype.addBody = function addBody() {};
 
 // ---------------------------------------------------------------------------
@@ -273,7 +285,10 @@ function variantDist(snapshotIndex, variants) {
 /** A fingerprint of the .js files under `dir`, as distFingerprint() gives for dist/. */
 function dirFingerprint(dir) {
   const h = createHash('sha256');
-  const files = readdirSync(dir, { recursive: true }).map(String).filter((f) => f.endsWith('.js')).sort();
+  const files = readdirSync(dir, { recursive: true })
+    .map(String)
+    .filter((f) => f.endsWith('.js'))
+    .sort();
   for (const f of files) h.update(f).update(readFileSync(join(dir, f)));
   return h.digest('hex').slice(0, 12);
 }
@@ -284,7 +299,8 @@ function dirFingerprint(dir) {
  */
 function snapshotBefore(path) {
   const src = resolve(path);
-  if (!existsSync(join(src, 'index.js'))) throw new Error(`--before ${path}: no index.js there (build the older commit first; see the header of bench/http.mjs)`);
+  if (!existsSync(join(src, 'index.js')))
+    throw new Error(`--before ${path}: no index.js there (build the older commit first; see the header of bench/http.mjs)`);
   const dst = join(RUN_DIR, 'before', 'dist');
   rmSync(dst, { recursive: true, force: true });
   cpSync(src, dst, { recursive: true, filter: (f) => !f.endsWith('.map') });
@@ -536,7 +552,18 @@ function runWrk({ url, connections, duration, headers }) {
 async function loadRun(opts) {
   if (LOADGEN === 'wrk') {
     const r = await runWrk(opts);
-    return { reqPerSec: r.reqPerSec, total2xx: r.requests - r.non2xx, p50: r.p50, p99: r.p99, mibPerSec: r.bytesPerSec / MiB, errors: r.errors, timeouts: r.timeouts, non2xx: r.non2xx, resets: 0, loadGenCpuS: r.cpuS };
+    return {
+      reqPerSec: r.reqPerSec,
+      total2xx: r.requests - r.non2xx,
+      p50: r.p50,
+      p99: r.p99,
+      mibPerSec: r.bytesPerSec / MiB,
+      errors: r.errors,
+      timeouts: r.timeouts,
+      non2xx: r.non2xx,
+      resets: 0,
+      loadGenCpuS: r.cpuS,
+    };
   }
   let lat = new Float64Array(1 << 16);
   let n = 0;
@@ -620,7 +647,7 @@ async function measure(server, c, fixture, distIndex, fileData, { execArgv = [],
       serverCpuPct: ticks0 !== undefined && ticks1 !== undefined ? ((ticks1 - ticks0) / CLK_TCK / wallS) * 100 : undefined,
       // Server CPU per response: less sensitive than req/s to other processes taking the server's core.
       serverUsPerReq: ticks0 !== undefined && ticks1 !== undefined && res.total2xx > 0 ? ((ticks1 - ticks0) / CLK_TCK / res.total2xx) * 1e6 : undefined,
-      loadGenCpuPct: ((LOADGEN === 'wrk' ? loadGenCpuS : 0) + (cpu1.user + cpu1.system) / 1e6) / wallS * 100,
+      loadGenCpuPct: (((LOADGEN === 'wrk' ? loadGenCpuS : 0) + (cpu1.user + cpu1.system) / 1e6) / wallS) * 100,
       foreignCpuPct: Math.max(0, (foreignTicks / CLK_TCK / wallS) * 100),
       fdGcWarnings,
       quietWaitS: quiet?.waitedS,
@@ -672,7 +699,13 @@ function selfByFile(prof, fromUs) {
     const cf = byId.get(prof.samples[i]).callFrame;
     if (cf.functionName === '(idle)') continue;
     const us = prof.timeDeltas[i + 1] ?? prof.timeDeltas[i] ?? 0;
-    const key = cf.url ? (cf.url.startsWith('node:') ? `node:${cf.url.slice(5).split('/')[0]}` : cf.url.split('/').slice(-2).join('/')) : cf.functionName.startsWith('(') ? cf.functionName : `(native) ${cf.functionName}`;
+    const key = cf.url
+      ? cf.url.startsWith('node:')
+        ? `node:${cf.url.slice(5).split('/')[0]}`
+        : cf.url.split('/').slice(-2).join('/')
+      : cf.functionName.startsWith('(')
+        ? cf.functionName
+        : `(native) ${cf.functionName}`;
     acc.set(key, (acc.get(key) ?? 0) + us);
     total += us;
   }
@@ -692,20 +725,45 @@ async function profileMode(fixture, dist, fileData) {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
     log(`profiling ${sKey} / ${c.label}: ${DURATION} s of load, --cpu-prof in the server child`);
-    const r = await measure(server, c, fixture, dist.index, fileData[c.file], { execArgv: ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '200'] });
-    const file = join(dir, readdirSync(dir).find((f) => f.endsWith('.cpuprofile')));
+    const r = await measure(server, c, fixture, dist.index, fileData[c.file], {
+      execArgv: ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '200'],
+    });
+    const file = join(
+      dir,
+      readdirSync(dir).find((f) => f.endsWith('.cpuprofile')),
+    );
     // Only the measured window: the last DURATION seconds before exit (startup, verification and warm-up excluded).
     const prof = JSON.parse(readFileSync(file, 'utf8'));
     const totalUs = prof.endTime - prof.startTime;
     const s = summarizeProfile(file, { top: 25, fromUs: Math.max(0, totalUs - DURATION * 1e6 - 100_000) });
-    log(`  ${fmt(r.reqPerSec, 0)} req/s under the profiler (server CPU ${fmt(r.serverCpuPct, 0)} %); profile ${file.slice(ROOT.length + 1)}, ${fmt(s.totalMs, 0)} ms of non-idle samples in the window (${fmt((s.totalMs * 1000) / r.total2xx, 1)} µs per response)`);
+    log(
+      `  ${fmt(r.reqPerSec, 0)} req/s under the profiler (server CPU ${fmt(r.serverCpuPct, 0)} %); profile ${file.slice(ROOT.length + 1)}, ${fmt(s.totalMs, 0)} ms of non-idle samples in the window (${fmt((s.totalMs * 1000) / r.total2xx, 1)} µs per response)`,
+    );
     log('  self time:');
-    log(table(['function', 'ms', '%'], s.self.map((x) => [x.fn, fmt(x.ms, 0), fmt(x.pct, 1)]), 'lrr'));
+    log(
+      table(
+        ['function', 'ms', '%'],
+        s.self.map((x) => [x.fn, fmt(x.ms, 0), fmt(x.pct, 1)]),
+        'lrr',
+      ),
+    );
     log('  inclusive time:');
-    log(table(['function', 'ms', '%'], s.inclusive.map((x) => [x.fn, fmt(x.ms, 0), fmt(x.pct, 1)]), 'lrr'));
+    log(
+      table(
+        ['function', 'ms', '%'],
+        s.inclusive.map((x) => [x.fn, fmt(x.ms, 0), fmt(x.pct, 1)]),
+        'lrr',
+      ),
+    );
     const files = selfByFile(prof, Math.max(0, totalUs - DURATION * 1e6 - 100_000));
     log('  self time by script (node: = node internals; (native) = C++ entry points such as the fs bindings):');
-    log(table(['script', 'ms', '%'], files.slice(0, 20).map((x) => [x.file, fmt(x.ms, 0), fmt(x.pct, 1)]), 'lrr'));
+    log(
+      table(
+        ['script', 'ms', '%'],
+        files.slice(0, 20).map((x) => [x.file, fmt(x.ms, 0), fmt(x.pct, 1)]),
+        'lrr',
+      ),
+    );
     out.push({ spec, file, reqPerSec: r.reqPerSec, summary: s, byFile: files });
   }
   return out;
@@ -727,12 +785,25 @@ async function countMode(fixture, dist, fileData) {
       } finally {
         await srv.stop();
       }
-      const line = srv.stdout().split('\n').find((l) => l.startsWith('COUNTS '));
+      const line = srv
+        .stdout()
+        .split('\n')
+        .find((l) => l.startsWith('COUNTS '));
       const { requests, counts } = JSON.parse(line.slice(7));
       const per = (k) => (counts[k] ?? 0) / requests;
       const fs = per('FSREQPROMISE') + per('FSREQCALLBACK') + per('FILEHANDLE') * 0; // FILEHANDLE is the handle object, not an operation
       all[`${c.key}/${server.key}`] = { requests, counts };
-      rows.push([c.key, server.key, fmt(fs, 1), fmt(per('FSREQPROMISE'), 1), fmt(per('FSREQCALLBACK'), 1), fmt(per('FILEHANDLE'), 1), fmt(per('PROMISE'), 1), fmt(per('Timeout') + per('Immediate') + per('TickObject'), 1), fmt(per('ZLIB'), 1)]);
+      rows.push([
+        c.key,
+        server.key,
+        fmt(fs, 1),
+        fmt(per('FSREQPROMISE'), 1),
+        fmt(per('FSREQCALLBACK'), 1),
+        fmt(per('FILEHANDLE'), 1),
+        fmt(per('PROMISE'), 1),
+        fmt(per('Timeout') + per('Immediate') + per('TickObject'), 1),
+        fmt(per('ZLIB'), 1),
+      ]);
       log(`  ${c.key} ${server.key}: ${requests} requests counted`);
     }
   }
@@ -808,7 +879,14 @@ async function loadMode(fixture, dist, fileData) {
     ratioGoal(`disk at least as fast as sirv: ${c.label}`, c.key, 'vfs-disk', 'sirv', 1.0);
   }
   for (const c of cases) {
-    ratioGoal(`zip within 10% of disk: ${c.label}`, c.key, 'vfs-zip', 'vfs-disk', 0.9, c.key === 'js-gzip' ? 'zip sends the 30 KiB gzip member, disk the 100 KiB identity body' : undefined);
+    ratioGoal(
+      `zip within 10% of disk: ${c.label}`,
+      c.key,
+      'vfs-zip',
+      'vfs-disk',
+      0.9,
+      c.key === 'js-gzip' ? 'zip sends the 30 KiB gzip member, disk the 100 KiB identity body' : undefined,
+    );
   }
   ratioGoal('gzip passthrough >= 5x express.static + compression (app.js, Accept-Encoding: gzip)', 'js-gzip', 'vfs-zip', 'express', 5.0);
   ratioGoal("1 KiB from disk >= 0.85x Node's limit (after the serving-core restructure)", 'small', 'vfs-disk', LIMIT, 0.85);
@@ -863,7 +941,28 @@ async function loadMode(fixture, dist, fileData) {
               `${r.errors}/${r.non2xx}${r.valid ? '' : ' INVALID'}`,
             ],
       );
-    log(table(['server', 'encoding', 'body bytes', 'req/s', "x Node's limit", 'req/s by round', 'p50 ms', 'p99 ms', 'MiB/s', 'server CPU %', 'server µs/req', 'max RSS MiB', 'other CPU %', 'errors/non-2xx'], rows, 'llrrrrrrrrrrrr'));
+    log(
+      table(
+        [
+          'server',
+          'encoding',
+          'body bytes',
+          'req/s',
+          "x Node's limit",
+          'req/s by round',
+          'p50 ms',
+          'p99 ms',
+          'MiB/s',
+          'server CPU %',
+          'server µs/req',
+          'max RSS MiB',
+          'other CPU %',
+          'errors/non-2xx',
+        ],
+        rows,
+        'llrrrrrrrrrrrr',
+      ),
+    );
   }
   log('');
   log(`=== goals (req/s ratios of the best rounds; per round: the ratio within each round, "noisy" when other processes used > ${NOISY_PCT} % of a core)`);
@@ -872,18 +971,39 @@ async function loadMode(fixture, dist, fileData) {
       ['goal', 'measured', 'per round', 'median per round', 'target', 'result'],
       goals.map((g) => {
         const ok = g.perRound.filter((x) => x !== null);
-        return [g.goal, g.value === null ? 'invalid' : `${fmt(g.value, 2)} x`, g.perRound.map((x) => (x === null ? 'noisy' : fmt(x, 2))).join(' / '), ok.length ? `${fmt(median(ok), 2)} x` : '-', `>= ${fmt(g.limit, 2)} x`, g.pass ? 'PASS' : 'FAIL'];
+        return [
+          g.goal,
+          g.value === null ? 'invalid' : `${fmt(g.value, 2)} x`,
+          g.perRound.map((x) => (x === null ? 'noisy' : fmt(x, 2))).join(' / '),
+          ok.length ? `${fmt(median(ok), 2)} x` : '-',
+          `>= ${fmt(g.limit, 2)} x`,
+          g.pass ? 'PASS' : 'FAIL',
+        ];
       }),
       'lrrrrl',
     ),
   );
   if (info.length) {
     log('');
-    log(table(['ratio (info)', 'req/s ratio'], info.map((x) => [x.what, `${fmt(x.value, 2)} x`]), 'lr'));
+    log(
+      table(
+        ['ratio (info)', 'req/s ratio'],
+        info.map((x) => [x.what, `${fmt(x.value, 2)} x`]),
+        'lr',
+      ),
+    );
   }
-  const noisy = Object.values(best).filter((r) => r.foreignCpuPct > NOISY_PCT).map((r) => `${r.case}/${r.server} (${fmt(r.foreignCpuPct, 0)} %)`);
-  log(`waited ${fmt(quietSpent, 1)} s in all for a quiet machine (budget ${QUIET_BUDGET} s); ${fmt(retrySpent, 0)} s of repeated measurements (budget ${RETRY_BUDGET} s)`);
-  log(noisy.length ? `rows whose best round still ran beside other processes using > ${NOISY_PCT} % of a core: ${noisy.join(', ')}` : `every row's best round ran with other processes under ${NOISY_PCT} % of a core`);
+  const noisy = Object.values(best)
+    .filter((r) => r.foreignCpuPct > NOISY_PCT)
+    .map((r) => `${r.case}/${r.server} (${fmt(r.foreignCpuPct, 0)} %)`);
+  log(
+    `waited ${fmt(quietSpent, 1)} s in all for a quiet machine (budget ${QUIET_BUDGET} s); ${fmt(retrySpent, 0)} s of repeated measurements (budget ${RETRY_BUDGET} s)`,
+  );
+  log(
+    noisy.length
+      ? `rows whose best round still ran beside other processes using > ${NOISY_PCT} % of a core: ${noisy.join(', ')}`
+      : `every row's best round ran with other processes under ${NOISY_PCT} % of a core`,
+  );
   return { perRow, best, goals, info, quietSpentS: quietSpent, retrySpentS: retrySpent, noisyRows: noisy, wallS: (performance.now() - t0) / 1000 };
 }
 
@@ -904,7 +1024,9 @@ for (const s of servers) if (s.before) s.dist = before.index;
 log(
   `HTTP load: commit ${m.commit ?? '?'}${m.srcDirty ? ' (src has uncommitted changes)' : ''}, node ${m.node}, ${m.nproc} CPUs, loadavg ${m.loadavg.map((x) => x.toFixed(2)).join(' ')}, dist ${dist.fingerprint}${before ? `, before: ${before.path} (commit ${before.commit ?? '?'}, dist ${before.fingerprint})` : ''}; load generator ${LOADGEN_NOTE}; ${PIN && pinned ? `server on CPU 1, ${LOADGEN} on CPU 0` : 'unpinned'}; ${CONNECTIONS} connections, pipelining 1, ${WARMUP} s warm-up + ${DURATION} s, ${ROUNDS} round(s)`,
 );
-log(`fixtures in ${fixture.dir.slice(ROOT.length + 1)}: ${fixture.files.map((f) => `${f.name} ${f.size} B (zip: ${f.zip.method === 8 ? `deflated to ${f.zip.csize} B, ${fmt(f.size / f.zip.csize, 2)}:1` : 'stored'})`).join('; ')}; site.zip ${zipSize} B`);
+log(
+  `fixtures in ${fixture.dir.slice(ROOT.length + 1)}: ${fixture.files.map((f) => `${f.name} ${f.size} B (zip: ${f.zip.method === 8 ? `deflated to ${f.zip.csize} B, ${fmt(f.size / f.zip.csize, 2)}:1` : 'stored'})`).join('; ')}; site.zip ${zipSize} B`,
+);
 
 let result;
 if (PROFILE) result = { mode: 'profile', profiles: await profileMode(fixture, dist, fileData) };

@@ -13,21 +13,7 @@
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import {
-  dataPath,
-  DIST,
-  emitResult,
-  fmt,
-  fullGc,
-  isMain,
-  log,
-  median,
-  mem,
-  MiB,
-  runChild,
-  table,
-  toMB,
-} from './lib/common.mjs';
+import { dataPath, DIST, emitResult, fmt, fullGc, isMain, log, median, mem, MiB, runChild, table, toMB } from './lib/common.mjs';
 import { summarizeProfile } from './lib/profile.mjs';
 import { manyEntryZip } from './lib/zipgen.mjs';
 
@@ -145,7 +131,7 @@ async function childPhases(path) {
     const win = Buffer.allocUnsafe(MiB);
     const t0 = performance.now();
     let reads = 0;
-    for (let pos = cdStart; pos < cdEnd; ) {
+    for (let pos = cdStart; pos < cdEnd;) {
       const n = await fd.readAt(win.subarray(0, Math.min(MiB, cdEnd - pos)), pos);
       pos += n;
       reads++;
@@ -198,7 +184,6 @@ async function childMain() {
 // ---------------------------------------------------------------------------
 // Parent.
 
-
 export async function main() {
   const sizes = arg('--sizes', '10000,100000,1000000').split(',').map(Number);
   const runs = Number(arg('--runs', '5'));
@@ -246,7 +231,18 @@ export async function main() {
   log('ZipFops.index(): first build, fresh process per run (time: median of runs; memory: after gc, index still referenced)');
   log(
     table(
-      ['entries', 'median ms', 'min..max ms', 'heapUsed Δ MiB', 'arrayBuffers Δ MiB', 'retained MiB', 'peak Δ during MiB', 'RSS before MiB', 'RSS after MiB', 'peak RSS MiB'],
+      [
+        'entries',
+        'median ms',
+        'min..max ms',
+        'heapUsed Δ MiB',
+        'arrayBuffers Δ MiB',
+        'retained MiB',
+        'peak Δ during MiB',
+        'RSS before MiB',
+        'RSS after MiB',
+        'peak RSS MiB',
+      ],
       zipRows.map((r) => [
         r.entries.toLocaleString('en-US'),
         fmt(r.medianMs, 0),
@@ -302,8 +298,22 @@ export async function main() {
   const oneM = zipRows.find((r) => r.entries === 1_000_000);
   const goals = oneM
     ? [
-        { goal: 'index 1M entries: time < 2 s', value: oneM.medianMs, unit: 'ms', limit: GOAL_MS, pass: oneM.medianMs < GOAL_MS, note: `median of ${runs}; min ${fmt(oneM.minMs, 0)}, max ${fmt(oneM.maxMs, 0)}` },
-        { goal: 'index 1M entries: heap < 300 MB', value: oneM.retainedMB, unit: 'MiB', limit: GOAL_HEAP_MB, pass: oneM.retainedMB < GOAL_HEAP_MB, note: `retained heapUsed ${fmt(oneM.heapMB)} + arrayBuffers ${fmt(oneM.arrayBuffersMB)} MiB; sampled peak during the build ${fmt(oneM.peakSampledMB)} MiB; peak RSS ${fmt(oneM.peakRssMB, 0)} MiB` },
+        {
+          goal: 'index 1M entries: time < 2 s',
+          value: oneM.medianMs,
+          unit: 'ms',
+          limit: GOAL_MS,
+          pass: oneM.medianMs < GOAL_MS,
+          note: `median of ${runs}; min ${fmt(oneM.minMs, 0)}, max ${fmt(oneM.maxMs, 0)}`,
+        },
+        {
+          goal: 'index 1M entries: heap < 300 MB',
+          value: oneM.retainedMB,
+          unit: 'MiB',
+          limit: GOAL_HEAP_MB,
+          pass: oneM.retainedMB < GOAL_HEAP_MB,
+          note: `retained heapUsed ${fmt(oneM.heapMB)} + arrayBuffers ${fmt(oneM.arrayBuffersMB)} MiB; sampled peak during the build ${fmt(oneM.peakSampledMB)} MiB; peak RSS ${fmt(oneM.peakRssMB, 0)} MiB`,
+        },
       ]
     : [];
   return { bench: 'index', runs, zipfops: zipRows, yauzl: yauzlRows, yauzlCapS: capS, analysis, goals };
@@ -327,13 +337,27 @@ async function analyzeMillion(path) {
     timeoutMs: 120_000,
   });
   if (prof.error) throw new Error(`profile: ${prof.error}`);
-  const file = join(profDir, readdirSync(profDir).find((f) => f.endsWith('.cpuprofile')));
+  const file = join(
+    profDir,
+    readdirSync(profDir).find((f) => f.endsWith('.cpuprofile')),
+  );
   const s = summarizeProfile(file, { top: 12 });
   log(`  --cpu-prof of one index build (${fmt(prof.ms, 0)} ms under the profiler); top self time, whole process:`);
-  log(table(['function', 'self ms', '%'], s.self.map((r) => [r.fn, fmt(r.ms, 0), fmt(r.pct)])));
+  log(
+    table(
+      ['function', 'self ms', '%'],
+      s.self.map((r) => [r.fn, fmt(r.ms, 0), fmt(r.pct)]),
+    ),
+  );
   const lines = profileLines(file, 'readZipIndex', centralSource);
   log(`  readZipIndex self time by source line (dist/fops/zip/central.js; includes inlined callees):`);
-  log(table(['line', '% of readZipIndex self', 'code'], lines.slice(0, 10).map((r) => [String(r.line), fmt(r.pct), r.code]), 'rrl'));
+  log(
+    table(
+      ['line', '% of readZipIndex self', 'code'],
+      lines.slice(0, 10).map((r) => [String(r.line), fmt(r.pct), r.code]),
+      'rrl',
+    ),
+  );
   return { phases, profile: { file, totalMs: s.totalMs, self: s.self, readZipIndexLines: lines.slice(0, 15) } };
 }
 

@@ -170,7 +170,18 @@ export async function main() {
   log(`Streaming a 1 GiB deflated entry (archive ${fmt(sizeMB)} MiB) into a discarding Writable; RSS sampled every ${SAMPLE_MS} ms; fresh process each`);
   log(
     table(
-      ['case', 'MiB out', 'baseline RSS MiB', 'max RSS MiB', 'RSS growth MiB', 'max 2nd half - max 1st half MiB', 'heap growth MiB', 'external+AB growth MiB', 'samples', 'MiB/s out'],
+      [
+        'case',
+        'MiB out',
+        'baseline RSS MiB',
+        'max RSS MiB',
+        'RSS growth MiB',
+        'max 2nd half - max 1st half MiB',
+        'heap growth MiB',
+        'external+AB growth MiB',
+        'samples',
+        'MiB/s out',
+      ],
       rows.map((r) => [
         {
           zipfops: 'ZipFops InflateEntryHandle + createFopReadStream',

@@ -62,7 +62,11 @@ async function child() {
   };
   const viaZlib = async () => {
     const sink = countingSink();
-    await pipeline(createReadStream(zip, { start: textDataStart, end: textDataStart + textInfo.compressedSize - 1, highWaterMark: 64 * 1024 }), createInflateRaw(), sink);
+    await pipeline(
+      createReadStream(zip, { start: textDataStart, end: textDataStart + textInfo.compressedSize - 1, highWaterMark: 64 * 1024 }),
+      createInflateRaw(),
+      sink,
+    );
     return { bytes: sink.bytes };
   };
 
@@ -92,8 +96,18 @@ async function child() {
     { key: 'plainFops', label: 'plain file 64 MiB, PlatFops', bytes: storedInfo.size, fn: () => viaFops(plat, plain) },
     { key: 'storedZip', label: 'stored entry 64 MiB, ZipFops', bytes: storedInfo.size, fn: () => viaFops(zf, `${zip}/stored.bin`) },
     { key: 'plainGzFops', label: `plain text.gz ${fmt(gzSize / MiB)} MiB, PlatFops`, bytes: gzSize, fn: () => viaFops(plat, gz) },
-    { key: 'gzipPassthrough', label: `gzip passthrough ${fmt(gzSize / MiB)} MiB, ZipFops`, bytes: gzSize, fn: () => viaFops(zf, `${zip}/text.txt`, FopFlags.COMPR_ACCEPTABLE_GZIP) },
-    { key: 'inflate', label: `inflated ${fmt(textInfo.size / MiB, 0)} MiB out (${fmt(textInfo.compressedSize / MiB)} MiB in), ZipFops`, bytes: textInfo.size, fn: () => viaFops(zf, `${zip}/text.txt`, 0) },
+    {
+      key: 'gzipPassthrough',
+      label: `gzip passthrough ${fmt(gzSize / MiB)} MiB, ZipFops`,
+      bytes: gzSize,
+      fn: () => viaFops(zf, `${zip}/text.txt`, FopFlags.COMPR_ACCEPTABLE_GZIP),
+    },
+    {
+      key: 'inflate',
+      label: `inflated ${fmt(textInfo.size / MiB, 0)} MiB out (${fmt(textInfo.compressedSize / MiB)} MiB in), ZipFops`,
+      bytes: textInfo.size,
+      fn: () => viaFops(zf, `${zip}/text.txt`, 0),
+    },
     { key: 'refFsPlain', label: 'ref: fs.createReadStream plain 64 MiB', bytes: storedInfo.size, ref: true, fn: () => viaFs(plain) },
     { key: 'refFsGz', label: 'ref: fs.createReadStream text.gz', bytes: gzSize, ref: true, fn: () => viaFs(gz) },
     { key: 'refZlib', label: 'ref: fs.createReadStream + zlib.createInflateRaw', bytes: textInfo.size, ref: true, fn: () => viaZlib() },
@@ -133,8 +147,12 @@ export async function main() {
   if (r.error) throw new Error(`read: ${r.error}`);
   const R = r.results;
   log('');
-  log(`Sequential reads through createFopReadStream (64 KiB chunks) into a counting Writable; page cache warm; best of ${runs} rounds after 1 warm-up round (cases interleaved per round)`);
-  log(`checks: stored entry == plain file bytes: ${r.checks.storedEqualsPlain}; gzip passthrough == text.gz bytes: ${r.checks.gzipEqualsTextGz}; deflate ratio ${fmt(r.textRatio, 2)}:1`);
+  log(
+    `Sequential reads through createFopReadStream (64 KiB chunks) into a counting Writable; page cache warm; best of ${runs} rounds after 1 warm-up round (cases interleaved per round)`,
+  );
+  log(
+    `checks: stored entry == plain file bytes: ${r.checks.storedEqualsPlain}; gzip passthrough == text.gz bytes: ${r.checks.gzipEqualsTextGz}; deflate ratio ${fmt(r.textRatio, 2)}:1`,
+  );
   log(
     table(
       ['case', 'MiB', 'best ms', 'best MiB/s', 'median MiB/s'],

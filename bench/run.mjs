@@ -51,7 +51,9 @@ const BENCHES = [
 ];
 
 const t0 = performance.now();
-log(`vfserve benchmarks: node ${machine.node}, ${machine.nproc} CPUs (${machine.cpu}), ${fmt(machine.totalMemGiB)} GiB, commit ${machine.commit ?? '?'}${machine.dirty ? ' (src has uncommitted changes)' : ''}, dist ${machine.dist}`);
+log(
+  `vfserve benchmarks: node ${machine.node}, ${machine.nproc} CPUs (${machine.cpu}), ${fmt(machine.totalMemGiB)} GiB, commit ${machine.commit ?? '?'}${machine.dirty ? ' (src has uncommitted changes)' : ''}, dist ${machine.dist}`,
+);
 const results = {};
 for (const b of BENCHES) {
   if (skip.has(b.key)) continue;
@@ -69,15 +71,29 @@ machine.distAtEnd = distFingerprint();
 // Summary.
 const rows = [];
 const goalRow = (bench, g) =>
-  rows.push([bench, g.goal, `${fmt(g.value, g.unit === 'ms' ? 0 : 1)} ${g.unit}`, g.limit === null ? '-' : `${g.cmp ?? '<'} ${+g.limit.toFixed(1)} ${g.unit}`, g.pass === null ? 'INFO' : g.pass ? 'PASS' : 'FAIL']);
+  rows.push([
+    bench,
+    g.goal,
+    `${fmt(g.value, g.unit === 'ms' ? 0 : 1)} ${g.unit}`,
+    g.limit === null ? '-' : `${g.cmp ?? '<'} ${+g.limit.toFixed(1)} ${g.unit}`,
+    g.pass === null ? 'INFO' : g.pass ? 'PASS' : 'FAIL',
+  ]);
 const info = (bench, what, value) => rows.push([bench, what, value, '-', '']);
 
 const idx = results.index;
 if (idx && !idx.error) {
-  for (const z of idx.zipfops) info('index', `ZipFops ${z.entries.toLocaleString('en-US')} entries`, `${fmt(z.medianMs, 0)} ms, ${fmt(z.retainedMB)} MiB retained`);
+  for (const z of idx.zipfops)
+    info('index', `ZipFops ${z.entries.toLocaleString('en-US')} entries`, `${fmt(z.medianMs, 0)} ms, ${fmt(z.retainedMB)} MiB retained`);
   for (const y of idx.yauzl) {
     if (y.error) info('index', `yauzl ${y.archiveEntries.toLocaleString('en-US')} entries`, `error: ${y.error}`);
-    else info('index', `yauzl ${y.archiveEntries.toLocaleString('en-US')} entries`, y.partial ? `capped at ${idx.yauzlCapS} s after ${y.entries.toLocaleString('en-US')} entries; est. ${fmt(y.extrapolatedMs / 1000)} s` : `${fmt(y.ms, 0)} ms`);
+    else
+      info(
+        'index',
+        `yauzl ${y.archiveEntries.toLocaleString('en-US')} entries`,
+        y.partial
+          ? `capped at ${idx.yauzlCapS} s after ${y.entries.toLocaleString('en-US')} entries; est. ${fmt(y.extrapolatedMs / 1000)} s`
+          : `${fmt(y.ms, 0)} ms`,
+      );
   }
   for (const g of idx.goals) goalRow('index', g);
 }

@@ -30,7 +30,9 @@ export async function verifyGenerator({ compile = true } = {}) {
     }
     rmSync(path, { force: true });
     results.push({ count, bytes: ours.length, identical: same, indexed });
-    log(`  ${String(count).padStart(6)} entries: ${ours.length} bytes, identical to makeManyEntryZip: ${same}${count > 0 ? `, ZipFops indexed ${indexed}` : ''}`);
+    log(
+      `  ${String(count).padStart(6)} entries: ${ours.length} bytes, identical to makeManyEntryZip: ${same}${count > 0 ? `, ZipFops indexed ${indexed}` : ''}`,
+    );
     if (!same || (count > 0 && indexed !== count)) throw new Error(`generator mismatch at ${count} entries`);
   }
   return results;

@@ -8,4 +8,13 @@ export * from './fops/index.js';
 export { LruCache, type LruOptions } from './cache/lru.js';
 export * from './mounts/index.js';
 export * from './cache/http.js';
-export { coreRequest, createHandler, sendResponse, type CallbackHandler, type HandlerOptions, type NodeHandler, type NodeRequest, type NodeResponse } from './adapters/node.js';
+export {
+  coreRequest,
+  createHandler,
+  sendResponse,
+  type CallbackHandler,
+  type HandlerOptions,
+  type NodeHandler,
+  type NodeRequest,
+  type NodeResponse,
+} from './adapters/node.js';

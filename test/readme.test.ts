@@ -23,7 +23,11 @@ describe('README examples run as written', () => {
   });
 
   blocks.forEach((code, i) => {
-    const title = code.split('\n').find((l) => l.startsWith('import {'))?.slice(0, 70) ?? `block ${i}`;
+    const title =
+      code
+        .split('\n')
+        .find((l) => l.startsWith('import {'))
+        ?.slice(0, 70) ?? `block ${i}`;
     it(`example ${i + 1}: ${title}`, async () => {
       mkdirSync(outDir, { recursive: true });
       const file = join(outDir, `example-${i + 1}.mjs`);

@@ -60,7 +60,12 @@ async function main() {
   zb.clear();
   const rows = cases.map((c) => ({ label: c.label, bestMs: r[c.key].best, medianMs: r[c.key].median }));
   log(`CRC-32 cost on stored entries; best and median of ${runs} interleaved rounds`);
-  log(table(['case', 'best ms', 'median ms'], rows.map((x) => [x.label, fmt(x.bestMs, 0), fmt(x.medianMs, 0)])));
+  log(
+    table(
+      ['case', 'best ms', 'median ms'],
+      rows.map((x) => [x.label, fmt(x.bestMs, 0), fmt(x.medianMs, 0)]),
+    ),
+  );
   emitResult({ bench: 'crc-cost', runs, rows });
 }
 

@@ -24,18 +24,26 @@ const SET_HAS = `if (files.has(name))
 /** Each patch: [file under dist/, search, replace]. */
 const PATCHES = {
   'sync window check': [
-    ['fops/zip/central.js', 'let o = await ensure(pos, pos + CENTRAL_SIZE);', 'let o = pos >= winStart && pos + CENTRAL_SIZE <= winEnd ? pos - winStart : await ensure(pos, pos + CENTRAL_SIZE);'],
-    ['fops/zip/central.js', 'o = await ensure(pos, pos + recLen);', 'o = pos >= winStart && pos + recLen <= winEnd ? pos - winStart : await ensure(pos, pos + recLen);'],
+    [
+      'fops/zip/central.js',
+      'let o = await ensure(pos, pos + CENTRAL_SIZE);',
+      'let o = pos >= winStart && pos + CENTRAL_SIZE <= winEnd ? pos - winStart : await ensure(pos, pos + CENTRAL_SIZE);',
+    ],
+    [
+      'fops/zip/central.js',
+      'o = await ensure(pos, pos + recLen);',
+      'o = pos >= winStart && pos + recLen <= winEnd ? pos - winStart : await ensure(pos, pos + recLen);',
+    ],
   ],
   'no Extras object without extra fields': [
     ['fops/zip/central.js', 'const extras = parseExtras(window, ', 'const extras = extraLen === 0 ? NO_EXTRAS : parseExtras(window, '],
     ['fops/zip/central.js', 'export async function readZipIndex(', 'const NO_EXTRAS = Object.freeze({ aes: false });\nexport async function readZipIndex('],
   ],
   'latin1Slice for ASCII names': [
-    ['fops/zip/names.js', 'Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString(\'latin1\')', 'Buffer.prototype.latin1Slice.call(raw, 0, raw.length)'],
+    ['fops/zip/names.js', "Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString('latin1')", 'Buffer.prototype.latin1Slice.call(raw, 0, raw.length)'],
   ],
   'parent-directory cache': [
-    ['fops/zip/central.js', 'let pos = cdStart;', 'let pos = cdStart;\n    let lastDir = \'\';'],
+    ['fops/zip/central.js', 'let pos = cdStart;', "let pos = cdStart;\n    let lastDir = '';"],
     [
       'fops/zip/central.js',
       "let slash = name.lastIndexOf('/');",
@@ -43,7 +51,11 @@ const PATCHES = {
     ],
   ],
   'set + size check instead of has + set': [
-    ['fops/zip/central.js', SET_HAS, 'const before = files.size;\n            files.set(name, row);\n            if (files.size === before)\n                throw corrupt(path, `entry ${n}: duplicate name`);'],
+    [
+      'fops/zip/central.js',
+      SET_HAS,
+      'const before = files.size;\n            files.set(name, row);\n            if (files.size === before)\n                throw corrupt(path, `entry ${n}: duplicate name`);',
+    ],
   ],
 };
 PATCHES['all of the above'] = Object.values(PATCHES).flat();
@@ -120,7 +132,12 @@ async function main() {
     return { name: v.name, medianMs: m, runsMs: times.get(v.name), heapMB: med(heaps.get(v.name)), vsBaseline: m / base };
   });
   log(`index build of ${entries.toLocaleString('en-US')} entries, patched copies of dist/, median of ${runs} fresh processes (round-robin)`);
-  log(table(['variant', 'median ms', 'runs ms', 'heapUsed Δ MiB', 'vs baseline'], rows.map((r) => [r.name, fmt(r.medianMs, 0), r.runsMs.map((x) => fmt(x, 0)).join(' '), fmt(r.heapMB), `${fmt(100 * r.vsBaseline, 0)}%`])));
+  log(
+    table(
+      ['variant', 'median ms', 'runs ms', 'heapUsed Δ MiB', 'vs baseline'],
+      rows.map((r) => [r.name, fmt(r.medianMs, 0), r.runsMs.map((x) => fmt(x, 0)).join(' '), fmt(r.heapMB), `${fmt(100 * r.vsBaseline, 0)}%`]),
+    ),
+  );
   emitResult({ bench: 'index-variants', entries, runs, rows });
 }
 

@@ -75,10 +75,24 @@ rows.push(await time('makeEtag({ size, mtime }) (spread argument as #send builds
 rows.push(await time('httpDate(mtime)', () => httpDate(1764445319123)));
 rows.push(
   await time('evaluatePreconditions (no If-* headers, 4 opt() spreads as #send)', () =>
-    evaluatePreconditions({ method: 'GET', ...opt('ifMatch', core.header('if-match')), ...opt('ifNoneMatch', core.header('if-none-match')), ...opt('ifModifiedSince', core.header('if-modified-since')), ...opt('ifUnmodifiedSince', core.header('if-unmodified-since')) }, { etag: '"400-19acc1f6b13"', lastModified: 1764445319123 }),
+    evaluatePreconditions(
+      {
+        method: 'GET',
+        ...opt('ifMatch', core.header('if-match')),
+        ...opt('ifNoneMatch', core.header('if-none-match')),
+        ...opt('ifModifiedSince', core.header('if-modified-since')),
+        ...opt('ifUnmodifiedSince', core.header('if-unmodified-since')),
+      },
+      { etag: '"400-19acc1f6b13"', lastModified: 1764445319123 },
+    ),
   ),
 );
-rows.push(await time('a template key like #key/#content build', () => `${'/'}\0${core.url}\0${''}`.length + `${fixture.dir}/small.html\0\0${1024}\0${1764445319123.4}\0`.length));
+rows.push(
+  await time(
+    'a template key like #key/#content build',
+    () => `${'/'}\0${core.url}\0${''}`.length + `${fixture.dir}/small.html\0\0${1024}\0${1764445319123.4}\0`.length,
+  ),
+);
 // Handing headers to node:http. Each creates a ServerResponse (node does that per request anyway; the
 // first row is that floor) and builds the head string, without a socket.
 rows.push(await time('new ServerResponse(req) (floor for the rows below)', () => new ServerResponse(req)));
@@ -115,10 +129,15 @@ rows.push(
 
 log('');
 log(`${N} iterations, best of ${ROUNDS} rounds, dist ${DIST}`);
-log(table(['stage', 'ns/request'], rows.map(([n, ns]) => [n, fmt(ns, 0)]), 'lr'));
+log(
+  table(
+    ['stage', 'ns/request'],
+    rows.map(([n, ns]) => [n, fmt(ns, 0)]),
+    'lr',
+  ),
+);
 if (sink === 42) log('');
 
 function opt(key, value) {
   return value === undefined ? {} : { [key]: value };
 }
-

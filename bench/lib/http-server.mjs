@@ -109,7 +109,13 @@ async function makeListener() {
   }
 }
 
-const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mp4': 'video/mp4', '.zip': 'application/zip', '.json': 'application/json' };
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mp4': 'video/mp4',
+  '.zip': 'application/zip',
+  '.json': 'application/json',
+};
 
 /** Node's limit: every file in memory, frozen headers, one lookup and writeHead(...).end(buffer) per request. */
 function nodeLimit(dir) {
@@ -131,7 +137,14 @@ function nodeLimit(dir) {
     if (gz && gz.length < data.length) {
       gzip = {
         body: gz,
-        headers: Object.freeze({ 'content-type': type, 'content-length': String(gz.length), 'content-encoding': 'gzip', vary: 'Accept-Encoding', etag: `"${tag}-gz"`, 'last-modified': lastModified }),
+        headers: Object.freeze({
+          'content-type': type,
+          'content-length': String(gz.length),
+          'content-encoding': 'gzip',
+          vary: 'Accept-Encoding',
+          etag: `"${tag}-gz"`,
+          'last-modified': lastModified,
+        }),
       };
       // The identity response of a file that has a gzip form varies too.
       identity.headers = Object.freeze({ ...identity.headers, vary: 'Accept-Encoding' });

@@ -34,7 +34,8 @@ function mulberry32(seed) {
 
 /** Exactly 1 KiB of HTML. */
 export function smallHtml() {
-  const head = '<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8"><title>vfserve bench</title>\n<link rel="stylesheet" href="/app.css"></head>\n<body>\n<main>\n<h1>Small page</h1>\n';
+  const head =
+    '<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8"><title>vfserve bench</title>\n<link rel="stylesheet" href="/app.css"></head>\n<body>\n<main>\n<h1>Small page</h1>\n';
   const tail = '</main>\n<script type="module" src="/app.js"></script>\n</body>\n</html>\n';
   const rnd = mulberry32(1);
   let body = '';
@@ -72,7 +73,8 @@ export function appJs(size = JS_SIZE) {
     const r = rnd();
     const a = pick(ids);
     const b = pick(ids);
-    if (r < 0.2) return `${ind}const ${a} = ${b}.${pick(props)}((${pick(['x', 'item', 'el', 'v'])}) => ${pick(ids)}(${pick(['x', 'item', 'el', 'v'])}, ${num()}));\n`;
+    if (r < 0.2)
+      return `${ind}const ${a} = ${b}.${pick(props)}((${pick(['x', 'item', 'el', 'v'])}) => ${pick(ids)}(${pick(['x', 'item', 'el', 'v'])}, ${num()}));\n`;
     if (r < 0.35) return `${ind}if (${a}.${pick(props)} > ${num()}) return ${b}(${a}, '${pick(strs)}');\n`;
     if (r < 0.5) return `${ind}${a}.${pick(props)} = { id: ${num()}, name: '${pick(strs)}', ${pick(props)}: ${b} };\n`;
     if (r < 0.62) return `${ind}for (let i = 0; i < ${a}.length; i++) ${b}.push(${a}[i] * ${num()} + ${num()});\n`;

@@ -25,7 +25,9 @@ export type VfservePluginOptions = HandlerOptions;
 export const vfservePlugin: FastifyPluginAsync<VfservePluginOptions, RawServerBase> = async (fastify, options) => {
   const prefix = fastify.prefix;
   // The core sees the whole request URL: prefixing the mountpoints keeps its redirects right.
-  const mounts = isReadonlyArray(options.mounts) ? options.mounts.map((m) => ({ ...m, mountpoint: `${prefix}${m.mountpoint === '/' ? '' : m.mountpoint}` || '/' })) : options.mounts;
+  const mounts = isReadonlyArray(options.mounts)
+    ? options.mounts.map((m) => ({ ...m, mountpoint: `${prefix}${m.mountpoint === '/' ? '' : m.mountpoint}` || '/' }))
+    : options.mounts;
   const { engine } = createHandler({ ...options, mounts }); // checks the options and callback names
   const callbacks = options.callbacks ?? {};
   const userOnError = options.onError;

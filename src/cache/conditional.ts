@@ -122,10 +122,7 @@ export function httpDate(ms: number): string {
   if (!(year >= 0 && year <= 9999)) throw new RangeError(`httpDate: ${String(ms)} has no IMF-fixdate`);
   const day = DAY_NAMES[d.getUTCDay()] ?? '';
   const month = MONTHS[d.getUTCMonth()] ?? '';
-  return (
-    `${day}, ${pad(d.getUTCDate())} ${month} ${pad(year, 4)} ` +
-    `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} GMT`
-  );
+  return `${day}, ${pad(d.getUTCDate())} ${month} ${pad(year, 4)} ` + `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} GMT`;
 }
 
 const DAY = DAY_NAMES.join('|');

@@ -3,16 +3,7 @@
  * functions over header values, no I/O.
  */
 export { cacheControl, type CachePolicyOptions } from './policy.js';
-export {
-  makeEtag,
-  parseEntityTag,
-  parseEtagList,
-  strongMatch,
-  strongMatchTags,
-  weakMatch,
-  weakMatchTags,
-  type EntityTag,
-} from './etag.js';
+export { makeEtag, parseEntityTag, parseEtagList, strongMatch, strongMatchTags, weakMatch, weakMatchTags, type EntityTag } from './etag.js';
 export {
   evaluatePreconditions,
   httpDate,

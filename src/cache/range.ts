@@ -16,10 +16,7 @@ export interface ByteRange {
  * - `ranges`: 206; sorted, disjoint and non-adjacent. One range: a single part
  *   with Content-Range; more: {@link multipartByteranges}.
  */
-export type RangeResult =
-  | { readonly type: 'none' }
-  | { readonly type: 'unsatisfiable' }
-  | { readonly type: 'ranges'; readonly ranges: readonly ByteRange[] };
+export type RangeResult = { readonly type: 'none' } | { readonly type: 'unsatisfiable' } | { readonly type: 'ranges'; readonly ranges: readonly ByteRange[] };
 
 const NONE: RangeResult = Object.freeze({ type: 'none' });
 const UNSATISFIABLE: RangeResult = Object.freeze({ type: 'unsatisfiable' });
@@ -56,11 +53,7 @@ function compareDigits(a: string, b: string): number {
  *
  * @throws TypeError when size is not a non-negative safe integer or maxRanges not a positive integer.
  */
-export function parseRange(
-  header: string | undefined,
-  size: number,
-  options?: { readonly maxRanges?: number },
-): RangeResult {
+export function parseRange(header: string | undefined, size: number, options?: { readonly maxRanges?: number }): RangeResult {
   const maxRanges = options?.maxRanges ?? 16;
   if (!Number.isSafeInteger(size) || size < 0) throw new TypeError(`parseRange: bad size ${String(size)}`);
   if (!Number.isSafeInteger(maxRanges) || maxRanges < 1) {
@@ -168,10 +161,7 @@ export function multipartByteranges(
     if (!Number.isSafeInteger(r.start) || !Number.isSafeInteger(r.end) || r.start < 0 || r.start > r.end || r.end >= size) {
       throw new RangeError(`multipartByteranges: range ${r.start}-${r.end} is outside 0-${size - 1}`);
     }
-    const head = Buffer.from(
-      `${i === 0 ? '' : '\r\n'}--${boundary}\r\n${typeLine}Content-Range: bytes ${r.start}-${r.end}/${size}\r\n\r\n`,
-      'latin1',
-    );
+    const head = Buffer.from(`${i === 0 ? '' : '\r\n'}--${boundary}\r\n${typeLine}Content-Range: bytes ${r.start}-${r.end}/${size}\r\n\r\n`, 'latin1');
     length += head.length + (r.end - r.start + 1);
     return { head, start: r.start, end: r.end };
   });

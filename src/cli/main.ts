@@ -85,7 +85,18 @@ async function main(argv: readonly string[]): Promise<void> {
     if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port must be 0-65535, got ${values.port ?? ''}`);
     config = {
       global: { countThreads: 1, pluginDirs: [], rejectServiceKeywords: [] },
-      vhosts: [{ name: 'localhost', port, interface: values.host ?? '127.0.0.1', unixSocket: false, sts: false, headers: {}, mounts: [{ mountpoint: '/', origin: `file://${target}` }], source: 'command line' }],
+      vhosts: [
+        {
+          name: 'localhost',
+          port,
+          interface: values.host ?? '127.0.0.1',
+          unixSocket: false,
+          sts: false,
+          headers: {},
+          mounts: [{ mountpoint: '/', origin: `file://${target}` }],
+          source: 'command line',
+        },
+      ],
     };
   }
   const quiet = values.quiet === true;
@@ -121,12 +132,17 @@ async function main(argv: readonly string[]): Promise<void> {
     process.on('SIGHUP', () => undefined);
   }
   try {
-    server = await startServer(config, { ...(quiet ? {} : { requestLog: (line: string) => process.stdout.write(`${line}\n`) }), clusterWorker: cluster.isWorker });
+    server = await startServer(config, {
+      ...(quiet ? {} : { requestLog: (line: string) => process.stdout.write(`${line}\n`) }),
+      clusterWorker: cluster.isWorker,
+    });
   } catch (err) {
     fail((err as Error).message, 1);
   }
   const lines = server.listeners.map((l) =>
-    l.unix ? `vfserve: serving ${l.vhosts.join(', ')} on unix socket ${l.host}` : `vfserve: serving ${l.vhosts.join(', ')} at ${l.tls ? 'https' : 'http'}://${l.host === '0.0.0.0' ? '127.0.0.1' : l.host}:${l.port}/`,
+    l.unix
+      ? `vfserve: serving ${l.vhosts.join(', ')} on unix socket ${l.host}`
+      : `vfserve: serving ${l.vhosts.join(', ')} at ${l.tls ? 'https' : 'http'}://${l.host === '0.0.0.0' ? '127.0.0.1' : l.host}:${l.port}/`,
   );
   // A worker reports to the primary, which prints once all of them listen.
   if (cluster.isWorker) {
@@ -186,7 +202,8 @@ function runPrimary(count: number): void {
         for (const line of msg.lines ?? []) process.stdout.write(`${line} (${count} workers)\n`);
       }
       if (msg.type === 'reloaded') process.stdout.write(`vfserve: worker ${worker.process.pid ?? ''}: configuration reloaded\n`);
-      if (msg.type === 'reload-failed') process.stderr.write(`vfserve: worker ${worker.process.pid ?? ''}: reload failed, still serving the previous configuration: ${msg.message ?? ''}\n`);
+      if (msg.type === 'reload-failed')
+        process.stderr.write(`vfserve: worker ${worker.process.pid ?? ''}: reload failed, still serving the previous configuration: ${msg.message ?? ''}\n`);
     });
     // @types/node says number, but a worker killed by a signal exits with code null.
     worker.once('exit', (code: number | null) => {

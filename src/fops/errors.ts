@@ -68,10 +68,7 @@ export class FopError extends Error {
   /** Reports whether `err` is a FopError (from any copy of this package), optionally with `code`. */
   static is(err: unknown, code?: FopErrorCode): err is FopError {
     return (
-      typeof err === 'object' &&
-      err !== null &&
-      (err as Record<symbol, unknown>)[brand] === true &&
-      (code === undefined || (err as FopError).code === code)
+      typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[brand] === true && (code === undefined || (err as FopError).code === code)
     );
   }
 }

@@ -1,4 +1,14 @@
-import { close as fsClose, constants as fsc, fstat as fsFstat, open as fsOpen, read as fsRead, realpath as fsRealpath, stat as fsStat, write as fsWrite, type Stats } from 'node:fs';
+import {
+  close as fsClose,
+  constants as fsc,
+  fstat as fsFstat,
+  open as fsOpen,
+  read as fsRead,
+  realpath as fsRealpath,
+  stat as fsStat,
+  write as fsWrite,
+  type Stats,
+} from 'node:fs';
 import { FopError, fromSystemError } from './errors.js';
 import { FopFlags } from './flags.js';
 import { FopHandle } from './handle.js';

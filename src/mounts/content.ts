@@ -79,7 +79,10 @@ export type SnapshotContent = { readonly snapshot: Snapshot; readonly data: Buff
 export const FRAMING: ReadonlySet<string> = new Set(['content-length', 'content-range', 'content-encoding', 'transfer-encoding']);
 
 /** A snapshot of `rep` whose bytes have these length and validators. */
-export function makeSnapshot(rep: Representation, v: { length: number; etag: string | undefined; lastModified: number | undefined; encoding: string | undefined; identity: string | undefined }): Snapshot {
+export function makeSnapshot(
+  rep: Representation,
+  v: { length: number; etag: string | undefined; lastModified: number | undefined; encoding: string | undefined; identity: string | undefined },
+): Snapshot {
   const h: Record<string, string> = {};
   if (rep.contentType !== undefined) h['content-type'] = rep.contentType;
   if (v.encoding !== undefined) h['content-encoding'] = v.encoding;
@@ -121,7 +124,13 @@ export function serveContent(req: CoreRequest, content: SnapshotContent, page: P
   const conditional = ifMatch !== undefined || ifNoneMatch !== undefined || ifModifiedSince !== undefined || ifUnmodifiedSince !== undefined;
   const verdict = conditional
     ? evaluatePreconditions(
-        { method: req.method, ...opt('ifMatch', ifMatch), ...opt('ifNoneMatch', ifNoneMatch), ...opt('ifModifiedSince', ifModifiedSince), ...opt('ifUnmodifiedSince', ifUnmodifiedSince) },
+        {
+          method: req.method,
+          ...opt('ifMatch', ifMatch),
+          ...opt('ifNoneMatch', ifNoneMatch),
+          ...opt('ifModifiedSince', ifModifiedSince),
+          ...opt('ifUnmodifiedSince', ifUnmodifiedSince),
+        },
         snap,
       )
     : 'proceed';
@@ -137,7 +146,8 @@ export function serveContent(req: CoreRequest, content: SnapshotContent, page: P
 
   const length = snap.length;
   const rangeHeader = req.header('range');
-  const range = rangeHeader === undefined || !ifRangeAllows(req.header('if-range'), snap) ? { type: 'none' as const } : parseRange(rangeHeader, length, { maxRanges });
+  const range =
+    rangeHeader === undefined || !ifRangeAllows(req.header('if-range'), snap) ? { type: 'none' as const } : parseRange(rangeHeader, length, { maxRanges });
   if (range.type === 'unsatisfiable') {
     const p = page(416);
     return release({ ...p, headers: { ...p.headers, 'content-range': `bytes */${length}`, 'accept-ranges': 'bytes' } });

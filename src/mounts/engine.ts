@@ -122,7 +122,10 @@ export class ServeEngine {
     this.#resolved = this.#resolveMs > 0 ? new LruCache({ maxEntries: cacheSize }) : undefined;
     this.#smallMax = options.smallFileCache?.maxFileSize ?? 256 * 1024;
     const smallBytes = options.smallFileCache?.maxBytes ?? 32 * 1024 * 1024;
-    this.#small = smallBytes > 0 && this.#smallMax > 0 ? new LruCache<string, CachedContent>({ maxEntries: 100_000, maxWeight: smallBytes, weigh: (c) => c.data.length + 512 }) : undefined;
+    this.#small =
+      smallBytes > 0 && this.#smallMax > 0
+        ? new LruCache<string, CachedContent>({ maxEntries: 100_000, maxWeight: smallBytes, weigh: (c) => c.data.length + 512 })
+        : undefined;
     const doc = options.notFoundDocument;
     if (doc !== undefined && (typeof doc !== 'string' || !doc.startsWith('/'))) throw new TypeError('notFoundDocument must be a URL path starting with "/"');
     this.#notFoundDocument = doc;
@@ -348,7 +351,13 @@ export class ServeEngine {
       const encoding = (rep.flags & FopFlags.COMPR_ACCEPTABLE_GZIP) !== 0 && (fd.flags & FopFlags.COMPR_IS_GZIP) === 0 ? undefined : rep.encoding;
       const identity = fopIdentity(fd);
       const etag = identity === undefined ? undefined : makeEtag({ size: fd.length, version: identity, ...(encoding !== undefined ? { encoding } : {}) });
-      const snapshot = makeSnapshot(rep, { length: fd.length, etag, lastModified: vfsGetModTime(fd), encoding, identity: identity === undefined ? undefined : `${encoding ?? ''}\0${identity}` });
+      const snapshot = makeSnapshot(rep, {
+        length: fd.length,
+        etag,
+        lastModified: vfsGetModTime(fd),
+        encoding,
+        identity: identity === undefined ? undefined : `${encoding ?? ''}\0${identity}`,
+      });
       return { snapshot, fd };
     } catch (err) {
       await fd.close();

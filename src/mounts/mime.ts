@@ -15,16 +15,63 @@ export type MimeDecision =
  */
 const CURATED_SUFFIXES = [
   // lws's canned list (lws-behaviour §3.5), in its order
-  '.html', '.htm', '.js', '.css', '.png', '.jpg', '.jpeg', '.ico', '.gif', '.svg', '.ttf', '.otf', '.woff',
-  '.woff2', '.gz', '.txt', '.xml', '.json', '.babylon', '.mjs', '.wasm',
+  '.html',
+  '.htm',
+  '.js',
+  '.css',
+  '.png',
+  '.jpg',
+  '.jpeg',
+  '.ico',
+  '.gif',
+  '.svg',
+  '.ttf',
+  '.otf',
+  '.woff',
+  '.woff2',
+  '.gz',
+  '.txt',
+  '.xml',
+  '.json',
+  '.babylon',
+  '.mjs',
+  '.wasm',
   // pages, data and documents
-  '.xhtml', '.map', '.webmanifest', '.jsonld', '.csv', '.md', '.pdf', '.ics', '.vtt', '.rss', '.atom',
+  '.xhtml',
+  '.map',
+  '.webmanifest',
+  '.jsonld',
+  '.csv',
+  '.md',
+  '.pdf',
+  '.ics',
+  '.vtt',
+  '.rss',
+  '.atom',
   // images and fonts
-  '.webp', '.avif', '.apng', '.bmp', '.jxl', '.eot',
+  '.webp',
+  '.avif',
+  '.apng',
+  '.bmp',
+  '.jxl',
+  '.eot',
   // audio and video
-  '.mp4', '.webm', '.mov', '.ogv', '.mp3', '.m4a', '.aac', '.ogg', '.oga', '.opus', '.weba', '.wav', '.flac',
+  '.mp4',
+  '.webm',
+  '.mov',
+  '.ogv',
+  '.mp3',
+  '.m4a',
+  '.aac',
+  '.ogg',
+  '.oga',
+  '.opus',
+  '.weba',
+  '.wav',
+  '.flac',
   // 3D scenes, today's counterpart of lws's .babylon
-  '.gltf', '.glb',
+  '.gltf',
+  '.glb',
 ] as const;
 
 /** Where mime-types has no type, or not the one the web should get. Every entry says why. */
@@ -178,4 +225,3 @@ export function createMimeLookup(extra?: Readonly<Record<string, string>>): (pat
     return unmatched;
   };
 }
-

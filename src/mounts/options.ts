@@ -152,14 +152,20 @@ function canonicalMountpoint(mp: unknown, where: string): string {
  * (`mounts[2].cacheMaxAge must be …`); an unsupported origin is refused with
  * a clear message.
  */
-export function resolveMount(m: MountOptions, vhostHeaders: readonly (readonly [string, string])[], where: string, signatures: readonly string[]): ResolvedMount {
+export function resolveMount(
+  m: MountOptions,
+  vhostHeaders: readonly (readonly [string, string])[],
+  where: string,
+  signatures: readonly string[],
+): ResolvedMount {
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- checked for JavaScript callers and JSON config
   if (typeof m !== 'object' || m === null) throw new TypeError(`${where} must be an object`);
   const mountpoint = canonicalMountpoint(m.mountpoint, where);
   const origin = m.origin;
   if (typeof origin !== 'string' || origin === '') throw new TypeError(`${where}.origin must be a non-empty string`);
   const defaultFile = m.default ?? 'index.html';
-  if (typeof defaultFile !== 'string' || !validFopPath(`/${defaultFile}`)) throw new TypeError(`${where}.default must be a relative file name such as "index.html"`);
+  if (typeof defaultFile !== 'string' || !validFopPath(`/${defaultFile}`))
+    throw new TypeError(`${where}.default must be a relative file name such as "index.html"`);
   const cache = cacheControl({
     maxAge: seconds(m.cacheMaxAge, `${where}.cacheMaxAge`),
     reuse: bool(m.cacheReuse, `${where}.cacheReuse`),
@@ -211,4 +217,3 @@ export function resolveMount(m: MountOptions, vhostHeaders: readonly (readonly [
   const archive = signatures.some((sig) => lower.endsWith(sig));
   return Object.freeze({ ...base, kind: 'file', root: path, archive });
 }
-

@@ -108,7 +108,9 @@ export function loadConfig(path: string): ServerConfig {
     const d = join(root, 'conf.d');
     let names: string[] = [];
     try {
-      names = readdirSync(d).filter((n) => !n.includes('~')).sort();
+      names = readdirSync(d)
+        .filter((n) => !n.includes('~'))
+        .sort();
     } catch {
       names = [];
     }

@@ -12,7 +12,13 @@ import type { ServerConfig, VhostConfig } from './config.js';
 
 /** A running server: its listeners and a graceful close. */
 export interface RunningServer {
-  readonly listeners: readonly { readonly host: string; readonly port: number; readonly unix: boolean; readonly tls: boolean; readonly vhosts: readonly string[] }[];
+  readonly listeners: readonly {
+    readonly host: string;
+    readonly port: number;
+    readonly unix: boolean;
+    readonly tls: boolean;
+    readonly vhosts: readonly string[];
+  }[];
   /**
    * Stops accepting, lets in-flight responses finish for up to `timeoutMs`, then cuts the rest.
    * Resolves once every access log holds the line of every response and is closed.
@@ -60,7 +66,11 @@ function secureContext(vc: VhostConfig): SecureContext | undefined {
   if (!vc.tls) return undefined;
   const { key, cert, ca } = vc.tls;
   try {
-    return createSecureContext({ key: readPem(vc, 'host-ssl-key', key), cert: readPem(vc, 'host-ssl-cert', cert), ...(ca ? { ca: readPem(vc, 'host-ssl-ca', ca) } : {}) });
+    return createSecureContext({
+      key: readPem(vc, 'host-ssl-key', key),
+      cert: readPem(vc, 'host-ssl-cert', cert),
+      ...(ca ? { ca: readPem(vc, 'host-ssl-ca', ca) } : {}),
+    });
   } catch (err) {
     if ((err as Error).message.startsWith(vc.source)) throw err;
     throw new Error(`${vc.source}: vhost "${vc.name}": the TLS key and certificate cannot be used (${(err as Error).message})`);
@@ -91,10 +101,15 @@ export function combinedLogLine(req: IncomingMessage, res: ServerResponse, bytes
 
 /** The vhost for a Host header: an exact name, then a `*.example.com` wildcard, then the port's first vhost. */
 export function selectVhost<T extends { readonly config: { readonly name: string } }>(vhosts: readonly T[], hostHeader: string | undefined): T {
-  const host = (hostHeader ?? '').toLowerCase().replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+  const host = (hostHeader ?? '')
+    .toLowerCase()
+    .replace(/:\d+$/, '')
+    .replace(/^\[(.*)\]$/, '$1');
   const exact = vhosts.find((v) => v.config.name.toLowerCase() === host);
   if (exact) return exact;
-  const wild = vhosts.find((v) => v.config.name.startsWith('*.') && host.endsWith(v.config.name.slice(1).toLowerCase()) && host.length > v.config.name.length - 1);
+  const wild = vhosts.find(
+    (v) => v.config.name.startsWith('*.') && host.endsWith(v.config.name.slice(1).toLowerCase()) && host.length > v.config.name.length - 1,
+  );
   return wild ?? vhosts[0]!;
 }
 
@@ -150,7 +165,8 @@ function bindAddress(vc: VhostConfig): string {
 
 /** With `unix-socket`, `interface` is the socket's path (as in lwsws). */
 function socketPath(vc: VhostConfig): string {
-  if (vc.interface === undefined || vc.interface === '') throw new Error(`${vc.source}: vhost "${vc.name}": "unix-socket" needs the socket path in "interface"`);
+  if (vc.interface === undefined || vc.interface === '')
+    throw new Error(`${vc.source}: vhost "${vc.name}": "unix-socket" needs the socket path in "interface"`);
   return vc.interface;
 }
 
@@ -216,7 +232,9 @@ async function buildGroups(config: ServerConfig, options: StartOptions, reloadCo
         try {
           log = new AccessLog(vc.accessLog, reportError);
         } catch (err) {
-          throw new Error(`${vc.source}: vhost "${vc.name}": access-log ${vc.accessLog} cannot be opened (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+          throw new Error(
+            `${vc.source}: vhost "${vc.name}": access-log ${vc.accessLog} cannot be opened (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+          );
         }
         opened.push(log);
       }
@@ -292,7 +310,13 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const retireLogs = (vhosts: readonly Vhost[]): Promise<unknown> => Promise.all(vhosts.map((v) => v.log?.retire() ?? Promise.resolve()));
   return {
     get listeners() {
-      return [...live.values()].map(({ server, group, state }) => ({ host: group.host, port: group.unix ? 0 : (server.address() as AddressInfo).port, unix: group.unix, tls: group.tls, vhosts: state.vhosts.map((v) => v.config.name) }));
+      return [...live.values()].map(({ server, group, state }) => ({
+        host: group.host,
+        port: group.unix ? 0 : (server.address() as AddressInfo).port,
+        unix: group.unix,
+        tls: group.tls,
+        vhosts: state.vhosts.map((v) => v.config.name),
+      }));
     },
     async reload(next: ServerConfig) {
       reloads++;
@@ -313,7 +337,10 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
           // TLS cannot change on a listening port (refused above), so this is exactly group.tls.
           if (old.server instanceof HttpsServer) {
             const first = group.vhosts[0]!;
-            old.server.setSecureContext({ key: readPem(first.config, 'host-ssl-key', first.config.tls!.key), cert: readPem(first.config, 'host-ssl-cert', first.config.tls!.cert) });
+            old.server.setSecureContext({
+              key: readPem(first.config, 'host-ssl-key', first.config.tls!.key),
+              cert: readPem(first.config, 'host-ssl-cert', first.config.tls!.cert),
+            });
           }
           void retireLogs(previous);
         } else {
@@ -338,7 +365,13 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
 }
 
 /** Counts body bytes for %b (without touching the engine) and writes the log lines when the response closes. */
-function countAndLog(req: IncomingMessage, res: ServerResponse, log: AccessLog | undefined, requestLog: ((line: string) => void) | undefined, started: number): void {
+function countAndLog(
+  req: IncomingMessage,
+  res: ServerResponse,
+  log: AccessLog | undefined,
+  requestLog: ((line: string) => void) | undefined,
+  started: number,
+): void {
   // Claimed now, while this response's configuration is current: the log stays open until the line is in.
   const logLine = log?.begin();
   let bytes = 0;

@@ -17,17 +17,7 @@ import { after, before, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { FopError, type FopErrorCode } from '../fops/errors.js';
 import { FopFlags } from '../fops/flags.js';
-import {
-  createFopReadStream,
-  fopReadAt,
-  fopStat,
-  readAll,
-  vfsGetLength,
-  vfsGetModTime,
-  vfsSeekEnd,
-  vfsSeekSet,
-  vfsTell,
-} from '../fops/helpers.js';
+import { createFopReadStream, fopReadAt, fopStat, readAll, vfsGetLength, vfsGetModTime, vfsSeekEnd, vfsSeekSet, vfsTell } from '../fops/helpers.js';
 import type { FileOps, FopFd } from '../fops/types.js';
 
 /** What a backend under test serves. */
@@ -192,7 +182,10 @@ export function describeFopsConformance(name: string, setup: () => Promise<Confo
           assert.equal(await fd.read(Buffer.alloc(8)), 0, `${path}: read at clamped end`);
           assert.equal(vfsSeekSet(fd, 0), 0);
           assert.ok((await readAll(fd)).equals(content), `${path}: whole read after rewinding from the end`);
-          assert.throws(() => fd.seekCur(Number.NaN), (e: unknown) => FopError.is(e, 'INVALID_ARGUMENT'));
+          assert.throws(
+            () => fd.seekCur(Number.NaN),
+            (e: unknown) => FopError.is(e, 'INVALID_ARGUMENT'),
+          );
         } finally {
           await fd.close();
         }
@@ -231,7 +224,10 @@ export function describeFopsConformance(name: string, setup: () => Promise<Confo
             return { p, bytes: buf.subarray(0, got) };
           });
           for (const { p, bytes } of await Promise.all(reads)) {
-            assert.ok(bytes.equals(content.subarray(p, p + bytes.length)) && bytes.length === Math.min(512, content.length - p), `${path}: positional read at ${p}`);
+            assert.ok(
+              bytes.equals(content.subarray(p, p + bytes.length)) && bytes.length === Math.min(512, content.length - p),
+              `${path}: positional read at ${p}`,
+            );
           }
           assert.equal(vfsTell(fd), before, `${path}: positional reads moved pos`);
           if (fd.readAt) assert.equal(await fd.readAt(Buffer.alloc(4), content.length), 0, `${path}: readAt at end`);
@@ -257,7 +253,10 @@ export function describeFopsConformance(name: string, setup: () => Promise<Confo
           assert.equal(vfsTell(fd), content.length);
           vfsSeekSet(fd, Math.floor(content.length / 2));
           const tail = await fd.readBuffer(content.length);
-          assert.ok(tail.equals(content.subarray(Math.floor(content.length / 2), Math.floor(content.length / 2) + tail.length)), `${path}: readBuffer after a seek back`);
+          assert.ok(
+            tail.equals(content.subarray(Math.floor(content.length / 2), Math.floor(content.length / 2) + tail.length)),
+            `${path}: readBuffer after a seek back`,
+          );
         } finally {
           await fd.close();
         }
@@ -311,7 +310,10 @@ export function describeFopsConformance(name: string, setup: () => Promise<Confo
       await fd.close();
       await fd.close();
       await rejectsWith(fd.read(Buffer.alloc(4)), 'CLOSED', 'read after close');
-      assert.throws(() => fd.seekCur(1), (e: unknown) => FopError.is(e, 'CLOSED'));
+      assert.throws(
+        () => fd.seekCur(1),
+        (e: unknown) => FopError.is(e, 'CLOSED'),
+      );
     });
 
     it('rejects missing paths with NOT_FOUND and every non-canonical form with INVALID_PATH', async () => {

@@ -49,7 +49,12 @@ before(async () => {
     'sub/index.html': Buffer.from('<p>sub</p>'),
     'evil.example/index.html': Buffer.from('<p>a directory</p>'),
     'bad.zip': Buffer.from('not a zip archive, named like one'),
-    'site.zip': makeZip({ entries: [{ name: 'index.html', data: Buffer.from('<p>zip home</p>') }, { name: 'css/app.css', data: appCss }] }),
+    'site.zip': makeZip({
+      entries: [
+        { name: 'index.html', data: Buffer.from('<p>zip home</p>') },
+        { name: 'css/app.css', data: appCss },
+      ],
+    }),
   });
   const onError = (err: unknown): void => void errors.push(err);
   const app = express();

@@ -32,7 +32,12 @@ before(async () => {
     'ten-k.txt': tenK,
     'sub/index.html': Buffer.from('<p>sub</p>'),
     'bad.zip': Buffer.from('not a zip archive, named like one'),
-    'site.zip': makeZip({ entries: [{ name: 'index.html', data: Buffer.from('<p>zip home</p>') }, { name: 'css/app.css', data: appCss }] }),
+    'site.zip': makeZip({
+      entries: [
+        { name: 'index.html', data: Buffer.from('<p>zip home</p>') },
+        { name: 'css/app.css', data: appCss },
+      ],
+    }),
   });
   app = Fastify({ logger: { level: 'error', stream: { write: (line: string) => void logs.push(line) } } });
   app.addHook('onRequest', async (_request, reply) => {
@@ -63,7 +68,12 @@ before(async () => {
     },
   });
   // Under a prefix, serving an archive, with its own 404 page and error hook.
-  await app.register(defaultExport, { prefix: '/static', mounts: [{ mountpoint: '/', origin: join(www, 'site.zip'), cacheMaxAge: 60, cacheReuse: true }], fallthrough: false, onError: (err) => errors.push(err) });
+  await app.register(defaultExport, {
+    prefix: '/static',
+    mounts: [{ mountpoint: '/', origin: join(www, 'site.zip'), cacheMaxAge: 60, cacheReuse: true }],
+    fallthrough: false,
+    onError: (err) => errors.push(err),
+  });
   await app.listen({ port: 0, host: '127.0.0.1' });
   port = (app.server.address() as AddressInfo).port;
 });
@@ -81,11 +91,14 @@ const hdr = (r: RawResponse, name: string): string | undefined => {
 function post(path: string, body: string, type: string): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     import('node:http').then(({ request }) => {
-      const req = request({ host: '127.0.0.1', port, path, method: 'POST', agent: false, headers: { 'content-type': type, 'content-length': Buffer.byteLength(body) } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      });
+      const req = request(
+        { host: '127.0.0.1', port, path, method: 'POST', agent: false, headers: { 'content-type': type, 'content-length': Buffer.byteLength(body) } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        },
+      );
       req.setTimeout(10_000, () => req.destroy(new Error('timed out')));
       req.on('error', reject);
       req.end(body);
@@ -221,7 +234,11 @@ describe('plugin setup', () => {
     const js = readFileSync(join(root, 'dist', 'adapters', 'fastify.js'), 'utf8');
     assert.doesNotMatch(js, /from ['"]fastify['"]|import\(['"]fastify|require\(['"]fastify/);
     assert.match(js, /export default vfservePlugin/);
-    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { exports: Record<string, unknown>; dependencies?: Record<string, string>; peerDependenciesMeta?: Record<string, { optional?: boolean }> };
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+      exports: Record<string, unknown>;
+      dependencies?: Record<string, string>;
+      peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+    };
     assert.deepEqual(pkg.exports['./fastify'], { types: './dist/adapters/fastify.d.ts', default: './dist/adapters/fastify.js' });
     assert.equal(pkg.dependencies?.fastify, undefined);
     assert.equal(pkg.peerDependenciesMeta?.fastify?.optional, true);

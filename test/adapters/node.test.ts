@@ -101,7 +101,12 @@ describe('errors', () => {
   before(async () => {
     ({ port, close } = await listen(
       createHandler({
-        mounts: [{ mountpoint: '/', origin: www }, { mountpoint: '/sync', origin: 'callback://sync' }, { mountpoint: '/async', origin: 'callback://async' }, { mountpoint: '/late', origin: 'callback://late' }],
+        mounts: [
+          { mountpoint: '/', origin: www },
+          { mountpoint: '/sync', origin: 'callback://sync' },
+          { mountpoint: '/async', origin: 'callback://async' },
+          { mountpoint: '/late', origin: 'callback://late' },
+        ],
         callbacks: {
           sync: () => {
             throw new Error('sync failure');

@@ -90,8 +90,20 @@ describe('parseEtagList', () => {
         { weak: true, opaque: '"c3piozzzz"' },
       ],
     ],
-    ['"a",W/"b"', [{ weak: false, opaque: '"a"' }, { weak: true, opaque: '"b"' }]],
-    [' ,\t"a" ,, , "b",', [{ weak: false, opaque: '"a"' }, { weak: false, opaque: '"b"' }]],
+    [
+      '"a",W/"b"',
+      [
+        { weak: false, opaque: '"a"' },
+        { weak: true, opaque: '"b"' },
+      ],
+    ],
+    [
+      ' ,\t"a" ,, , "b",',
+      [
+        { weak: false, opaque: '"a"' },
+        { weak: false, opaque: '"b"' },
+      ],
+    ],
     ['""', [{ weak: false, opaque: '""' }]],
     ['"a,b"', [{ weak: false, opaque: '"a,b"' }]],
     ['"caf\u00e9"', [{ weak: false, opaque: '"caf\u00e9"' }]], // obs-text

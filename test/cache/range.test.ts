@@ -138,7 +138,10 @@ function parseMultipart(contentType: string, body: Buffer): { headers: Map<strin
     const headEnd = body.indexOf('\r\n\r\n', pos + 2, 'latin1');
     assert.ok(headEnd >= 0);
     const headers = new Map<string, string>();
-    for (const line of body.subarray(pos + 2, headEnd).toString('latin1').split('\r\n')) {
+    for (const line of body
+      .subarray(pos + 2, headEnd)
+      .toString('latin1')
+      .split('\r\n')) {
       const colon = line.indexOf(':');
       assert.ok(colon > 0, line);
       headers.set(line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim());
@@ -184,9 +187,34 @@ describe('multipartByteranges', () => {
   });
 
   const cases: [string, ByteRange[], number, string | undefined][] = [
-    ['two ranges', [{ start: 0, end: 499 }, { start: 9500, end: 9999 }], 10000, 'text/html; charset=utf-8'],
-    ['one-byte ranges at both ends', [{ start: 0, end: 0 }, { start: 9999, end: 9999 }], 10000, 'image/jpeg'],
-    ['three ranges, no part type', [{ start: 0, end: 999 }, { start: 4500, end: 5499 }, { start: 9000, end: 9999 }], 10000, undefined],
+    [
+      'two ranges',
+      [
+        { start: 0, end: 499 },
+        { start: 9500, end: 9999 },
+      ],
+      10000,
+      'text/html; charset=utf-8',
+    ],
+    [
+      'one-byte ranges at both ends',
+      [
+        { start: 0, end: 0 },
+        { start: 9999, end: 9999 },
+      ],
+      10000,
+      'image/jpeg',
+    ],
+    [
+      'three ranges, no part type',
+      [
+        { start: 0, end: 999 },
+        { start: 4500, end: 5499 },
+        { start: 9000, end: 9999 },
+      ],
+      10000,
+      undefined,
+    ],
     ['a single range', [{ start: 10, end: 20 }], 10000, 'text/plain'],
     ['the whole representation', [{ start: 0, end: 9999 }], 10000, 'application/octet-stream'],
   ];
@@ -211,7 +239,15 @@ describe('multipartByteranges', () => {
 
   it('describes positions in a representation beyond 4 GiB', () => {
     const size = 2 ** 33 + 5;
-    const plan = multipartByteranges([{ start: 0, end: 0 }, { start: size - 1, end: size - 1 }], size, 'video/mp4', 'b');
+    const plan = multipartByteranges(
+      [
+        { start: 0, end: 0 },
+        { start: size - 1, end: size - 1 },
+      ],
+      size,
+      'video/mp4',
+      'b',
+    );
     assert.equal(plan.parts[1]?.head.toString('latin1'), `\r\n--b\r\nContent-Type: video/mp4\r\nContent-Range: bytes ${size - 1}-${size - 1}/${size}\r\n\r\n`);
     const heads = plan.parts.reduce((n, p) => n + p.head.length, 0);
     assert.equal(plan.length, heads + 2 + plan.tail.length);
@@ -229,7 +265,15 @@ describe('multipartByteranges', () => {
   });
 
   it('quotes a boundary that is not a token', () => {
-    const plan = multipartByteranges([{ start: 0, end: 1 }, { start: 3, end: 4 }], 10, 'text/plain', "it's a (boundary)");
+    const plan = multipartByteranges(
+      [
+        { start: 0, end: 1 },
+        { start: 3, end: 4 },
+      ],
+      10,
+      'text/plain',
+      "it's a (boundary)",
+    );
     assert.equal(plan.contentType, `multipart/byteranges; boundary="it's a (boundary)"`);
     const parts = parseMultipart(plan.contentType, assemble(plan, content));
     assert.equal(parts.length, 2);
@@ -244,7 +288,12 @@ describe('multipartByteranges', () => {
     assert.throws(() => multipartByteranges(one, 10, 'text/plain\r\nSet-Cookie: x=1'), TypeError);
     assert.throws(() => multipartByteranges(one, 10, 'text/plain\n'), TypeError);
     assert.throws(() => multipartByteranges([], 10, 'text/plain'), RangeError);
-    for (const bad of [{ start: 0, end: 10 }, { start: -1, end: 2 }, { start: 5, end: 4 }, { start: 0.5, end: 2 }]) {
+    for (const bad of [
+      { start: 0, end: 10 },
+      { start: -1, end: 2 },
+      { start: 5, end: 4 },
+      { start: 0.5, end: 2 },
+    ]) {
       assert.throws(() => multipartByteranges([bad], 10, 'text/plain'), RangeError, JSON.stringify(bad));
     }
   });

@@ -161,8 +161,26 @@ describe('vfserve CLI: --config', () => {
 }
 `,
   );
-  writeFileSync(join(conf, 'conf.d', '10-books'), JSON.stringify({ vhosts: [{ name: 'books.example', port: 0, interface: '127.0.0.1', headers: [{ 'X-Vhost': 'books' }], mounts: [{ mountpoint: '/', origin: fixture('lws', 'candide.zip'), default: 'candide.html', 'cache-max-age': '60', 'cache-reuse': '1' }] }] }));
-  writeFileSync(join(conf, 'conf.d', '20-wild'), JSON.stringify({ vhosts: [{ name: '*.wild.example', port: 0, interface: '127.0.0.1', mounts: [{ mountpoint: '/', origin: '>https://example.com/wild' }] }] }));
+  writeFileSync(
+    join(conf, 'conf.d', '10-books'),
+    JSON.stringify({
+      vhosts: [
+        {
+          name: 'books.example',
+          port: 0,
+          interface: '127.0.0.1',
+          headers: [{ 'X-Vhost': 'books' }],
+          mounts: [{ mountpoint: '/', origin: fixture('lws', 'candide.zip'), default: 'candide.html', 'cache-max-age': '60', 'cache-reuse': '1' }],
+        },
+      ],
+    }),
+  );
+  writeFileSync(
+    join(conf, 'conf.d', '20-wild'),
+    JSON.stringify({
+      vhosts: [{ name: '*.wild.example', port: 0, interface: '127.0.0.1', mounts: [{ mountpoint: '/', origin: '>https://example.com/wild' }] }],
+    }),
+  );
   writeFileSync(join(conf, 'conf.d', '30-broken~'), '{ this is an editor backup and is skipped');
 
   it('loads conf and conf.d, resolves relative paths, chooses vhosts by Host and writes the access log', async () => {
@@ -197,9 +215,17 @@ describe('vfserve CLI: --config', () => {
     ['an unknown vhost key', { conf: '{ "vhosts": [{ "port": 0, "mounts": [], "moutns": [] }] }' }, /conf: \$\.vhosts\[0\]\["moutns"\]: unknown vhost key/],
     ['an unknown global key', { conf: '{ "global": { "count-thread": 2 }, "vhosts": [{ "port": 0 }] }' }, /\$\.global\["count-thread"\]: unknown global key/],
     ['invalid JSON', { conf: '{ "vhosts": [ }' }, /conf: \$: is not valid JSON/],
-    ['a broken conf.d file (lwsws would drop it silently)', { conf: '{ "vhosts": [{ "port": 0 }] }', 'conf.d/10-bad': '{ "vhosts": [{ "port": "eighty" }] }' }, /10-bad: \$\.vhosts\[0\]\["port"\]: must be an integer/],
+    [
+      'a broken conf.d file (lwsws would drop it silently)',
+      { conf: '{ "vhosts": [{ "port": 0 }] }', 'conf.d/10-bad': '{ "vhosts": [{ "port": "eighty" }] }' },
+      /10-bad: \$\.vhosts\[0\]\["port"\]: must be an integer/,
+    ],
     ['a missing port', { conf: '{ "vhosts": [{ "name": "x" }] }' }, /"port" is required/],
-    ['an unknown mount key', { conf: '{ "vhosts": [{ "port": 0, "mounts": [{ "mountpoint": "/", "origin": "/tmp", "cache-max-agee": 1 }] }] }' }, /\$\.vhosts\[0\]\["mounts"\]\[0\]: unknown key "cache-max-agee"/],
+    [
+      'an unknown mount key',
+      { conf: '{ "vhosts": [{ "port": 0, "mounts": [{ "mountpoint": "/", "origin": "/tmp", "cache-max-agee": 1 }] }] }' },
+      /\$\.vhosts\[0\]\["mounts"\]\[0\]: unknown key "cache-max-agee"/,
+    ],
     ['no vhost at all', { conf: '{ "global": {} }' }, /no vhost is configured/],
   ];
   for (const [label, files, message] of bad) {
@@ -219,9 +245,17 @@ describe('vfserve CLI: --config', () => {
 
 describe('vfserve CLI: refused configurations', () => {
   for (const [label, conf, message] of [
-    ['a TLS key file that does not exist', '{ "vhosts": [{ "port": 0, "interface": "127.0.0.1", "host-ssl-key": "k.pem", "host-ssl-cert": "c.pem" }] }', /host-ssl-key .*k\.pem cannot be read/],
+    [
+      'a TLS key file that does not exist',
+      '{ "vhosts": [{ "port": 0, "interface": "127.0.0.1", "host-ssl-key": "k.pem", "host-ssl-cert": "c.pem" }] }',
+      /host-ssl-key .*k\.pem cannot be read/,
+    ],
     ['sts without TLS', '{ "vhosts": [{ "port": 0, "interface": "127.0.0.1", "sts": 1 }] }', /"sts" needs a TLS vhost/],
-    ['an interface that does not exist', '{ "vhosts": [{ "port": 0, "interface": "no-such-if0" }] }', /"interface" "no-such-if0" is neither an IP address nor a network interface/],
+    [
+      'an interface that does not exist',
+      '{ "vhosts": [{ "port": 0, "interface": "no-such-if0" }] }',
+      /"interface" "no-such-if0" is neither an IP address nor a network interface/,
+    ],
   ] as const) {
     it(`refuses ${label} with a clear message`, () => {
       const file = join(dir, `unsupported-${label}.json`);
@@ -242,8 +276,23 @@ describe('vfserve CLI: TLS vhosts chosen by SNI', () => {
       join(d, 'conf'),
       JSON.stringify({
         vhosts: [
-          { name: 'localhost', port: 0, interface: '127.0.0.1', 'host-ssl-key': join(tlsDir, 'localhost.key'), 'host-ssl-cert': join(tlsDir, 'localhost.crt'), mounts: [{ mountpoint: '/', origin: 'file://a' }] },
-          { name: 'books.example', port: 0, interface: '127.0.0.1', sts: 1, 'host-ssl-key': join(tlsDir, 'books.example.key'), 'host-ssl-cert': join(tlsDir, 'books.example.crt'), mounts: [{ mountpoint: '/', origin: 'file://b' }] },
+          {
+            name: 'localhost',
+            port: 0,
+            interface: '127.0.0.1',
+            'host-ssl-key': join(tlsDir, 'localhost.key'),
+            'host-ssl-cert': join(tlsDir, 'localhost.crt'),
+            mounts: [{ mountpoint: '/', origin: 'file://a' }],
+          },
+          {
+            name: 'books.example',
+            port: 0,
+            interface: '127.0.0.1',
+            sts: 1,
+            'host-ssl-key': join(tlsDir, 'books.example.key'),
+            'host-ssl-cert': join(tlsDir, 'books.example.crt'),
+            mounts: [{ mountpoint: '/', origin: 'file://b' }],
+          },
         ],
       }),
     );
@@ -251,16 +300,19 @@ describe('vfserve CLI: TLS vhosts chosen by SNI', () => {
     const { request } = await import('node:https');
     const fetchTls = (servername: string): Promise<{ cn: unknown; body: string; sts: unknown }> =>
       new Promise((resolve, reject) => {
-        const req = request({ host: '127.0.0.1', port: s.port, path: '/', servername, headers: { host: servername }, rejectUnauthorized: false, agent: false }, (res) => {
-          if (!(res.socket instanceof TLSSocket)) {
-            reject(new Error('the response did not come over TLS'));
-            return;
-          }
-          const cert = res.socket.getPeerCertificate();
-          let body = '';
-          res.on('data', (c: Buffer) => (body += c.toString()));
-          res.on('end', () => resolve({ cn: cert.subject.CN, body, sts: res.headers['strict-transport-security'] }));
-        });
+        const req = request(
+          { host: '127.0.0.1', port: s.port, path: '/', servername, headers: { host: servername }, rejectUnauthorized: false, agent: false },
+          (res) => {
+            if (!(res.socket instanceof TLSSocket)) {
+              reject(new Error('the response did not come over TLS'));
+              return;
+            }
+            const cert = res.socket.getPeerCertificate();
+            let body = '';
+            res.on('data', (c: Buffer) => (body += c.toString()));
+            res.on('end', () => resolve({ cn: cert.subject.CN, body, sts: res.headers['strict-transport-security'] }));
+          },
+        );
         req.on('error', reject);
         req.end();
       });
@@ -269,7 +321,7 @@ describe('vfserve CLI: TLS vhosts chosen by SNI', () => {
       assert.deepEqual(await fetchTls('books.example'), { cn: 'books.example', body: 'books site', sts: 'max-age=15768000 ; includeSubDomains' });
       assert.deepEqual(await fetchTls('localhost'), { cn: 'localhost', body: 'localhost site', sts: undefined });
       const other = await fetchTls('other.example');
-      assert.equal(other.cn, 'localhost', 'an unknown name gets the port\'s first vhost');
+      assert.equal(other.cn, 'localhost', "an unknown name gets the port's first vhost");
     } finally {
       await s.stop();
     }
@@ -278,7 +330,15 @@ describe('vfserve CLI: TLS vhosts chosen by SNI', () => {
   it('refuses a port shared by TLS and plain vhosts', () => {
     const file = join(dir, 'mixed.json');
     const tlsDir = fixture('tls');
-    writeFileSync(file, JSON.stringify({ vhosts: [{ name: 'a', port: 0, interface: '127.0.0.1' }, { name: 'b', port: 0, interface: '127.0.0.1', 'host-ssl-key': join(tlsDir, 'localhost.key'), 'host-ssl-cert': join(tlsDir, 'localhost.crt') }] }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        vhosts: [
+          { name: 'a', port: 0, interface: '127.0.0.1' },
+          { name: 'b', port: 0, interface: '127.0.0.1', 'host-ssl-key': join(tlsDir, 'localhost.key'), 'host-ssl-cert': join(tlsDir, 'localhost.crt') },
+        ],
+      }),
+    );
     const r = run(['--config', file]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /all or none of them must have TLS/);
@@ -289,10 +349,18 @@ describe('vfserve CLI: plugins', () => {
   it('loads ESM handlers from plugin-dir and routes callback:// mounts to them', async () => {
     const d = join(dir, 'plugins');
     writeTree(d, {
-      'plugins/hello.mjs': Buffer.from("export function hello(req, res, target) { res.setHeader('content-type', 'text/plain'); res.end(`hello ${req.method} ${target.remainder} ${target.pmo.who}`); }\nexport const notAHandler = 42;\n"),
+      'plugins/hello.mjs': Buffer.from(
+        "export function hello(req, res, target) { res.setHeader('content-type', 'text/plain'); res.end(`hello ${req.method} ${target.remainder} ${target.pmo.who}`); }\nexport const notAHandler = 42;\n",
+      ),
       'plugins/README.txt': Buffer.from('not a module'),
     });
-    writeFileSync(join(d, 'conf'), JSON.stringify({ global: { 'plugin-dir': 'plugins' }, vhosts: [{ port: 0, interface: '127.0.0.1', mounts: [{ mountpoint: '/hi', origin: 'callback://hello', pmo: [{ who: 'world' }] }] }] }));
+    writeFileSync(
+      join(d, 'conf'),
+      JSON.stringify({
+        global: { 'plugin-dir': 'plugins' },
+        vhosts: [{ port: 0, interface: '127.0.0.1', mounts: [{ mountpoint: '/hi', origin: 'callback://hello', pmo: [{ who: 'world' }] }] }],
+      }),
+    );
     const s = await start(['--config', d, '--quiet']);
     try {
       const r = await get(s.port, '/hi/there?x=1', {}, 'POST');
@@ -305,7 +373,10 @@ describe('vfserve CLI: plugins', () => {
   it('refuses a mount whose handler no plugin provides, and a handler exported twice', () => {
     const d = join(dir, 'plugins-bad');
     writeTree(d, { 'p/a.mjs': Buffer.from('export function same() {}\n'), 'p/b.mjs': Buffer.from('export function same() {}\n') });
-    writeFileSync(join(d, 'missing.json'), JSON.stringify({ vhosts: [{ port: 0, interface: '127.0.0.1', mounts: [{ mountpoint: '/x', origin: 'callback://nobody' }] }] }));
+    writeFileSync(
+      join(d, 'missing.json'),
+      JSON.stringify({ vhosts: [{ port: 0, interface: '127.0.0.1', mounts: [{ mountpoint: '/x', origin: 'callback://nobody' }] }] }),
+    );
     const missing = run(['--config', join(d, 'missing.json')]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /no handler registered for callback:\/\/nobody/);
@@ -320,7 +391,19 @@ describe('vfserve CLI: reload on SIGHUP', () => {
   it('swaps in a new configuration on the same port, and keeps the old one when the new one is bad', async () => {
     const d = join(dir, 'reload');
     writeTree(d, { 'a/index.html': Buffer.from('site A'), 'b/index.html': Buffer.from('site B'), 'big/x.png': Buffer.alloc(30 * 1024 * 1024, 7) });
-    const conf = (origin: string): string => JSON.stringify({ vhosts: [{ port: 0, interface: '127.0.0.1', mounts: [{ mountpoint: '/', origin }, { mountpoint: '/big', origin: 'file://big' }] }] });
+    const conf = (origin: string): string =>
+      JSON.stringify({
+        vhosts: [
+          {
+            port: 0,
+            interface: '127.0.0.1',
+            mounts: [
+              { mountpoint: '/', origin },
+              { mountpoint: '/big', origin: 'file://big' },
+            ],
+          },
+        ],
+      });
     writeFileSync(join(d, 'conf'), conf('file://a'));
     const s = await start(['--config', d, '--quiet']);
     const waitFor = async (re: RegExp): Promise<void> => {
@@ -373,8 +456,12 @@ describe('vfserve CLI: reload on SIGHUP', () => {
 describe('vfserve CLI: count-threads', () => {
   it('serves one port from several worker processes, reloads them all, and stops them all', async () => {
     const d = join(dir, 'cluster');
-    writeTree(d, { 'p/pid.mjs': Buffer.from("export function pid(req, res) { res.end(String(process.pid)); }\n") });
-    const conf = (greeting: string): string => JSON.stringify({ global: { 'count-threads': 2, 'plugin-dir': 'p', 'server-string': greeting }, vhosts: [{ port: 0, interface: '127.0.0.1', mounts: [{ mountpoint: '/pid', origin: 'callback://pid' }] }] });
+    writeTree(d, { 'p/pid.mjs': Buffer.from('export function pid(req, res) { res.end(String(process.pid)); }\n') });
+    const conf = (greeting: string): string =>
+      JSON.stringify({
+        global: { 'count-threads': 2, 'plugin-dir': 'p', 'server-string': greeting },
+        vhosts: [{ port: 0, interface: '127.0.0.1', mounts: [{ mountpoint: '/pid', origin: 'callback://pid' }] }],
+      });
     writeFileSync(join(d, 'conf'), conf('one'));
     const s = await start(['--config', d, '--quiet']);
     try {
@@ -399,7 +486,10 @@ describe('vfserve CLI: error-document-404, unix sockets and interface names', ()
   it('serves the error document with status 404 for any missing path', async () => {
     const d = join(dir, 'e404');
     writeTree(d, { 'www/index.html': Buffer.from('home'), 'www/404.html': Buffer.from('<h1>not here</h1>') });
-    writeFileSync(join(d, 'conf'), JSON.stringify({ vhosts: [{ port: 0, interface: 'lo', 'error-document-404': '/404.html', mounts: [{ mountpoint: '/', origin: 'file://www' }] }] }));
+    writeFileSync(
+      join(d, 'conf'),
+      JSON.stringify({ vhosts: [{ port: 0, interface: 'lo', 'error-document-404': '/404.html', mounts: [{ mountpoint: '/', origin: 'file://www' }] }] }),
+    );
     const s = await start(['--config', d, '--quiet']); // interface "lo" is a name: 127.0.0.1
     try {
       const r = await get(s.port, '/no/such/page.html');
@@ -451,7 +541,14 @@ describe('vfserve CLI: ports, keep-alive, logs and shutdown', () => {
   async function freePorts(n: number): Promise<number[]> {
     const { createServer } = await import('node:net');
     const servers = await Promise.all(
-      Array.from({ length: n }, () => new Promise<import('node:net').Server>((r) => { const srv = createServer(); srv.listen(0, '127.0.0.1', () => r(srv)); })),
+      Array.from(
+        { length: n },
+        () =>
+          new Promise<import('node:net').Server>((r) => {
+            const srv = createServer();
+            srv.listen(0, '127.0.0.1', () => r(srv));
+          }),
+      ),
     );
     const ports = servers.map((srv) => (srv.address() as import('node:net').AddressInfo).port);
     await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))));
@@ -462,10 +559,15 @@ describe('vfserve CLI: ports, keep-alive, logs and shutdown', () => {
     const [p1, p2] = (await freePorts(2)) as [number, number];
     const d = join(dir, 'two-ports');
     writeTree(d, { 'one/index.html': Buffer.from('port one'), 'two/index.html': Buffer.from('port two') });
-    writeFileSync(join(d, 'conf'), JSON.stringify({ vhosts: [
-      { name: 'same.example', port: p1, interface: '127.0.0.1', mounts: [{ mountpoint: '/', origin: 'file://one' }] },
-      { name: 'same.example', port: p2, interface: '127.0.0.1', 'keepalive_timeout': 1, mounts: [{ mountpoint: '/', origin: 'file://two' }] },
-    ] }));
+    writeFileSync(
+      join(d, 'conf'),
+      JSON.stringify({
+        vhosts: [
+          { name: 'same.example', port: p1, interface: '127.0.0.1', mounts: [{ mountpoint: '/', origin: 'file://one' }] },
+          { name: 'same.example', port: p2, interface: '127.0.0.1', keepalive_timeout: 1, mounts: [{ mountpoint: '/', origin: 'file://two' }] },
+        ],
+      }),
+    );
     const s = await start(['--config', d, '--quiet']);
     try {
       assert.equal((await get(p1, '/', { host: 'same.example' })).body.toString(), 'port one');
@@ -478,7 +580,10 @@ describe('vfserve CLI: ports, keep-alive, logs and shutdown', () => {
         const t0 = Date.now();
         sock.on('data', () => undefined);
         sock.on('close', () => resolve(Date.now() - t0));
-        setTimeout(() => { sock.destroy(); resolve(-1); }, 8000);
+        setTimeout(() => {
+          sock.destroy();
+          resolve(-1);
+        }, 8000);
       });
       assert.ok(closedAfter > 500 && closedAfter < 4000, `closed after ${closedAfter} ms`);
     } finally {
@@ -489,7 +594,10 @@ describe('vfserve CLI: ports, keep-alive, logs and shutdown', () => {
   it('keeps appending to the access log after logrotate copytruncate empties it', async () => {
     const d = join(dir, 'logrotate');
     writeTree(d, { 'www/index.html': Buffer.from('logged') });
-    writeFileSync(join(d, 'conf'), JSON.stringify({ vhosts: [{ port: 0, interface: '127.0.0.1', 'access-log': 'access.log', mounts: [{ mountpoint: '/', origin: 'file://www' }] }] }));
+    writeFileSync(
+      join(d, 'conf'),
+      JSON.stringify({ vhosts: [{ port: 0, interface: '127.0.0.1', 'access-log': 'access.log', mounts: [{ mountpoint: '/', origin: 'file://www' }] }] }),
+    );
     const s = await start(['--config', d, '--quiet']);
     const log = join(d, 'access.log');
     const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 150));

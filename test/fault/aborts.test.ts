@@ -167,7 +167,14 @@ for (const shape of ['whole', 'single', 'multi'] as const) {
 for (const shape of ['whole', 'multi'] as const) {
   kinds.push({ name: `disk 100 KiB (cached), ${shape}`, path: '/small.txt', lengthKey: '/small.txt', gzip: false, shape, zip: false });
   kinds.push({ name: `zip deflated 100 KiB (cached), identity, ${shape}`, path: '/z/small.txt', lengthKey: '/z/small.txt', gzip: false, shape, zip: true });
-  kinds.push({ name: `zip deflated 100 KiB (cached), gzip passthrough, ${shape}`, path: '/z/small.txt', lengthKey: '/z/small.txt gzip', gzip: true, shape, zip: true });
+  kinds.push({
+    name: `zip deflated 100 KiB (cached), gzip passthrough, ${shape}`,
+    path: '/z/small.txt',
+    lengthKey: '/z/small.txt gzip',
+    gzip: true,
+    shape,
+    zip: true,
+  });
 }
 
 function headersOf(kind: Kind): Record<string, string> {
@@ -176,7 +183,11 @@ function headersOf(kind: Kind): Record<string, string> {
 
 /** Waits (bounded) until the server has seen 'close' on every response it was given. */
 async function serverQuiet(): Promise<boolean> {
-  const r = await pollUntil(() => closes >= requests, (ok) => ok, 5000);
+  const r = await pollUntil(
+    () => closes >= requests,
+    (ok) => ok,
+    5000,
+  );
   return r;
 }
 
@@ -184,7 +195,15 @@ async function serverQuiet(): Promise<boolean> {
  * Fires `count` aborted requests at once, waits for the server to close them all, and
  * lists what did not return to the baseline: descriptors, and for zip kinds the zip counters.
  */
-async function abortBatch(path: string, headers: Record<string, string>, moment: AbortMoment, checkZip: boolean, notes: string[], defer = false, count = BATCH): Promise<string[]> {
+async function abortBatch(
+  path: string,
+  headers: Record<string, string>,
+  moment: AbortMoment,
+  checkZip: boolean,
+  notes: string[],
+  defer = false,
+  count = BATCH,
+): Promise<string[]> {
   const problems: string[] = [];
   // Warm up: the resolution, the small-content cache and the archive are open before the baseline.
   const warm = await tryGet(port, path, headers, 10_000);
@@ -199,20 +218,36 @@ async function abortBatch(path: string, headers: Record<string, string>, moment:
   const late = results.filter((r) => r.received > 0).length;
   // Not a server fault (the abort came late for some clients); said so the counts can be read right.
   if (moment === 'sent' && late > 0) notes.push(`${late} of ${count} clients received bytes before aborting`);
-  const seen = await pollUntil(() => requests - before, (n) => n >= count, 5000);
+  const seen = await pollUntil(
+    () => requests - before,
+    (n) => n >= count,
+    5000,
+  );
   if (seen < count) problems.push(`server saw only ${seen} of ${count} requests`);
   if (!(await serverQuiet())) problems.push(`server saw 'close' on only ${closes} of ${requests} responses`);
   // Let the handlers still planning responses for the closed connections open what they open
   // (the 'gone' moment starts them only now), so a leak is there to be seen, not yet to come.
   await sleep(SETTLE_MS);
-  const extra = await pollUntil(() => extraFds(baseFds, fileFds()), (e) => e.length === 0, 2000);
+  const extra = await pollUntil(
+    () => extraFds(baseFds, fileFds()),
+    (e) => e.length === 0,
+    2000,
+  );
   if (extra.length > 0) problems.push(`${extra.length} descriptor(s) leaked after ${count} aborted requests: ${[...new Set(extra)].join(', ')}`);
   if (checkZip) {
     // A counter that is missing altogether is not waited for.
-    const entries = await pollUntil(() => zipCounter('openEntries'), (v) => v === baseEntries || typeof v !== 'number', 2000);
+    const entries = await pollUntil(
+      () => zipCounter('openEntries'),
+      (v) => v === baseEntries || typeof v !== 'number',
+      2000,
+    );
     if (typeof entries !== 'number') problems.push(`zip.stats.openEntries is not a number (${String(entries)})`);
     else if (entries !== baseEntries) problems.push(`zip.stats.openEntries ${entries}, baseline ${String(baseEntries)}`);
-    const archives = await pollUntil(() => zipCounter('openArchives'), (v) => v === baseArchives || typeof v !== 'number', 500);
+    const archives = await pollUntil(
+      () => zipCounter('openArchives'),
+      (v) => v === baseArchives || typeof v !== 'number',
+      500,
+    );
     if (typeof archives !== 'number') problems.push(`zip.stats.openArchives is not a number (${String(archives)})`);
     else if (archives !== baseArchives) problems.push(`zip.stats.openArchives ${archives}, baseline ${String(baseArchives)}`);
   }
@@ -267,7 +302,11 @@ describe('aborted downloads release every descriptor and handle', { concurrency:
     assert.equal(big.status, 206);
     renameOver(replacePath, replaceArchive(1));
     assert.ok(await servedFrom(1), 'the new archive is served (within the resolution window)');
-    const deleted = await pollUntil(() => fileFds().filter((t) => t.startsWith(replacePath) && t.endsWith(' (deleted)')), (d) => d.length === 0, 2000);
+    const deleted = await pollUntil(
+      () => fileFds().filter((t) => t.startsWith(replacePath) && t.endsWith(' (deleted)')),
+      (d) => d.length === 0,
+      2000,
+    );
     assert.deepEqual(deleted, [], 'the old archive is still open');
   });
 
@@ -281,7 +320,11 @@ describe('aborted downloads release every descriptor and handle', { concurrency:
     await sleep(4 * SETTLE_MS); // the deferred handlers open the old archive's entries before it is replaced
     renameOver(replacePath, replaceArchive(2));
     assert.ok(await servedFrom(2), 'the new archive is served (within the resolution window)');
-    const deleted = await pollUntil(() => fileFds().filter((t) => t.startsWith(replacePath) && t.endsWith(' (deleted)')), (d) => d.length === 0, 2000);
+    const deleted = await pollUntil(
+      () => fileFds().filter((t) => t.startsWith(replacePath) && t.endsWith(' (deleted)')),
+      (d) => d.length === 0,
+      2000,
+    );
     assert.deepEqual(deleted, [], `the old archive is still open ${deleted.length} time(s)`);
   });
 

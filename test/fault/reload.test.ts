@@ -116,7 +116,10 @@ describe('fault: SIGHUP reloads under load with an access log', () => {
       try {
         assert.ok(s.port > 0, `the CLI started: ${s.output()}`);
         for (let j = 0; j < 100 && running(s) && !/configuration reloaded/.test(s.output()); j++) await sleep(20);
-        assert.ok(running(s), `run ${i}: a SIGHUP right after the URL must not stop it, but it ended with ${String(s.child.signalCode ?? s.child.exitCode)}:\n${s.output()}`);
+        assert.ok(
+          running(s),
+          `run ${i}: a SIGHUP right after the URL must not stop it, but it ended with ${String(s.child.signalCode ?? s.child.exitCode)}:\n${s.output()}`,
+        );
         assert.match(s.output(), /configuration reloaded/);
       } finally {
         await s.dispose();
@@ -127,7 +130,12 @@ describe('fault: SIGHUP reloads under load with an access log', () => {
   it('reload repeatedly with an access log and slow readers; zero failed requests, every response logged exactly once', { timeout: 30_000 }, async () => {
     const log = join(dir, 'access.log');
     writeTree(join(dir, 'www'), { 'small.txt': Buffer.alloc(SMALL, 'a'), 'big.png': Buffer.alloc(BIG, 'b') });
-    writeFileSync(join(dir, 'conf'), JSON.stringify({ vhosts: [{ name: 'localhost', port: 0, interface: '127.0.0.1', 'access-log': 'access.log', mounts: [{ mountpoint: '/', origin: 'file://www' }] }] }));
+    writeFileSync(
+      join(dir, 'conf'),
+      JSON.stringify({
+        vhosts: [{ name: 'localhost', port: 0, interface: '127.0.0.1', 'access-log': 'access.log', mounts: [{ mountpoint: '/', origin: 'file://www' }] }],
+      }),
+    );
 
     const s = await startCli(dir);
     const { child, port } = s;

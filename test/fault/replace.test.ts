@@ -348,7 +348,11 @@ async function scenario(mode: Mode, resolveCacheMs: number | undefined): Promise
       const out = await tryGet(port, f.target.url, headersOf(f), 10_000);
       const v = check(f, out, tally, 'after');
       if (v !== FINAL) {
-        const got = !out.complete ? `a cut response (${out.error ?? 'incomplete'})` : v === undefined ? `status ${out.status}, no single version` : `version ${v}`;
+        const got = !out.complete
+          ? `a cut response (${out.error ?? 'incomplete'})`
+          : v === undefined
+            ? `status ${out.status}, no single version`
+            : `version ${v}`;
         tally.violations.push(`(iv) after: ${formName(f)} serves ${got}, not the final version ${FINAL}`);
       }
     }
@@ -368,7 +372,10 @@ async function scenario(mode: Mode, resolveCacheMs: number | undefined): Promise
 
 function summary(run: Run): string {
   const t = run.tally;
-  const statuses = [...t.statuses].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s}x${n}`).join(' ');
+  const statuses = [...t.statuses]
+    .sort((a, b) => a[0] - b[0])
+    .map(([s, n]) => `${s}x${n}`)
+    .join(' ');
   return `${t.requests} requests, ${t.complete2xx} complete 2xx, ${t.cut} cut (${t.timedOut} timed out), statuses ${statuses}; ${run.mutations} mutations; onError ${run.onErrors}x`;
 }
 

@@ -71,7 +71,11 @@ async function processErrorsDuring(fn: () => Promise<void>): Promise<string> {
 }
 
 function how(out: Outcome): string {
-  return out.timedOut ? `no end within ${BOUND_MS} ms (hung)` : out.complete ? `complete ${out.status}` : `cut (${out.error ?? 'incomplete'}) after status ${out.status}`;
+  return out.timedOut
+    ? `no end within ${BOUND_MS} ms (hung)`
+    : out.complete
+      ? `complete ${out.status}`
+      : `cut (${out.error ?? 'incomplete'}) after status ${out.status}`;
 }
 
 function handlerWith(extra: Partial<HandlerOptions> = {}): { handler: ReturnType<typeof createHandler>; errors: unknown[] } {

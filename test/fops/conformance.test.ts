@@ -33,7 +33,13 @@ describeFopsConformance('ZipFops, deflated entries streamed through the inflater
   const dir = tmpDir();
   const archive = join(dir, 'stream.zip');
   writeFileSync(archive, makeZip({ entries: entries() }));
-  return { fops: new ZipFops({ inflateCache: { maxBytes: 0 } }), files: under(archive, tree), dirs: dirsOf(archive), virtual: true, teardown: () => rmTree(dir) };
+  return {
+    fops: new ZipFops({ inflateCache: { maxBytes: 0 } }),
+    files: under(archive, tree),
+    dirs: dirsOf(archive),
+    virtual: true,
+    teardown: () => rmTree(dir),
+  };
 });
 
 describeFopsConformance('ZipFops, stored entries, archive on disk', () => {

@@ -19,7 +19,10 @@ describe('locateContainer: the one container lookup Vfs and ZipFops share', () =
   it('is the default of ZipFops and Vfs', () => {
     assert.deepEqual([...CONTAINER_SIGNATURES], ['.zip/', '.jar/', '.war/']);
     assert.deepEqual([...new ZipFops().signatures], [...CONTAINER_SIGNATURES]);
-    assert.deepEqual(new Vfs().containers.flatMap((c) => c.signatures), [...CONTAINER_SIGNATURES]);
+    assert.deepEqual(
+      new Vfs().containers.flatMap((c) => c.signatures),
+      [...CONTAINER_SIGNATURES],
+    );
   });
 
   it('splits at the first signature whose prefix is a file, passing over directories named x.zip', async () => {
@@ -37,7 +40,10 @@ describe('locateContainer: the one container lookup Vfs and ZipFops share', () =
 
   it('refuses a non-file, non-directory container with NOT_FOUND, and rewraps stat errors with op and path', async () => {
     const base = new WithOther({ '/real.zip': archive });
-    await assert.rejects(locateContainer(base, '/fifo.zip/a', CONTAINER_SIGNATURES, 'open'), (err: unknown) => FopError.is(err, 'NOT_FOUND') && err.op === 'open');
+    await assert.rejects(
+      locateContainer(base, '/fifo.zip/a', CONTAINER_SIGNATURES, 'open'),
+      (err: unknown) => FopError.is(err, 'NOT_FOUND') && err.op === 'open',
+    );
     await assert.rejects(
       locateContainer(base, '/missing.zip/a', CONTAINER_SIGNATURES, 'stat'),
       (err: unknown) => FopError.is(err, 'NOT_FOUND') && err.op === 'stat' && err.path === '/missing.zip/a' && FopError.is(err.cause),

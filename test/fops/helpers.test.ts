@@ -123,11 +123,13 @@ describe('handle helpers', () => {
     const fd = await fops.open('/x');
     assert.equal(typeof fd.readAt, 'undefined');
     vfsSeekSet(fd, 42);
-    const reads = await Promise.all([100, 5000, 9000].map(async (p) => {
-      const b = Buffer.alloc(50);
-      await fopReadAt(fd, b, p);
-      return b.equals(data.subarray(p, p + 50));
-    }));
+    const reads = await Promise.all(
+      [100, 5000, 9000].map(async (p) => {
+        const b = Buffer.alloc(50);
+        await fopReadAt(fd, b, p);
+        return b.equals(data.subarray(p, p + 50));
+      }),
+    );
     assert.deepEqual(reads, [true, true, true]);
     assert.equal(vfsTell(fd), 42);
   });
@@ -195,10 +197,7 @@ describe('createFopReadStream', () => {
   it('destroys the stream on a read error (so a response is aborted, not completed) and closes the handle', async () => {
     const h = make();
     h.failAt = 300_000;
-    await assert.rejects(
-      pipeline(createFopReadStream(h), new Writable({ write: (_c, _e, cb) => cb() })),
-      /CRC-32 mismatch/,
-    );
+    await assert.rejects(pipeline(createFopReadStream(h), new Writable({ write: (_c, _e, cb) => cb() })), /CRC-32 mismatch/);
     assert.equal(h.closedCount, 1);
   });
 
@@ -213,12 +212,15 @@ describe('createFopReadStream', () => {
   it('leaves the handle open with autoClose: false', async () => {
     const h = make();
     const chunks: Buffer[] = [];
-    await pipeline(createFopReadStream(h, { autoClose: false, start: 0, end: 9 }), new Writable({
+    await pipeline(
+      createFopReadStream(h, { autoClose: false, start: 0, end: 9 }),
+      new Writable({
         write: (c: Buffer, _e, cb) => {
           chunks.push(c);
           cb();
         },
-      }));
+      }),
+    );
     assert.equal(h.closedCount, 0);
     assert.equal(Buffer.concat(chunks).length, 10);
   });

@@ -41,7 +41,13 @@ async function code(p: Promise<unknown>): Promise<string> {
 describe('Vfs: choosing the backend by path signature', () => {
   const dir = tmpDir();
   after(() => rmTree(dir));
-  const site = makeZip({ entries: [{ name: 'index.html', data: 'zip index' }, { name: 'css/app.css', data: prose(3000) }, { name: 'inner.zip', data: makeZip({ entries: [{ name: 'x', data: 'nested' }] }), method: 0 }] });
+  const site = makeZip({
+    entries: [
+      { name: 'index.html', data: 'zip index' },
+      { name: 'css/app.css', data: prose(3000) },
+      { name: 'inner.zip', data: makeZip({ entries: [{ name: 'x', data: 'nested' }] }), method: 0 },
+    ],
+  });
   writeFileSync(join(dir, 'site.zip'), site);
   writeFileSync(join(dir, 'UPPER.ZIP'), site);
   writeFileSync(join(dir, 'app.jar'), site);
@@ -108,11 +114,18 @@ describe('Vfs: choosing the backend by path signature', () => {
     assert.deepEqual(base.stats, []);
     for (let i = 0; i < 5; i++) await text(vfs, join(dir, 'site.zip/index.html'));
     assert.deepEqual(base.stats, Array(5).fill(join(dir, 'site.zip')));
-    assert.deepEqual(base.opens.filter((p) => p.endsWith('site.zip')), [join(dir, 'site.zip')], 'the subclass sees the archive open, once');
+    assert.deepEqual(
+      base.opens.filter((p) => p.endsWith('site.zip')),
+      [join(dir, 'site.zip')],
+      'the subclass sees the archive open, once',
+    );
   });
 
   it('routes prefix namespaces to their own backend', async () => {
-    const mem = new MemFops({ '/virtual/hello.txt': 'from memory', '/virtual/pack.zip': makeZip({ entries: [{ name: 'a.txt', data: 'in a zip in memory' }] }) });
+    const mem = new MemFops({
+      '/virtual/hello.txt': 'from memory',
+      '/virtual/pack.zip': makeZip({ entries: [{ name: 'a.txt', data: 'in a zip in memory' }] }),
+    });
     const vfs = new Vfs({ prefixes: [{ prefix: '/virtual', fops: mem }] });
     assert.equal(await text(vfs, '/virtual/hello.txt'), 'from memory');
     const fd = await vfs.open('/virtual/hello.txt');

@@ -19,7 +19,12 @@ describe('archive index cache (src/cache LRU keyed by path, size, mtime, ctime, 
   const dir = tmpDir();
   after(() => rmTree(dir));
   const v1 = makeZip({ entries: [{ name: 'v.txt', data: 'version one' }] });
-  const v2 = makeZip({ entries: [{ name: 'v.txt', data: 'version two!' }, { name: 'new.txt', data: 'added' }] });
+  const v2 = makeZip({
+    entries: [
+      { name: 'v.txt', data: 'version two!' },
+      { name: 'new.txt', data: 'added' },
+    ],
+  });
 
   it('parses an unchanged archive once, however many opens', async () => {
     const path = join(dir, 'once.zip');

@@ -62,7 +62,13 @@ const generated: Record<string, Row> = {
   'infozip-zipcrypto.zip': { index: 'ok', read: { 'secret.txt': 'UNSUPPORTED_ENTRY' } },
   'methods-unsupported.zip': {
     index: 'ok',
-    read: { 'deflate64.bin': 'UNSUPPORTED_ENTRY', 'bzip2.bin': 'UNSUPPORTED_ENTRY', 'lzma.bin': 'UNSUPPORTED_ENTRY', 'zstd.bin': 'UNSUPPORTED_ENTRY', 'weird.bin': 'UNSUPPORTED_ENTRY' },
+    read: {
+      'deflate64.bin': 'UNSUPPORTED_ENTRY',
+      'bzip2.bin': 'UNSUPPORTED_ENTRY',
+      'lzma.bin': 'UNSUPPORTED_ENTRY',
+      'zstd.bin': 'UNSUPPORTED_ENTRY',
+      'weird.bin': 'UNSUPPORTED_ENTRY',
+    },
   },
   'trunc-eocd-missing.zip': { index: 'CORRUPT_ARCHIVE', because: /end of central directory record not found/ },
   'trunc-mid-cd.zip': { index: 'CORRUPT_ARCHIVE' },
@@ -88,7 +94,8 @@ const y = (reason: string): Row => ({ index: 'CORRUPT_ARCHIVE', because: new Reg
 const yauzl: Record<string, Row> = {
   'failure__End_of_central_directory_record_signature_not_found_Either_not_a_zip_file_or_file_is_truncated.zip': y('not found'),
   'failure__End_of_central_directory_record_signature_not_found_Either_not_a_zip_file_or_file_is_truncated_1.zip': y('not found'),
-  'failure__Invalid_comment_length_Expected_1_Found_0_Are_there_extra_bytes_at_the_end_of_the_file_Or_is_the_end_of_central_dir_signature_PK_in_the_com.zip': y('data after the end'),
+  'failure__Invalid_comment_length_Expected_1_Found_0_Are_there_extra_bytes_at_the_end_of_the_file_Or_is_the_end_of_central_dir_signature_PK_in_the_com.zip':
+    y('data after the end'),
   'failure__absolute_path_C_xt.zip': y('absolute path'),
   'failure__absolute_path_atxt.zip': y('absolute path'),
   'failure__compressed_uncompressed_size_mismatch_for_stored_file_2147483647_5.zip': y('overflows'),
@@ -128,7 +135,10 @@ const yauzl: Record<string, Row> = {
   'success__traditional-encryption.zip': { index: 'ok', read: { 'a.txt': 'UNSUPPORTED_ENTRY' } },
   'success__traditional-encryption_deprecated.zip': { index: 'ok', read: { 'a.txt': 'UNSUPPORTED_ENTRY' } },
   'success__unicode-path-extra-field.zip': { index: 'ok', files: ['\u4e03\u4e2a\u623f\u95f4.txt'] },
-  'success__unicode.zip': { index: 'ok', files: ['Turmion K\u00e4til\u00f6t/Hoitovirhe/Rautaketju.mp3', 'Turmion K\u00e4til\u00f6t/Pirun nyrkki/Mist\u00e4 veri pakenee.mp3'] },
+  'success__unicode.zip': {
+    index: 'ok',
+    files: ['Turmion K\u00e4til\u00f6t/Hoitovirhe/Rautaketju.mp3', 'Turmion K\u00e4til\u00f6t/Pirun nyrkki/Mist\u00e4 veri pakenee.mp3'],
+  },
   'success__unix-epoch.zip': { index: 'ok', files: ['unix-epoch.txt'] },
   'success__windows-7-zip.zip': { index: 'ok', files: ['a.txt', 'b.txt'] },
   'success__windows-compressed-folder.zip': { index: 'ok', files: ['a.txt', 'b.txt'] },
@@ -151,7 +161,9 @@ function runCorpus(folder: string, table: Record<string, Row>): void {
   const zip = new ZipFops();
 
   it('has a row for every archive in the folder, and a file for every row', () => {
-    const present = readdirSync(dir).filter((f) => f.endsWith('.zip')).sort();
+    const present = readdirSync(dir)
+      .filter((f) => f.endsWith('.zip'))
+      .sort();
     assert.deepEqual(present, Object.keys(table).sort());
   });
 
@@ -176,14 +188,16 @@ function runCorpus(folder: string, table: Record<string, Row>): void {
       if (row.files) assert.deepEqual(names, [...row.files].sort());
       for (const name of names) {
         const want = row.read?.[name] ?? 'ok';
-        const got = await outcome(zip.open(`${archive}/${name}`).then(async (fd) => {
-          try {
-            const bytes = await readAll(fd);
-            assert.equal(bytes.length, fd.length, `${name}: bytes read equal the length`);
-          } finally {
-            await fd.close();
-          }
-        }));
+        const got = await outcome(
+          zip.open(`${archive}/${name}`).then(async (fd) => {
+            try {
+              const bytes = await readAll(fd);
+              assert.equal(bytes.length, fd.length, `${name}: bytes read equal the length`);
+            } finally {
+              await fd.close();
+            }
+          }),
+        );
         assert.equal(got, want, `${file}/${name}`);
         if (want === 'UNSUPPORTED_ENTRY' && index.get(name)!.encrypted) {
           // Encrypted bytes must never go out as gzip either.
@@ -279,7 +293,12 @@ describe('corpus files under relaxed limits: the data checks themselves', () => 
   });
 
   it('encrypted entries are listed as encrypted', async () => {
-    for (const [file, name] of [['encrypted-flag.zip', 'enc-flag-only.txt'], ['encrypted-strong.zip', 'strong.txt'], ['encrypted-aes-method99.zip', 'aes.txt'], ['infozip-zipcrypto.zip', 'secret.txt']] as const) {
+    for (const [file, name] of [
+      ['encrypted-flag.zip', 'enc-flag-only.txt'],
+      ['encrypted-strong.zip', 'strong.txt'],
+      ['encrypted-aes-method99.zip', 'aes.txt'],
+      ['infozip-zipcrypto.zip', 'secret.txt'],
+    ] as const) {
       assert.equal((await relaxed.index(gen(file))).get(name)!.encrypted, true, file);
     }
   });

@@ -87,7 +87,16 @@ describe('names: canonical form only, refused rather than repaired', () => {
   for (const [label, name, why] of bad) {
     it(`refuses the archive: ${label}`, async () => {
       const utf8 = name instanceof Uint8Array;
-      await expectIndexError({ entries: [{ name: 'ok.txt', data: 'fine' }, { name, data: 'x', ...(utf8 ? { flags: 0x800, utf8: true } : {}) }] }, 'CORRUPT_ARCHIVE', why);
+      await expectIndexError(
+        {
+          entries: [
+            { name: 'ok.txt', data: 'fine' },
+            { name, data: 'x', ...(utf8 ? { flags: 0x800, utf8: true } : {}) },
+          ],
+        },
+        'CORRUPT_ARCHIVE',
+        why,
+      );
     });
   }
 
@@ -100,7 +109,10 @@ describe('names: canonical form only, refused rather than repaired', () => {
     const header = Buffer.from('real.txt');
     const stale = unicodePath(Buffer.from('other.txt'), 'fake.txt');
     const { zip, archive } = mount(makeZip({ entries: [{ name: header, data: 'r', extraCd: stale }] }));
-    assert.deepEqual([...(await zip.index(archive)).entries()].map((e) => e.name), ['real.txt']);
+    assert.deepEqual(
+      [...(await zip.index(archive)).entries()].map((e) => e.name),
+      ['real.txt'],
+    );
   });
 
   it('reads names without bit 11 as UTF-8 from Unix hosts (Info-ZIP on Linux) when valid, else as CP437', async () => {
@@ -114,7 +126,10 @@ describe('names: canonical form only, refused rather than repaired', () => {
     assert.deepEqual(await names(0x0014), ['caf\u251c\u2310.txt']); // MS-DOS: CP437, as APPNOTE says
     const latin1 = Buffer.from([0x63, 0x61, 0x66, 0xe9]); // not valid UTF-8: CP437 even from Unix
     const { zip, archive } = mount(makeZip({ entries: [{ name: latin1, data: 'x', utf8: false, madeBy: 0x031e }] }));
-    assert.deepEqual([...(await zip.index(archive)).entries()].map((e) => e.name), ['caf\u0398']);
+    assert.deepEqual(
+      [...(await zip.index(archive)).entries()].map((e) => e.name),
+      ['caf\u0398'],
+    );
   });
 
   it('limits name length', async () => {
@@ -132,14 +147,37 @@ describe('names: canonical form only, refused rather than repaired', () => {
 
 describe('duplicates and prototype keys', () => {
   it('refuses two files with one name', async () => {
-    await expectIndexError({ entries: [{ name: 'a.txt', data: '1' }, { name: 'b.txt', data: '2' }, { name: 'a.txt', data: '3' }] }, 'CORRUPT_ARCHIVE', /entry 2: duplicate name/);
+    await expectIndexError(
+      {
+        entries: [
+          { name: 'a.txt', data: '1' },
+          { name: 'b.txt', data: '2' },
+          { name: 'a.txt', data: '3' },
+        ],
+      },
+      'CORRUPT_ARCHIVE',
+      /entry 2: duplicate name/,
+    );
   });
   it('allows a repeated directory entry', async () => {
-    const { zip, archive } = mount(makeZip({ entries: [{ name: 'd/', data: '' }, { name: 'd/x', data: 'x' }, { name: 'd/', data: '' }] }));
+    const { zip, archive } = mount(
+      makeZip({
+        entries: [
+          { name: 'd/', data: '' },
+          { name: 'd/x', data: 'x' },
+          { name: 'd/', data: '' },
+        ],
+      }),
+    );
     assert.equal((await zip.stat(`${archive}/d`)).type, 'directory');
   });
   it('treats names that differ only by case or Unicode normalisation as distinct', async () => {
-    const spec = { entries: [{ name: 'A.txt', data: 'upper' }, { name: 'a.txt', data: 'lower' }] };
+    const spec = {
+      entries: [
+        { name: 'A.txt', data: 'upper' },
+        { name: 'a.txt', data: 'lower' },
+      ],
+    };
     assert.equal((await readEntry(spec, 'A.txt')).toString(), 'upper');
     assert.equal((await readEntry(spec, 'a.txt')).toString(), 'lower');
   });
@@ -168,7 +206,12 @@ describe('overlap (non-recursive zip bombs)', () => {
   });
 
   it('refuses an entry whose data runs into the next local header (quoted overlap)', async () => {
-    const a = makeZip({ entries: [{ name: 'a', data: 'aaaa', method: 0 }, { name: 'b', data: 'bbbb', method: 0 }] });
+    const a = makeZip({
+      entries: [
+        { name: 'a', data: 'aaaa', method: 0 },
+        { name: 'b', data: 'bbbb', method: 0 },
+      ],
+    });
     const cdOffset = a.readUInt32LE(a.length - 6);
     const patched = Buffer.from(a);
     // Entry a claims 10 bytes of data (stored): its 4 and 6 of b's local header.
@@ -179,7 +222,12 @@ describe('overlap (non-recursive zip bombs)', () => {
 
   it('detects the exact overlap at open, using the local extra length the central directory does not show', async () => {
     // The local header's extra field pushes the data past the next header.
-    const spec: ArchiveSpec = { entries: [{ name: 'a', data: 'aaaa', method: 0, extraLocal: extra(0xcafe, Buffer.alloc(40)) }, { name: 'b', data: 'b', method: 0 }] };
+    const spec: ArchiveSpec = {
+      entries: [
+        { name: 'a', data: 'aaaa', method: 0, extraLocal: extra(0xcafe, Buffer.alloc(40)) },
+        { name: 'b', data: 'b', method: 0 },
+      ],
+    };
     const bytes = makeZip(spec);
     // Move b's header to 4 bytes after a's data would start if the extra were not there.
     const cdOffset = bytes.readUInt32LE(bytes.length - 6);
@@ -248,7 +296,13 @@ describe('end records', () => {
 
   it('reads an archive with a prepended stub (offsets not adjusted) and one with adjusted offsets', async () => {
     const stub = noise(4096, 7);
-    const unadjusted = makeZip({ entries: [{ name: 'a.txt', data: prose(1000) }, { name: 'b.bin', data: noise(100), method: 0 }], prefix: stub });
+    const unadjusted = makeZip({
+      entries: [
+        { name: 'a.txt', data: prose(1000) },
+        { name: 'b.bin', data: noise(100), method: 0 },
+      ],
+      prefix: stub,
+    });
     assert.ok((await readEntry(unadjusted, 'a.txt')).equals(prose(1000)));
     assert.ok((await readEntry(unadjusted, 'b.bin')).equals(noise(100)));
     const plain = makeZip({ entries: [{ name: 'a.txt', data: prose(1000) }] });
@@ -273,7 +327,17 @@ describe('end records', () => {
   });
 
   it('refuses a count that disagrees with the directory beyond the 16-bit wrap', async () => {
-    await expectIndexError({ entries: [{ name: 'a', data: 'a' }, { name: 'b', data: 'b' }], eocd: { count: 1 } }, 'CORRUPT_ARCHIVE', /holds 2 entries/);
+    await expectIndexError(
+      {
+        entries: [
+          { name: 'a', data: 'a' },
+          { name: 'b', data: 'b' },
+        ],
+        eocd: { count: 1 },
+      },
+      'CORRUPT_ARCHIVE',
+      /holds 2 entries/,
+    );
   });
 
   it('refuses split archives and end records pointing outside the file', async () => {
@@ -289,7 +353,11 @@ describe('end records', () => {
   });
 
   it('refuses zip64 records that lie: absurd counts, huge sizes, a missing zip64 value', async () => {
-    await expectIndexError({ entries: [{ name: 'a', data: 'a' }], zip64: true, zip64Eocd: { count: 2 ** 40 } }, 'CORRUPT_ARCHIVE', /more than the central directory can hold/);
+    await expectIndexError(
+      { entries: [{ name: 'a', data: 'a' }], zip64: true, zip64Eocd: { count: 2 ** 40 } },
+      'CORRUPT_ARCHIVE',
+      /more than the central directory can hold/,
+    );
     await expectIndexError({ entries: [{ name: 'a', data: 'a' }], zip64: true, zip64Eocd: { offset: 3 } }, 'CORRUPT_ARCHIVE', /zip64 end/);
   });
 });
@@ -327,7 +395,10 @@ describe('entry data: never short, never wrong, never unbounded', () => {
 
   it('a declared size 4 GiB larger than the data (ISIZE still matches) is caught by counting', async () => {
     const data = prose(1000);
-    const err = await entryError({ entries: [{ name: 'x.txt', data, cd: { usize: data.length + 2 ** 32 }, zip64: true }] }, 'x.txt', 0, { maxRatio: Infinity, maxUncompressedSize: Infinity });
+    const err = await entryError({ entries: [{ name: 'x.txt', data, cd: { usize: data.length + 2 ** 32 }, zip64: true }] }, 'x.txt', 0, {
+      maxRatio: Infinity,
+      maxUncompressedSize: Infinity,
+    });
     assert.equal(err.code, 'CORRUPT_ARCHIVE');
   });
 
@@ -402,7 +473,10 @@ describe('entry data: never short, never wrong, never unbounded', () => {
     const fds = await Promise.all([1, 2, 3].map(() => zip.open(`${archive}/d.txt`)));
     const bodies = await Promise.all(fds.map((fd) => readAll(fd)));
     assert.ok(bodies.every((b) => b.equals(data)));
-    assert.ok(fds.every((fd) => typeof fd.readBuffer === 'function'), 'served from memory, zero-copy');
+    assert.ok(
+      fds.every((fd) => typeof fd.readBuffer === 'function'),
+      'served from memory, zero-copy',
+    );
     await Promise.all(fds.map((fd) => fd.close()));
   });
 

@@ -53,8 +53,18 @@ describe('archive identity includes the ctime', () => {
   it('re-indexes an archive rewritten in place with its size and mtime restored', async () => {
     const path = join(dir, 'touch-r.zip');
     // Same size, but the entry moves: a stale index would read the wrong place.
-    const one = makeZip({ entries: [{ name: 's.txt', data: 'version one', method: 0 }, { name: 'pad.txt', data: 'padding', method: 0 }] });
-    const two = makeZip({ entries: [{ name: 'pad.txt', data: 'padding', method: 0 }, { name: 's.txt', data: 'version TWO', method: 0 }] });
+    const one = makeZip({
+      entries: [
+        { name: 's.txt', data: 'version one', method: 0 },
+        { name: 'pad.txt', data: 'padding', method: 0 },
+      ],
+    });
+    const two = makeZip({
+      entries: [
+        { name: 'pad.txt', data: 'padding', method: 0 },
+        { name: 's.txt', data: 'version TWO', method: 0 },
+      ],
+    });
     assert.equal(one.length, two.length);
     const before = put(path, one);
     const zip = new ZipFops();
@@ -253,7 +263,10 @@ describe('an entry declared empty must be empty (defect 4e)', () => {
       await fd.close();
     }
   }
-  const refused = (detail: RegExp) => (err: unknown): boolean => FopError.is(err, 'CORRUPT_ARCHIVE') && detail.test(err.message);
+  const refused =
+    (detail: RegExp) =>
+    (err: unknown): boolean =>
+      FopError.is(err, 'CORRUPT_ARCHIVE') && detail.test(err.message);
   const content = prose(5000);
 
   it('refuses a streamed entry whose central uncompressed size was zeroed (unzip would extract its bytes)', async () => {
@@ -304,7 +317,9 @@ describe('symbolic links made on macOS (defect 4f)', () => {
 
   it('refuses a link entry from an OS X host (19) as it refuses a Unix one (3)', async () => {
     for (const host of [3, 19]) {
-      const zip = new ZipFops({ source: new MemFops({ '/l.zip': makeZip({ entries: [link((host << 8) | 20), { name: 'f', data: 'file', madeBy: (host << 8) | 20 }] }) }) });
+      const zip = new ZipFops({
+        source: new MemFops({ '/l.zip': makeZip({ entries: [link((host << 8) | 20), { name: 'f', data: 'file', madeBy: (host << 8) | 20 }] }) }),
+      });
       await assert.rejects(zip.open('/l.zip/link'), (err: unknown) => FopError.is(err, 'UNSUPPORTED_ENTRY'), `host ${host}`);
       assert.equal((await zip.stat('/l.zip/link')).type, 'other');
       assert.equal((await zip.index('/l.zip')).get('link')?.isSymlink, true);

@@ -135,7 +135,7 @@ async function compare(path: string, label: string, zip: ZipFops): Promise<'both
   // without bit 11 (Info-ZIP on Linux) are UTF-8 to us, as to unzip and
   // 7-Zip; yauzl reads them as CP437. Map our name to yauzl's view of its bytes.
   const asYauzlSees = new Map([...ours.entries()].map((e) => [cp437(Buffer.from(e.name, 'utf8')), e.name]));
-  const ourNameFor = (theirName: string): string => (ours.get(theirName) ? theirName : asYauzlSees.get(theirName) ?? theirName);
+  const ourNameFor = (theirName: string): string => (ours.get(theirName) ? theirName : (asYauzlSees.get(theirName) ?? theirName));
   const ourNames = [...ours.entries()].map((e) => e.name).sort();
   assert.deepEqual(ourNames, theirs.map((e) => ourNameFor(e.name)).sort(), `${label}: names`);
   for (const t of theirs) {
@@ -175,7 +175,11 @@ async function compare(path: string, label: string, zip: ZipFops): Promise<'both
 }
 
 function archivesIn(dir: string): string[] {
-  return existsSync(dir) ? readdirSync(dir).filter((f) => /\.(zip|jar|war)$/i.test(f)).sort() : [];
+  return existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => /\.(zip|jar|war)$/i.test(f))
+        .sort()
+    : [];
 }
 
 describe('yauzl agrees with the index wherever both accept an archive', () => {
@@ -211,12 +215,24 @@ describe('yauzl agrees with the index wherever both accept an archive', () => {
           { name: 'dd-stored.txt', data: 'stored with a descriptor', method: 0, descriptor: { signature: false } },
         ],
       }),
-      'zip64-entries.zip': makeZip({ entries: [{ name: 'z.txt', data: prose(3000), zip64: true }, { name: 'y.txt', data: 'y', method: 0, zip64: true }], zip64: true }),
+      'zip64-entries.zip': makeZip({
+        entries: [
+          { name: 'z.txt', data: prose(3000), zip64: true },
+          { name: 'y.txt', data: 'y', method: 0, zip64: true },
+        ],
+        zip64: true,
+      }),
       'extended-timestamps.zip': makeZip({
         entries: [{ name: 'ut.txt', data: 'ut', extraCd: extendedTimestamp(1_700_000_000) }],
       }),
       'ntfs-timestamp.zip': makeZip({
-        entries: [{ name: 'ntfs.txt', data: 'n', extraCd: extra(0x000a, Buffer.concat([u32(0), Buffer.from([1, 0, 24, 0]), Buffer.from('00806e8a2b61da01', 'hex'), Buffer.alloc(16)])) }],
+        entries: [
+          {
+            name: 'ntfs.txt',
+            data: 'n',
+            extraCd: extra(0x000a, Buffer.concat([u32(0), Buffer.from([1, 0, 24, 0]), Buffer.from('00806e8a2b61da01', 'hex'), Buffer.alloc(16)])),
+          },
+        ],
       }),
       'cp437-names.zip': makeZip({ entries: [{ name: Buffer.from([0x80, 0x81, 0x61, 0x2e, 0x74, 0xe1]), data: 'cp437', utf8: false }] }),
       'unicode-path-extra.zip': makeZip({

@@ -6,7 +6,20 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { crc32, deflateRawSync, gunzipSync } from 'node:zlib';
-import { FopError, FopFlags, FopHandle, MemFops, Vfs, ZipFops, assertFopPath, readAll, vfsSeekEnd, vfsSeekSet, type FileOps, type FopFd } from '../../src/index.js';
+import {
+  FopError,
+  FopFlags,
+  FopHandle,
+  MemFops,
+  Vfs,
+  ZipFops,
+  assertFopPath,
+  readAll,
+  vfsSeekEnd,
+  vfsSeekSet,
+  type FileOps,
+  type FopFd,
+} from '../../src/index.js';
 import { prose } from '../helpers/fixtures.js';
 import { centralHeader, dosDateTime, endRecord, extra, localHeader, makeManyEntryZip, u64, zip64EndRecord, zip64Locator } from '../helpers/zip-writer.js';
 
@@ -89,18 +102,68 @@ function buildHugeArchive(): SyntheticFile {
   const hugeName = Buffer.from('huge.bin');
   const smallName = Buffer.from('dir/small.txt');
   const hugeCrc = 0x12345678; // never checked: no test reads all 5 GiB sequentially
-  const lfh1 = localHeader({ flags: 0, method: 0, time, date, crc: hugeCrc, csize: 0xffffffff, usize: 0xffffffff, name: hugeName, extra: extra(1, Buffer.concat([u64(HUGE), u64(HUGE)])) });
+  const lfh1 = localHeader({
+    flags: 0,
+    method: 0,
+    time,
+    date,
+    crc: hugeCrc,
+    csize: 0xffffffff,
+    usize: 0xffffffff,
+    name: hugeName,
+    extra: extra(1, Buffer.concat([u64(HUGE), u64(HUGE)])),
+  });
   const data1At = lfh1.length;
   const lfh2At = data1At + HUGE;
-  const lfh2 = localHeader({ flags: 0, method: 8, time, date, crc: crc32(small), csize: smallDeflated.length, usize: small.length, name: smallName, extra: Buffer.alloc(0) });
+  const lfh2 = localHeader({
+    flags: 0,
+    method: 8,
+    time,
+    date,
+    crc: crc32(small),
+    csize: smallDeflated.length,
+    usize: small.length,
+    name: smallName,
+    extra: Buffer.alloc(0),
+  });
   const data2At = lfh2At + lfh2.length;
   const cdAt = data2At + smallDeflated.length;
   const cd = Buffer.concat([
-    centralHeader({ madeBy: 0x031e, externalAttr: 0, flags: 0, method: 0, time, date, crc: hugeCrc, csize: 0xffffffff, usize: 0xffffffff, name: hugeName, offset: 0, extra: extra(1, Buffer.concat([u64(HUGE), u64(HUGE)])) }),
-    centralHeader({ madeBy: 0x031e, externalAttr: 0, flags: 0, method: 8, time, date, crc: crc32(small), csize: smallDeflated.length, usize: small.length, name: smallName, offset: 0xffffffff, extra: extra(1, u64(lfh2At)) }),
+    centralHeader({
+      madeBy: 0x031e,
+      externalAttr: 0,
+      flags: 0,
+      method: 0,
+      time,
+      date,
+      crc: hugeCrc,
+      csize: 0xffffffff,
+      usize: 0xffffffff,
+      name: hugeName,
+      offset: 0,
+      extra: extra(1, Buffer.concat([u64(HUGE), u64(HUGE)])),
+    }),
+    centralHeader({
+      madeBy: 0x031e,
+      externalAttr: 0,
+      flags: 0,
+      method: 8,
+      time,
+      date,
+      crc: crc32(small),
+      csize: smallDeflated.length,
+      usize: small.length,
+      name: smallName,
+      offset: 0xffffffff,
+      extra: extra(1, u64(lfh2At)),
+    }),
   ]);
   const z64At = cdAt + cd.length;
-  const tail = Buffer.concat([zip64EndRecord({ count: 2, cdSize: cd.length, cdOffset: cdAt }), zip64Locator(z64At), endRecord({ count: 0xffff, cdSize: 0xffffffff, cdOffset: 0xffffffff })]);
+  const tail = Buffer.concat([
+    zip64EndRecord({ count: 2, cdSize: cd.length, cdOffset: cdAt }),
+    zip64Locator(z64At),
+    endRecord({ count: 0xffff, cdSize: 0xffffffff, cdOffset: 0xffffffff }),
+  ]);
   return new SyntheticFile([
     { at: 0, bytes: lfh1 },
     { at: data1At, length: HUGE, generated: true },

@@ -168,7 +168,14 @@ export function tryGet(port: number, path: string, headers: Record<string, strin
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      resolve({ status, headers: resHeaders, body: Buffer.concat(chunks), complete: complete && error === undefined && !timedOut, timedOut, ...(error !== undefined ? { error } : {}) });
+      resolve({
+        status,
+        headers: resHeaders,
+        body: Buffer.concat(chunks),
+        complete: complete && error === undefined && !timedOut,
+        timedOut,
+        ...(error !== undefined ? { error } : {}),
+      });
     };
     const req = request({ host: '127.0.0.1', port, path, method, headers: { connection: 'close', ...headers }, agent: false }, (res) => {
       status = res.statusCode ?? 0;

@@ -113,8 +113,19 @@ export interface LocalHeaderFields {
 
 export function localHeader(f: LocalHeaderFields): Buffer {
   return Buffer.concat([
-    u32(0x04034b50), u16(20), u16(f.flags), u16(f.method), u16(f.time), u16(f.date),
-    u32(f.crc), u32(f.csize), u32(f.usize), u16(f.name.length), u16(f.extra.length), f.name, f.extra,
+    u32(0x04034b50),
+    u16(20),
+    u16(f.flags),
+    u16(f.method),
+    u16(f.time),
+    u16(f.date),
+    u32(f.crc),
+    u32(f.csize),
+    u32(f.usize),
+    u16(f.name.length),
+    u16(f.extra.length),
+    f.name,
+    f.extra,
   ]);
 }
 
@@ -128,9 +139,26 @@ export interface CentralHeaderFields extends LocalHeaderFields {
 export function centralHeader(f: CentralHeaderFields): Buffer {
   const comment = f.comment ?? new Uint8Array(0);
   return Buffer.concat([
-    u32(0x02014b50), u16(f.madeBy), u16(20), u16(f.flags), u16(f.method), u16(f.time), u16(f.date),
-    u32(f.crc), u32(f.csize), u32(f.usize), u16(f.name.length), u16(f.extra.length), u16(comment.length),
-    u16(0), u16(0), u32(f.externalAttr), u32(f.offset), f.name, f.extra, comment,
+    u32(0x02014b50),
+    u16(f.madeBy),
+    u16(20),
+    u16(f.flags),
+    u16(f.method),
+    u16(f.time),
+    u16(f.date),
+    u32(f.crc),
+    u32(f.csize),
+    u32(f.usize),
+    u16(f.name.length),
+    u16(f.extra.length),
+    u16(comment.length),
+    u16(0),
+    u16(0),
+    u32(f.externalAttr),
+    u32(f.offset),
+    f.name,
+    f.extra,
+    comment,
   ]);
 }
 
@@ -138,15 +166,20 @@ export function endRecord(o: { count: number; cdSize: number; cdOffset: number; 
   const comment = o.comment ?? new Uint8Array(0);
   const disk = o.disk ?? 0;
   return Buffer.concat([
-    u32(0x06054b50), u16(disk), u16(disk), u16(Math.min(o.count, 0xffff)), u16(Math.min(o.count, 0xffff)),
-    u32(Math.min(o.cdSize, 0xffffffff)), u32(Math.min(o.cdOffset, 0xffffffff)), u16(o.commentLength ?? comment.length), comment,
+    u32(0x06054b50),
+    u16(disk),
+    u16(disk),
+    u16(Math.min(o.count, 0xffff)),
+    u16(Math.min(o.count, 0xffff)),
+    u32(Math.min(o.cdSize, 0xffffffff)),
+    u32(Math.min(o.cdOffset, 0xffffffff)),
+    u16(o.commentLength ?? comment.length),
+    comment,
   ]);
 }
 
 export function zip64EndRecord(o: { count: number; cdSize: number; cdOffset: number }): Buffer {
-  return Buffer.concat([
-    u32(0x06064b50), u64(44), u16(45), u16(45), u32(0), u32(0), u64(o.count), u64(o.count), u64(o.cdSize), u64(o.cdOffset),
-  ]);
+  return Buffer.concat([u32(0x06064b50), u64(44), u16(45), u16(45), u32(0), u32(0), u64(o.count), u64(o.count), u64(o.cdSize), u64(o.cdOffset)]);
 }
 
 export function zip64Locator(recordOffset: number): Buffer {
@@ -178,42 +211,47 @@ export function makeZip(spec: ArchiveSpec): Buffer {
     const z64 = (vals: number[]): Buffer => (zip64 ? extra(0x0001, Buffer.concat(vals.map(u64))) : Buffer.alloc(0));
     const l = e.local ?? {};
     const dd = e.descriptor;
-    push(localHeader({
-      flags: l.flags ?? flags,
-      method: l.method ?? method,
-      time,
-      date,
-      crc: l.crc ?? (dd ? 0 : crc),
-      csize: l.csize ?? (zip64 ? 0xffffffff : dd ? 0 : stored.length),
-      usize: l.usize ?? (zip64 ? 0xffffffff : dd ? 0 : data.length),
-      name: l.name ?? name,
-      extra: Buffer.concat([z64(zip64 ? [data.length, stored.length] : []), e.extraLocal ?? new Uint8Array(0)]),
-    }));
+    push(
+      localHeader({
+        flags: l.flags ?? flags,
+        method: l.method ?? method,
+        time,
+        date,
+        crc: l.crc ?? (dd ? 0 : crc),
+        csize: l.csize ?? (zip64 ? 0xffffffff : dd ? 0 : stored.length),
+        usize: l.usize ?? (zip64 ? 0xffffffff : dd ? 0 : data.length),
+        name: l.name ?? name,
+        extra: Buffer.concat([z64(zip64 ? [data.length, stored.length] : []), e.extraLocal ?? new Uint8Array(0)]),
+      }),
+    );
     push(stored);
     if (dd) {
-      push(Buffer.concat([
-        dd.signature === false ? Buffer.alloc(0) : u32(0x08074b50),
-        u32(dd.crc ?? crc), u32(dd.csize ?? stored.length), u32(dd.usize ?? data.length),
-      ]));
+      push(
+        Buffer.concat([
+          dd.signature === false ? Buffer.alloc(0) : u32(0x08074b50),
+          u32(dd.crc ?? crc),
+          u32(dd.csize ?? stored.length),
+          u32(dd.usize ?? data.length),
+        ]),
+      );
     }
     const c = e.cd ?? {};
-    central.push(centralHeader({
-      madeBy: e.madeBy ?? 0x031e,
-      flags,
-      method: c.method ?? method,
-      time,
-      date,
-      crc: c.crc ?? crc,
-      csize: zip64 ? 0xffffffff : c.csize ?? stored.length,
-      usize: zip64 ? 0xffffffff : c.usize ?? data.length,
-      name: c.name ?? name,
-      extra: Buffer.concat([
-        z64(zip64 ? [c.usize ?? data.length, c.csize ?? stored.length, c.offset ?? lfhOffset] : []),
-        e.extraCd ?? new Uint8Array(0),
-      ]),
-      externalAttr: e.externalAttr ?? 0o100644 * 0x10000,
-      offset: zip64 ? 0xffffffff : c.offset ?? lfhOffset,
-    }));
+    central.push(
+      centralHeader({
+        madeBy: e.madeBy ?? 0x031e,
+        flags,
+        method: c.method ?? method,
+        time,
+        date,
+        crc: c.crc ?? crc,
+        csize: zip64 ? 0xffffffff : (c.csize ?? stored.length),
+        usize: zip64 ? 0xffffffff : (c.usize ?? data.length),
+        name: c.name ?? name,
+        extra: Buffer.concat([z64(zip64 ? [c.usize ?? data.length, c.csize ?? stored.length, c.offset ?? lfhOffset] : []), e.extraCd ?? new Uint8Array(0)]),
+        externalAttr: e.externalAttr ?? 0o100644 * 0x10000,
+        offset: zip64 ? 0xffffffff : (c.offset ?? lfhOffset),
+      }),
+    );
   }
   const cdOffset = offset - base;
   for (const c of central) push(c);
@@ -226,14 +264,16 @@ export function makeZip(spec: ArchiveSpec): Buffer {
   }
   const comment = spec.comment === undefined ? undefined : bytes(spec.comment);
   const eo = spec.eocd ?? {};
-  push(endRecord({
-    count: eo.count ?? (spec.zip64 ? 0xffff : count),
-    cdSize: eo.cdSize ?? (spec.zip64 ? 0xffffffff : cdSize),
-    cdOffset: eo.cdOffset ?? (spec.zip64 ? 0xffffffff : cdOffset),
-    ...(comment ? { comment } : {}),
-    ...(eo.disk !== undefined ? { disk: eo.disk } : {}),
-    ...(eo.commentLength !== undefined ? { commentLength: eo.commentLength } : {}),
-  }));
+  push(
+    endRecord({
+      count: eo.count ?? (spec.zip64 ? 0xffff : count),
+      cdSize: eo.cdSize ?? (spec.zip64 ? 0xffffffff : cdSize),
+      cdOffset: eo.cdOffset ?? (spec.zip64 ? 0xffffffff : cdOffset),
+      ...(comment ? { comment } : {}),
+      ...(eo.disk !== undefined ? { disk: eo.disk } : {}),
+      ...(eo.commentLength !== undefined ? { commentLength: eo.commentLength } : {}),
+    }),
+  );
   if (spec.trailing) push(spec.trailing);
   return Buffer.concat(parts);
 }

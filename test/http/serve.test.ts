@@ -75,7 +75,15 @@ before(async () => {
       { mountpoint: '/', origin: `file://${www}` },
       { mountpoint: '/docs', origin: `file://${www}/docs` },
       { mountpoint: '/site', origin: `file://${www}/files/site.zip`, cacheMaxAge: 60, cacheReuse: true },
-      { mountpoint: '/assets', origin: www, cacheMaxAge: 3600, cacheReuse: true, cacheIntermediaries: true, cacheImmutable: true, headers: { 'x-mount': 'assets', 'x-vhost': 'replaced' } },
+      {
+        mountpoint: '/assets',
+        origin: www,
+        cacheMaxAge: 3600,
+        cacheReuse: true,
+        cacheIntermediaries: true,
+        cacheImmutable: true,
+        headers: { 'x-mount': 'assets', 'x-vhost': 'replaced' },
+      },
       { mountpoint: '/revalidate', origin: www, cacheMaxAge: 60, cacheReuse: true, cacheRevalidate: true },
       { mountpoint: '/nocache', origin: www, cacheNo: true, cacheMaxAge: 60, cacheReuse: true },
       { mountpoint: '/old', origin: '>https://example.com/new' },
@@ -97,7 +105,13 @@ before(async () => {
   });
   ({ port, close } = await listen(handler));
   // The same files with no resolution or small-content cache: every body comes through a file handle.
-  const uncached = createHandler({ mounts: [{ mountpoint: '/', origin: www }, { mountpoint: '/site', origin: `file://${www}/files/site.zip` }], resolveCacheMs: 0 });
+  const uncached = createHandler({
+    mounts: [
+      { mountpoint: '/', origin: www },
+      { mountpoint: '/site', origin: `file://${www}/files/site.zip` },
+    ],
+    resolveCacheMs: 0,
+  });
   ({ port: portNoCache, close: closeNoCache } = await listen(uncached));
 });
 
@@ -267,7 +281,11 @@ describe('cache policy and validators', () => {
     ['a list containing the tag', { 'if-none-match': '"nope", ETAG' }, 304],
     ['*', { 'if-none-match': '*' }, 304],
     ['a weak copy of the tag', { 'if-none-match': 'W/ETAG' }, 304],
-    ['a different tag, even with If-Modified-Since in the future (ignored)', { 'if-none-match': '"nope"', 'if-modified-since': 'Fri, 01 Jan 2100 00:00:00 GMT' }, 200],
+    [
+      'a different tag, even with If-Modified-Since in the future (ignored)',
+      { 'if-none-match': '"nope"', 'if-modified-since': 'Fri, 01 Jan 2100 00:00:00 GMT' },
+      200,
+    ],
     ['If-Modified-Since in the future', { 'if-modified-since': 'Fri, 01 Jan 2100 00:00:00 GMT' }, 304],
     ['If-Modified-Since in the past', { 'if-modified-since': 'Thu, 01 Jan 1970 00:00:00 GMT' }, 200],
     ['If-Modified-Since that is not a date', { 'if-modified-since': 'yesterday' }, 200],
@@ -299,7 +317,12 @@ describe('ranges (RFC 9110 §14 examples on a 10,000-byte representation)', () =
     ['bytes=500-700,601-999', 500, 999], // overlapping: merged into one
     ['bytes=9000-99999', 9000, 9999],
   ];
-  for (const [path, which] of [['/ten-k.txt', 'cached'], ['/site/ten-k.txt', 'cached'], ['/ten-k.txt', 'uncached'], ['/site/ten-k.txt', 'uncached']] as const) {
+  for (const [path, which] of [
+    ['/ten-k.txt', 'cached'],
+    ['/site/ten-k.txt', 'cached'],
+    ['/ten-k.txt', 'uncached'],
+    ['/site/ten-k.txt', 'uncached'],
+  ] as const) {
     for (const [range, start, end] of single) {
       it(`${path} (${which}) ${range} → 206 bytes ${start}-${end}`, async () => {
         const r = await get(which === 'cached' ? port : portNoCache, path, { range });
@@ -310,23 +333,24 @@ describe('ranges (RFC 9110 §14 examples on a 10,000-byte representation)', () =
       });
     }
   }
-  for (const which of ['cached', 'uncached'] as const) it(`serves several ranges as multipart/byteranges with a boundary (${which})`, async () => {
-    const r = await get(which === 'cached' ? port : portNoCache, '/ten-k.txt', { range: 'bytes=0-0,-1, 500-599' });
-    assert.equal(r.status, 206);
-    const boundary = /^multipart\/byteranges; boundary=(.+)$/.exec(hdr(r, 'content-type') ?? '')?.[1];
-    assert.ok(boundary, hdr(r, 'content-type'));
-    assert.equal(Number(hdr(r, 'content-length')), r.body.length);
-    const parts = r.body.toString('latin1').split(`--${boundary}`).slice(1, -1);
-    const ranges = parts.map((p) => /Content-Range: bytes (\d+)-(\d+)\/10000/.exec(p)!.slice(1).map(Number));
-    assert.deepEqual(ranges.map(([a, b]) => `${a}-${b}`).sort(), ['0-0', '500-599', '9999-9999']);
-    for (const p of parts) {
-      const [a, b] = /Content-Range: bytes (\d+)-(\d+)/.exec(p)!.slice(1).map(Number) as [number, number];
-      assert.match(p, /Content-Type: text\/plain; charset=utf-8/);
-      const data = p.slice(p.indexOf('\r\n\r\n') + 4, -2);
-      assert.equal(data, tenK.subarray(a, b + 1).toString('latin1'));
-    }
-    assert.ok(r.body.toString('latin1').endsWith(`--${boundary}--\r\n`));
-  });
+  for (const which of ['cached', 'uncached'] as const)
+    it(`serves several ranges as multipart/byteranges with a boundary (${which})`, async () => {
+      const r = await get(which === 'cached' ? port : portNoCache, '/ten-k.txt', { range: 'bytes=0-0,-1, 500-599' });
+      assert.equal(r.status, 206);
+      const boundary = /^multipart\/byteranges; boundary=(.+)$/.exec(hdr(r, 'content-type') ?? '')?.[1];
+      assert.ok(boundary, hdr(r, 'content-type'));
+      assert.equal(Number(hdr(r, 'content-length')), r.body.length);
+      const parts = r.body.toString('latin1').split(`--${boundary}`).slice(1, -1);
+      const ranges = parts.map((p) => /Content-Range: bytes (\d+)-(\d+)\/10000/.exec(p)!.slice(1).map(Number));
+      assert.deepEqual(ranges.map(([a, b]) => `${a}-${b}`).sort(), ['0-0', '500-599', '9999-9999']);
+      for (const p of parts) {
+        const [a, b] = /Content-Range: bytes (\d+)-(\d+)/.exec(p)!.slice(1).map(Number) as [number, number];
+        assert.match(p, /Content-Type: text\/plain; charset=utf-8/);
+        const data = p.slice(p.indexOf('\r\n\r\n') + 4, -2);
+        assert.equal(data, tenK.subarray(a, b + 1).toString('latin1'));
+      }
+      assert.ok(r.body.toString('latin1').endsWith(`--${boundary}--\r\n`));
+    });
   it('answers too many ranges with the whole body (200)', async () => {
     const many = Array.from({ length: 40 }, (_, i) => `${i * 200}-${i * 200 + 10}`).join(',');
     const r = await get(port, '/ten-k.txt', { range: `bytes=${many}` });
@@ -370,12 +394,26 @@ describe('ranges (RFC 9110 §14 examples on a 10,000-byte representation)', () =
 
 describe('HEAD', () => {
   it('returns the GET headers and no body', async () => {
-    for (const [path, headers] of [['/ten-k.txt', {}], ['/site/css/app.css', { 'accept-encoding': 'gzip' }], ['/ten-k.txt', { range: 'bytes=0-9' }]] as const) {
+    for (const [path, headers] of [
+      ['/ten-k.txt', {}],
+      ['/site/css/app.css', { 'accept-encoding': 'gzip' }],
+      ['/ten-k.txt', { range: 'bytes=0-9' }],
+    ] as const) {
       const g = await get(port, path, headers);
       const h = await get(port, path, headers, 'HEAD');
       assert.equal(h.status, g.status);
       assert.equal(h.body.length, 0);
-      for (const name of ['content-length', 'content-type', 'etag', 'last-modified', 'cache-control', 'content-encoding', 'content-range', 'vary', 'accept-ranges']) {
+      for (const name of [
+        'content-length',
+        'content-type',
+        'etag',
+        'last-modified',
+        'cache-control',
+        'content-encoding',
+        'content-range',
+        'vary',
+        'accept-ranges',
+      ]) {
         assert.equal(hdr(h, name), hdr(g, name), `${path} ${name}`);
       }
     }
@@ -453,7 +491,16 @@ describe('errors, status pages and configured headers', () => {
     assert.equal((await get(port, '/site/missing.html')).status, 404);
   });
   it('puts the vhost and mount headers, and Accept-Ranges, on every response', async () => {
-    for (const [path, headers] of [['/missing'], ['/docs'], ['/plain.txt'], ['/ten-k.txt', { range: 'bytes=1-2' }], ['/ten-k.txt', { range: 'bytes=99999-' }], ['/files/bad.zip/x.html'], ['/no_ext'], ['/old/x']] as [string, Record<string, string>?][]) {
+    for (const [path, headers] of [
+      ['/missing'],
+      ['/docs'],
+      ['/plain.txt'],
+      ['/ten-k.txt', { range: 'bytes=1-2' }],
+      ['/ten-k.txt', { range: 'bytes=99999-' }],
+      ['/files/bad.zip/x.html'],
+      ['/no_ext'],
+      ['/old/x'],
+    ] as [string, Record<string, string>?][]) {
       const r = await get(port, path, headers ?? {});
       assert.equal(hdr(r, 'x-vhost'), 'on', path);
       assert.equal(hdr(r, 'accept-ranges'), 'bytes', path);
@@ -476,7 +523,11 @@ describe('redirect and callback mounts', () => {
     assert.equal(hdr(r, 'location'), 'https://example.com/new');
   });
   it('hands callback:// requests to the registered handler with the URI remainder', async () => {
-    for (const [path, remainder] of [['/cb', ''], ['/cb/', '/'], ['/cb/a/b?q=1', '/a/b']]) {
+    for (const [path, remainder] of [
+      ['/cb', ''],
+      ['/cb/', '/'],
+      ['/cb/a/b?q=1', '/a/b'],
+    ]) {
       const r = await get(port, path!, {}, 'POST');
       assert.deepEqual(JSON.parse(r.body.toString()), { method: 'POST', remainder, mountpoint: '/cb', pmo: { greeting: 'hi' } });
       assert.equal(hdr(r, 'x-vhost'), 'on', 'the vhost headers go on callback responses too');
@@ -520,7 +571,6 @@ describe('client aborts', () => {
       await local.close();
     }
   });
-
 
   it('end the stream quietly and release the file handle', async () => {
     // Count the handles the engine opens (entry handles, not the cached archive).

@@ -171,7 +171,11 @@ const mounts: MountOptions[] = [
   { mountpoint: '/maxage-only', origin: www, cacheMaxAge: 60 },
   { mountpoint: '/reuse-only', origin: www, cacheReuse: true },
   { mountpoint: '/forever', origin: www, cacheMaxAge: 2 ** 40, cacheReuse: true },
-  { mountpoint: '/override', origin: www, headers: { 'cache-control': 'max-age=5', 'content-type': 'application/x-forced', vary: 'Origin', 'accept-ranges': 'none' } },
+  {
+    mountpoint: '/override',
+    origin: www,
+    headers: { 'cache-control': 'max-age=5', 'content-type': 'application/x-forced', vary: 'Origin', 'accept-ranges': 'none' },
+  },
   { mountpoint: '/old', origin: '>https://example.com/new' },
   { mountpoint: '/moved', origin: '>https://Example.COM:443/a b?x=1' },
   { mountpoint: '/cb', origin: 'callback://echo', pmo: { greeting: 'hi' }, headers: { 'x-cb': 'yes' } },
@@ -259,7 +263,12 @@ function table(title: string, rows: readonly Row[], engines: readonly EngineName
   });
 }
 
-const page = (status: number, extra: Partial<Want> = {}): Want => ({ status, page: true, ...extra, headers: { 'accept-ranges': 'bytes', 'x-vhost': 'on', 'content-encoding': null, ...extra.headers } });
+const page = (status: number, extra: Partial<Want> = {}): Want => ({
+  status,
+  page: true,
+  ...extra,
+  headers: { 'accept-ranges': 'bytes', 'x-vhost': 'on', 'content-encoding': null, ...extra.headers },
+});
 const notFound = (extra: Partial<Want> = {}): Want => page(404, { notFound: true, ...extra });
 const TEXT = 'text/plain; charset=utf-8';
 const HTML = 'text/html; charset=utf-8';
@@ -281,13 +290,25 @@ const rangeSources: readonly Source[] = [
 
 function rangeRows(src: Source): Row[] {
   const N = tenK.length;
-  const common = { 'content-type': TEXT, 'accept-ranges': 'bytes', 'cache-control': src.cacheControl, vary: src.vary, etag: QUOTED, 'content-encoding': null, 'x-vhost': 'on' };
+  const common = {
+    'content-type': TEXT,
+    'accept-ranges': 'bytes',
+    'cache-control': src.cacheControl,
+    vary: src.vary,
+    etag: QUOTED,
+    'content-encoding': null,
+    'x-vhost': 'on',
+  };
   const single = (range: string, start: number, end: number): Row => ({
     name: `${src.label} ${range} → 206 ${start}-${end}`,
     url: src.url,
     headers: { range },
     head: true,
-    want: { status: 206, headers: { ...common, 'content-range': `bytes ${start}-${end}/${N}`, 'content-length': String(end - start + 1) }, body: tenK.subarray(start, end + 1) },
+    want: {
+      status: 206,
+      headers: { ...common, 'content-range': `bytes ${start}-${end}/${N}`, 'content-length': String(end - start + 1) },
+      body: tenK.subarray(start, end + 1),
+    },
   });
   const multi = (range: string, parts: [number, number][]): Row => ({
     name: `${src.label} ${range} → multipart ${parts.map(([a, b]) => `${a}-${b}`).join(',')}`,
@@ -310,7 +331,16 @@ function rangeRows(src: Source): Row[] {
     want: { status: 200, headers: { ...common, 'content-length': String(N), 'content-range': null }, body: tenK },
   });
   return [
-    { name: `${src.label} no Range → 200 whole`, url: src.url, head: true, want: { status: 200, headers: { ...common, 'content-length': String(N), 'content-range': null, 'last-modified': src.label === 'zip' ? ZIP_LM : LM }, body: tenK } },
+    {
+      name: `${src.label} no Range → 200 whole`,
+      url: src.url,
+      head: true,
+      want: {
+        status: 200,
+        headers: { ...common, 'content-length': String(N), 'content-range': null, 'last-modified': src.label === 'zip' ? ZIP_LM : LM },
+        body: tenK,
+      },
+    },
     single('bytes=0-499', 0, 499),
     single('bytes=500-999', 500, 999),
     single('bytes=-500', 9500, 9999),
@@ -327,11 +357,27 @@ function rangeRows(src: Source): Row[] {
     single('bytes=0-1,20000-', 0, 1), // the unsatisfiable one is dropped
     single('BYTES=10-19', 10, 19), // unit is case-insensitive
     single('bytes=00000000000000000000010-19', 10, 19), // leading zeros
-    multi('bytes=0-0,-1,500-599', [[0, 0], [500, 599], [9999, 9999]]),
-    multi('bytes=9000-9100,0-10', [[0, 10], [9000, 9100]]),
-    multi('bytes= 0-1 , 3-4', [[0, 1], [3, 4]]),
-    multi('bytes=0-1,,3-4', [[0, 1], [3, 4]]),
-    multi(`bytes=${Array.from({ length: 16 }, (_, i) => `${i * 100}-${i * 100 + 9}`).join(',')}`, Array.from({ length: 16 }, (_, i) => [i * 100, i * 100 + 9] as [number, number])),
+    multi('bytes=0-0,-1,500-599', [
+      [0, 0],
+      [500, 599],
+      [9999, 9999],
+    ]),
+    multi('bytes=9000-9100,0-10', [
+      [0, 10],
+      [9000, 9100],
+    ]),
+    multi('bytes= 0-1 , 3-4', [
+      [0, 1],
+      [3, 4],
+    ]),
+    multi('bytes=0-1,,3-4', [
+      [0, 1],
+      [3, 4],
+    ]),
+    multi(
+      `bytes=${Array.from({ length: 16 }, (_, i) => `${i * 100}-${i * 100 + 9}`).join(',')}`,
+      Array.from({ length: 16 }, (_, i) => [i * 100, i * 100 + 9] as [number, number]),
+    ),
     unsat('bytes=10000-'),
     unsat('bytes=20000-30000'),
     unsat('bytes=-0'),
@@ -349,31 +395,176 @@ function rangeRows(src: Source): Row[] {
 }
 
 const rangeExtras: Row[] = [
-  { name: 'empty file: GET → 200, Content-Length 0, empty body', url: '/empty.txt', head: true, want: { status: 200, headers: { 'content-length': '0', 'content-type': TEXT, etag: QUOTED }, body: Buffer.alloc(0) } },
-  { name: 'empty file: bytes=0-0 → 416 */0', url: '/empty.txt', headers: { range: 'bytes=0-0' }, want: page(416, { headers: { 'content-range': 'bytes */0' } }) },
+  {
+    name: 'empty file: GET → 200, Content-Length 0, empty body',
+    url: '/empty.txt',
+    head: true,
+    want: { status: 200, headers: { 'content-length': '0', 'content-type': TEXT, etag: QUOTED }, body: Buffer.alloc(0) },
+  },
+  {
+    name: 'empty file: bytes=0-0 → 416 */0',
+    url: '/empty.txt',
+    headers: { range: 'bytes=0-0' },
+    want: page(416, { headers: { 'content-range': 'bytes */0' } }),
+  },
   { name: 'empty file: bytes=0- → 416 */0', url: '/empty.txt', headers: { range: 'bytes=0-' }, want: page(416, { headers: { 'content-range': 'bytes */0' } }) },
-  { name: 'empty file: bytes=-5 → 200 empty', url: '/empty.txt', headers: { range: 'bytes=-5' }, want: { status: 200, headers: { 'content-length': '0', 'content-range': null }, body: Buffer.alloc(0) } },
-  { name: 'empty zip entry: GET → 200 empty', url: '/site/empty.txt', head: true, want: { status: 200, headers: { 'content-length': '0', 'content-type': TEXT, vary: null }, body: Buffer.alloc(0) } },
-  { name: 'one byte: bytes=0-0 → 206 0-0/1', url: '/one-byte.txt', headers: { range: 'bytes=0-0' }, want: { status: 206, headers: { 'content-range': 'bytes 0-0/1', 'content-length': '1' }, body: 'x' } },
-  { name: 'one byte: bytes=-1 → 206 0-0/1', url: '/one-byte.txt', headers: { range: 'bytes=-1' }, want: { status: 206, headers: { 'content-range': 'bytes 0-0/1' }, body: 'x' } },
-  { name: 'one byte: bytes=1- → 416 */1', url: '/one-byte.txt', headers: { range: 'bytes=1-' }, want: page(416, { headers: { 'content-range': 'bytes */1' } }) },
-  { name: 'stored zip entry: bytes=100-199 → 206, stored bytes', url: '/site/img/logo.png', headers: { range: 'bytes=100-199' }, want: { status: 206, headers: { 'content-range': 'bytes 100-199/3000', 'content-type': 'image/png', vary: null }, body: zipLogo.subarray(100, 200) } },
-  { name: 'binary multipart parts carry image/png', url: '/photo.png', headers: { range: 'bytes=0-9,1000-1099' }, head: true, want: { status: 206, parts: [[0, 9], [1000, 1099]], of: photo, partType: 'image/png' } },
-  { name: 'no Content-Type ("*": "") → parts without Content-Type', url: '/raw/no_ext', headers: { range: 'bytes=0-1,3-4' }, want: { status: 206, headers: { 'content-type': /^multipart\/byteranges; boundary=/ }, parts: [[0, 1], [3, 4]], of: Buffer.from('no extension'), partType: null } },
-  { name: 'no Content-Type ("*": "") single range → no Content-Type', url: '/raw/no_ext', headers: { range: 'bytes=3-4' }, want: { status: 206, headers: { 'content-type': null, 'content-range': 'bytes 3-4/12' }, body: 'ex' } },
-  { name: 'zip gzip form: bytes=0-9 ranges gzip bytes', url: '/site/ten-k.txt', headers: { 'accept-encoding': 'gzip', range: 'bytes=0-9' }, head: true, want: { status: 206, headers: { 'content-encoding': 'gzip', vary: 'Accept-Encoding', 'content-range': `bytes 0-9/${zipTenKGz.length}`, 'content-length': '10' }, body: zipTenKGz.subarray(0, 10) } },
-  { name: 'zip gzip form: bytes=-8 is the gzip trailer', url: '/site/ten-k.txt', headers: { 'accept-encoding': 'gzip', range: 'bytes=-8' }, want: { status: 206, headers: { 'content-encoding': 'gzip', 'content-range': `bytes ${zipTenKGz.length - 8}-${zipTenKGz.length - 1}/${zipTenKGz.length}` }, body: zipTenKGz.subarray(-8) } },
-  { name: 'zip gzip form: multipart over gzip bytes', url: '/site/css/app.css', headers: { 'accept-encoding': 'gzip', range: 'bytes=0-1,100-199' }, want: { status: 206, headers: { 'content-encoding': 'gzip' }, parts: [[0, 1], [100, 199]], of: zipCssGz, partType: 'text/css; charset=utf-8' } },
-  { name: 'zip gzip form: past the gzip length → 416 */gzlen', url: '/site/ten-k.txt', headers: { 'accept-encoding': 'gzip', range: `bytes=${zipTenKGz.length}-` }, want: page(416, { headers: { 'content-range': `bytes */${zipTenKGz.length}` } }) },
-  { name: 'disk br sibling: bytes=0-3 ranges br bytes', url: '/app.js', headers: { 'accept-encoding': 'br', range: 'bytes=0-3' }, want: { status: 206, headers: { 'content-encoding': 'br', 'content-range': `bytes 0-3/${appJsBr.length}` }, body: appJsBr.subarray(0, 4) } },
+  {
+    name: 'empty file: bytes=-5 → 200 empty',
+    url: '/empty.txt',
+    headers: { range: 'bytes=-5' },
+    want: { status: 200, headers: { 'content-length': '0', 'content-range': null }, body: Buffer.alloc(0) },
+  },
+  {
+    name: 'empty zip entry: GET → 200 empty',
+    url: '/site/empty.txt',
+    head: true,
+    want: { status: 200, headers: { 'content-length': '0', 'content-type': TEXT, vary: null }, body: Buffer.alloc(0) },
+  },
+  {
+    name: 'one byte: bytes=0-0 → 206 0-0/1',
+    url: '/one-byte.txt',
+    headers: { range: 'bytes=0-0' },
+    want: { status: 206, headers: { 'content-range': 'bytes 0-0/1', 'content-length': '1' }, body: 'x' },
+  },
+  {
+    name: 'one byte: bytes=-1 → 206 0-0/1',
+    url: '/one-byte.txt',
+    headers: { range: 'bytes=-1' },
+    want: { status: 206, headers: { 'content-range': 'bytes 0-0/1' }, body: 'x' },
+  },
+  {
+    name: 'one byte: bytes=1- → 416 */1',
+    url: '/one-byte.txt',
+    headers: { range: 'bytes=1-' },
+    want: page(416, { headers: { 'content-range': 'bytes */1' } }),
+  },
+  {
+    name: 'stored zip entry: bytes=100-199 → 206, stored bytes',
+    url: '/site/img/logo.png',
+    headers: { range: 'bytes=100-199' },
+    want: { status: 206, headers: { 'content-range': 'bytes 100-199/3000', 'content-type': 'image/png', vary: null }, body: zipLogo.subarray(100, 200) },
+  },
+  {
+    name: 'binary multipart parts carry image/png',
+    url: '/photo.png',
+    headers: { range: 'bytes=0-9,1000-1099' },
+    head: true,
+    want: {
+      status: 206,
+      parts: [
+        [0, 9],
+        [1000, 1099],
+      ],
+      of: photo,
+      partType: 'image/png',
+    },
+  },
+  {
+    name: 'no Content-Type ("*": "") → parts without Content-Type',
+    url: '/raw/no_ext',
+    headers: { range: 'bytes=0-1,3-4' },
+    want: {
+      status: 206,
+      headers: { 'content-type': /^multipart\/byteranges; boundary=/ },
+      parts: [
+        [0, 1],
+        [3, 4],
+      ],
+      of: Buffer.from('no extension'),
+      partType: null,
+    },
+  },
+  {
+    name: 'no Content-Type ("*": "") single range → no Content-Type',
+    url: '/raw/no_ext',
+    headers: { range: 'bytes=3-4' },
+    want: { status: 206, headers: { 'content-type': null, 'content-range': 'bytes 3-4/12' }, body: 'ex' },
+  },
+  {
+    name: 'zip gzip form: bytes=0-9 ranges gzip bytes',
+    url: '/site/ten-k.txt',
+    headers: { 'accept-encoding': 'gzip', range: 'bytes=0-9' },
+    head: true,
+    want: {
+      status: 206,
+      headers: { 'content-encoding': 'gzip', vary: 'Accept-Encoding', 'content-range': `bytes 0-9/${zipTenKGz.length}`, 'content-length': '10' },
+      body: zipTenKGz.subarray(0, 10),
+    },
+  },
+  {
+    name: 'zip gzip form: bytes=-8 is the gzip trailer',
+    url: '/site/ten-k.txt',
+    headers: { 'accept-encoding': 'gzip', range: 'bytes=-8' },
+    want: {
+      status: 206,
+      headers: { 'content-encoding': 'gzip', 'content-range': `bytes ${zipTenKGz.length - 8}-${zipTenKGz.length - 1}/${zipTenKGz.length}` },
+      body: zipTenKGz.subarray(-8),
+    },
+  },
+  {
+    name: 'zip gzip form: multipart over gzip bytes',
+    url: '/site/css/app.css',
+    headers: { 'accept-encoding': 'gzip', range: 'bytes=0-1,100-199' },
+    want: {
+      status: 206,
+      headers: { 'content-encoding': 'gzip' },
+      parts: [
+        [0, 1],
+        [100, 199],
+      ],
+      of: zipCssGz,
+      partType: 'text/css; charset=utf-8',
+    },
+  },
+  {
+    name: 'zip gzip form: past the gzip length → 416 */gzlen',
+    url: '/site/ten-k.txt',
+    headers: { 'accept-encoding': 'gzip', range: `bytes=${zipTenKGz.length}-` },
+    want: page(416, { headers: { 'content-range': `bytes */${zipTenKGz.length}` } }),
+  },
+  {
+    name: 'disk br sibling: bytes=0-3 ranges br bytes',
+    url: '/app.js',
+    headers: { 'accept-encoding': 'br', range: 'bytes=0-3' },
+    want: { status: 206, headers: { 'content-encoding': 'br', 'content-range': `bytes 0-3/${appJsBr.length}` }, body: appJsBr.subarray(0, 4) },
+  },
   { name: 'Range on a missing file → 404', url: '/missing.txt', headers: { range: 'bytes=0-1' }, want: notFound({ headers: { 'content-range': null } }) },
   { name: 'Range on a refused type → 403', url: '/no_ext', headers: { range: 'bytes=0-1' }, want: page(403, { headers: { 'content-range': null } }) },
 ];
 
 const tightRows: Row[] = [
-  { name: 'maxRanges 2: two ranges → multipart', url: '/ten-k.txt', headers: { range: 'bytes=0-0,10-10' }, want: { status: 206, parts: [[0, 0], [10, 10]], of: tenK } },
-  { name: 'maxRanges 2: three ranges → 200 whole', url: '/ten-k.txt', headers: { range: 'bytes=0-0,10-10,20-20' }, want: { status: 200, headers: { 'content-length': '10000', 'content-range': null }, body: tenK } },
-  { name: 'maxRanges 2: three that merge into two → multipart', url: '/ten-k.txt', headers: { range: 'bytes=0-0,1-1,20-20' }, want: { status: 206, parts: [[0, 1], [20, 20]], of: tenK } },
+  {
+    name: 'maxRanges 2: two ranges → multipart',
+    url: '/ten-k.txt',
+    headers: { range: 'bytes=0-0,10-10' },
+    want: {
+      status: 206,
+      parts: [
+        [0, 0],
+        [10, 10],
+      ],
+      of: tenK,
+    },
+  },
+  {
+    name: 'maxRanges 2: three ranges → 200 whole',
+    url: '/ten-k.txt',
+    headers: { range: 'bytes=0-0,10-10,20-20' },
+    want: { status: 200, headers: { 'content-length': '10000', 'content-range': null }, body: tenK },
+  },
+  {
+    name: 'maxRanges 2: three that merge into two → multipart',
+    url: '/ten-k.txt',
+    headers: { range: 'bytes=0-0,1-1,20-20' },
+    want: {
+      status: 206,
+      parts: [
+        [0, 1],
+        [20, 20],
+      ],
+      of: tenK,
+    },
+  },
 ];
 
 for (const src of rangeSources) table(`ranges: ${src.label} (10,000 bytes)`, rangeRows(src), ['plain', 'cached']);
@@ -383,82 +574,289 @@ table('ranges: maxRanges', tightRows, ['tight']);
 // ---------------------------------------------------------------------------------------------------
 // Preconditions (RFC 9110 §13), If-Range, and 304s.
 
-const notModified = (etag: () => string, extra: Record<string, string | RegExp | null> = {}): (() => Want) => () => ({
-  status: 304,
-  body: null,
-  headers: { etag: etag(), 'content-type': null, 'content-encoding': null, 'content-length': null, 'content-range': null, 'accept-ranges': 'bytes', 'x-vhost': 'on', ...extra },
-});
+const notModified =
+  (etag: () => string, extra: Record<string, string | RegExp | null> = {}): (() => Want) =>
+  () => ({
+    status: 304,
+    body: null,
+    headers: {
+      etag: etag(),
+      'content-type': null,
+      'content-encoding': null,
+      'content-length': null,
+      'content-range': null,
+      'accept-ranges': 'bytes',
+      'x-vhost': 'on',
+      ...extra,
+    },
+  });
 const failed: Want = page(412, { headers: { etag: null } });
-const okWhole = (extra: Record<string, string | RegExp | null> = {}): (() => Want) => () => ({ status: 200, headers: { etag: T.tenK!, 'content-length': '10000', ...extra }, body: tenK });
+const okWhole =
+  (extra: Record<string, string | RegExp | null> = {}): (() => Want) =>
+  () => ({ status: 200, headers: { etag: T.tenK!, 'content-length': '10000', ...extra }, body: tenK });
 
 const preconditionRows: Row[] = [
-  { name: 'If-None-Match: the ETag → 304', url: '/ten-k.txt', headers: () => ({ 'if-none-match': T.tenK! }), head: true, want: notModified(() => T.tenK!, { 'cache-control': 'no-store', 'last-modified': LM }) },
+  {
+    name: 'If-None-Match: the ETag → 304',
+    url: '/ten-k.txt',
+    headers: () => ({ 'if-none-match': T.tenK! }),
+    head: true,
+    want: notModified(() => T.tenK!, { 'cache-control': 'no-store', 'last-modified': LM }),
+  },
   { name: 'If-None-Match: another tag → 200', url: '/ten-k.txt', headers: { 'if-none-match': '"nope"' }, head: true, want: okWhole() },
   { name: 'If-None-Match: * → 304', url: '/ten-k.txt', headers: { 'if-none-match': '*' }, want: notModified(() => T.tenK!) },
-  { name: 'If-None-Match: W/ETag (weak comparison) → 304', url: '/ten-k.txt', headers: () => ({ 'if-none-match': `W/${T.tenK!}` }), want: notModified(() => T.tenK!) },
-  { name: 'If-None-Match: a list containing the ETag → 304', url: '/ten-k.txt', headers: () => ({ 'if-none-match': `"a", ${T.tenK!}, "b"` }), want: notModified(() => T.tenK!) },
+  {
+    name: 'If-None-Match: W/ETag (weak comparison) → 304',
+    url: '/ten-k.txt',
+    headers: () => ({ 'if-none-match': `W/${T.tenK!}` }),
+    want: notModified(() => T.tenK!),
+  },
+  {
+    name: 'If-None-Match: a list containing the ETag → 304',
+    url: '/ten-k.txt',
+    headers: () => ({ 'if-none-match': `"a", ${T.tenK!}, "b"` }),
+    want: notModified(() => T.tenK!),
+  },
   { name: 'If-None-Match: malformed → 200', url: '/ten-k.txt', headers: { 'if-none-match': 'not-a-tag' }, want: okWhole() },
   { name: 'If-None-Match: the ETag of another file → 200', url: '/ten-k.txt', headers: () => ({ 'if-none-match': T.zipLogo! }), want: okWhole() },
-  { name: 'If-None-Match wins over If-Modified-Since (tag differs, date would 304)', url: '/ten-k.txt', headers: { 'if-none-match': '"nope"', 'if-modified-since': LM_AFTER }, want: okWhole() },
-  { name: 'If-None-Match matching, If-Modified-Since old → 304', url: '/ten-k.txt', headers: () => ({ 'if-none-match': T.tenK!, 'if-modified-since': LM_BEFORE }), want: notModified(() => T.tenK!) },
-  { name: 'If-None-Match: the ETag, with a Range → 304', url: '/ten-k.txt', headers: () => ({ 'if-none-match': T.tenK!, range: 'bytes=0-9' }), want: notModified(() => T.tenK!) },
-  { name: 'If-Modified-Since: Last-Modified exactly → 304', url: '/ten-k.txt', headers: { 'if-modified-since': LM }, head: true, want: notModified(() => T.tenK!, { 'last-modified': LM }) },
+  {
+    name: 'If-None-Match wins over If-Modified-Since (tag differs, date would 304)',
+    url: '/ten-k.txt',
+    headers: { 'if-none-match': '"nope"', 'if-modified-since': LM_AFTER },
+    want: okWhole(),
+  },
+  {
+    name: 'If-None-Match matching, If-Modified-Since old → 304',
+    url: '/ten-k.txt',
+    headers: () => ({ 'if-none-match': T.tenK!, 'if-modified-since': LM_BEFORE }),
+    want: notModified(() => T.tenK!),
+  },
+  {
+    name: 'If-None-Match: the ETag, with a Range → 304',
+    url: '/ten-k.txt',
+    headers: () => ({ 'if-none-match': T.tenK!, range: 'bytes=0-9' }),
+    want: notModified(() => T.tenK!),
+  },
+  {
+    name: 'If-Modified-Since: Last-Modified exactly → 304',
+    url: '/ten-k.txt',
+    headers: { 'if-modified-since': LM },
+    head: true,
+    want: notModified(() => T.tenK!, { 'last-modified': LM }),
+  },
   { name: 'If-Modified-Since: later → 304', url: '/ten-k.txt', headers: { 'if-modified-since': LM_AFTER }, want: notModified(() => T.tenK!) },
   { name: 'If-Modified-Since: earlier → 200', url: '/ten-k.txt', headers: { 'if-modified-since': LM_BEFORE }, want: okWhole({ 'last-modified': LM }) },
-  { name: 'If-Modified-Since: one second earlier → 200', url: '/ten-k.txt', headers: { 'if-modified-since': 'Thu, 06 May 2021 07:08:08 GMT' }, want: okWhole() },
-  { name: 'If-Modified-Since: RFC 850 date → 304', url: '/ten-k.txt', headers: { 'if-modified-since': 'Thursday, 06-May-21 07:08:09 GMT' }, want: notModified(() => T.tenK!) },
-  { name: 'If-Modified-Since: asctime date → 304', url: '/ten-k.txt', headers: { 'if-modified-since': 'Thu May  6 07:08:09 2021' }, want: notModified(() => T.tenK!) },
+  {
+    name: 'If-Modified-Since: one second earlier → 200',
+    url: '/ten-k.txt',
+    headers: { 'if-modified-since': 'Thu, 06 May 2021 07:08:08 GMT' },
+    want: okWhole(),
+  },
+  {
+    name: 'If-Modified-Since: RFC 850 date → 304',
+    url: '/ten-k.txt',
+    headers: { 'if-modified-since': 'Thursday, 06-May-21 07:08:09 GMT' },
+    want: notModified(() => T.tenK!),
+  },
+  {
+    name: 'If-Modified-Since: asctime date → 304',
+    url: '/ten-k.txt',
+    headers: { 'if-modified-since': 'Thu May  6 07:08:09 2021' },
+    want: notModified(() => T.tenK!),
+  },
   { name: 'If-Modified-Since: not a date → 200', url: '/ten-k.txt', headers: { 'if-modified-since': 'yesterday' }, want: okWhole() },
   { name: 'If-Match: the ETag → 200', url: '/ten-k.txt', headers: () => ({ 'if-match': T.tenK! }), want: okWhole() },
   { name: 'If-Match: * → 200', url: '/ten-k.txt', headers: { 'if-match': '*' }, want: okWhole() },
   { name: 'If-Match: another tag → 412', url: '/ten-k.txt', headers: { 'if-match': '"nope"' }, head: true, want: failed },
   { name: 'If-Match: W/ETag (strong comparison) → 412', url: '/ten-k.txt', headers: () => ({ 'if-match': `W/${T.tenK!}` }), want: failed },
   { name: 'If-Match: malformed → 412', url: '/ten-k.txt', headers: { 'if-match': 'garbage' }, want: failed },
-  { name: 'If-Match mismatch beats If-None-Match match → 412', url: '/ten-k.txt', headers: () => ({ 'if-match': '"nope"', 'if-none-match': T.tenK! }), want: failed },
+  {
+    name: 'If-Match mismatch beats If-None-Match match → 412',
+    url: '/ten-k.txt',
+    headers: () => ({ 'if-match': '"nope"', 'if-none-match': T.tenK! }),
+    want: failed,
+  },
   { name: 'If-Match mismatch with a Range → 412', url: '/ten-k.txt', headers: { 'if-match': '"nope"', range: 'bytes=0-9' }, want: failed },
-  { name: 'If-Match match makes If-Unmodified-Since (past) ignored → 200', url: '/ten-k.txt', headers: () => ({ 'if-match': T.tenK!, 'if-unmodified-since': LM_BEFORE }), want: okWhole() },
+  {
+    name: 'If-Match match makes If-Unmodified-Since (past) ignored → 200',
+    url: '/ten-k.txt',
+    headers: () => ({ 'if-match': T.tenK!, 'if-unmodified-since': LM_BEFORE }),
+    want: okWhole(),
+  },
   { name: 'If-Unmodified-Since: earlier → 412', url: '/ten-k.txt', headers: { 'if-unmodified-since': LM_BEFORE }, want: failed },
   { name: 'If-Unmodified-Since: Last-Modified exactly → 200', url: '/ten-k.txt', headers: { 'if-unmodified-since': LM }, want: okWhole() },
   { name: 'If-Unmodified-Since: later → 200', url: '/ten-k.txt', headers: { 'if-unmodified-since': LM_AFTER }, want: okWhole() },
   { name: 'If-Unmodified-Since: not a date → 200', url: '/ten-k.txt', headers: { 'if-unmodified-since': 'soon' }, want: okWhole() },
-  { name: 'If-Range: the ETag → Range honoured (206)', url: '/ten-k.txt', headers: () => ({ 'if-range': T.tenK!, range: 'bytes=0-9' }), head: true, want: { status: 206, headers: { 'content-range': 'bytes 0-9/10000' }, body: tenK.subarray(0, 10) } },
-  { name: 'If-Range: another tag → whole 200', url: '/ten-k.txt', headers: { 'if-range': '"nope"', range: 'bytes=0-9' }, head: true, want: okWhole({ 'content-range': null }) },
-  { name: 'If-Range: W/ETag → whole 200', url: '/ten-k.txt', headers: () => ({ 'if-range': `W/${T.tenK!}`, range: 'bytes=0-9' }), want: okWhole({ 'content-range': null }) },
-  { name: 'If-Range: Last-Modified exactly → 206', url: '/ten-k.txt', headers: { 'if-range': LM, range: 'bytes=0-9' }, want: { status: 206, body: tenK.subarray(0, 10) } },
-  { name: 'If-Range: another date → whole 200', url: '/ten-k.txt', headers: { 'if-range': LM_AFTER, range: 'bytes=0-9' }, want: okWhole({ 'content-range': null }) },
-  { name: 'If-Range: the ETag, unsatisfiable Range → 416', url: '/ten-k.txt', headers: () => ({ 'if-range': T.tenK!, range: 'bytes=20000-' }), want: page(416, { headers: { 'content-range': 'bytes */10000' } }) },
+  {
+    name: 'If-Range: the ETag → Range honoured (206)',
+    url: '/ten-k.txt',
+    headers: () => ({ 'if-range': T.tenK!, range: 'bytes=0-9' }),
+    head: true,
+    want: { status: 206, headers: { 'content-range': 'bytes 0-9/10000' }, body: tenK.subarray(0, 10) },
+  },
+  {
+    name: 'If-Range: another tag → whole 200',
+    url: '/ten-k.txt',
+    headers: { 'if-range': '"nope"', range: 'bytes=0-9' },
+    head: true,
+    want: okWhole({ 'content-range': null }),
+  },
+  {
+    name: 'If-Range: W/ETag → whole 200',
+    url: '/ten-k.txt',
+    headers: () => ({ 'if-range': `W/${T.tenK!}`, range: 'bytes=0-9' }),
+    want: okWhole({ 'content-range': null }),
+  },
+  {
+    name: 'If-Range: Last-Modified exactly → 206',
+    url: '/ten-k.txt',
+    headers: { 'if-range': LM, range: 'bytes=0-9' },
+    want: { status: 206, body: tenK.subarray(0, 10) },
+  },
+  {
+    name: 'If-Range: another date → whole 200',
+    url: '/ten-k.txt',
+    headers: { 'if-range': LM_AFTER, range: 'bytes=0-9' },
+    want: okWhole({ 'content-range': null }),
+  },
+  {
+    name: 'If-Range: the ETag, unsatisfiable Range → 416',
+    url: '/ten-k.txt',
+    headers: () => ({ 'if-range': T.tenK!, range: 'bytes=20000-' }),
+    want: page(416, { headers: { 'content-range': 'bytes */10000' } }),
+  },
   { name: 'If-Range: wrong, unsatisfiable Range → whole 200', url: '/ten-k.txt', headers: { 'if-range': '"nope"', range: 'bytes=20000-' }, want: okWhole() },
   { name: 'If-Range without Range → 200', url: '/ten-k.txt', headers: () => ({ 'if-range': T.tenK! }), want: okWhole() },
-  { name: 'POST with If-Match: * → 405 (method first)', method: 'POST', url: '/ten-k.txt', headers: { 'if-match': '*' }, want: page(405, { headers: { allow: 'GET, HEAD' } }) },
+  {
+    name: 'POST with If-Match: * → 405 (method first)',
+    method: 'POST',
+    url: '/ten-k.txt',
+    headers: { 'if-match': '*' },
+    want: page(405, { headers: { allow: 'GET, HEAD' } }),
+  },
   { name: 'If-None-Match: * on a missing file → 404', url: '/missing.txt', headers: { 'if-none-match': '*' }, want: notFound() },
   { name: 'If-Match: "nope" on a missing file → 404', url: '/missing.txt', headers: { 'if-match': '"nope"' }, want: notFound() },
-  { name: 'If-None-Match on a directory redirect → 301', url: '/dir-with-index', headers: { 'if-none-match': '*' }, want: page(301, { headers: { location: '/dir-with-index/' } }) },
+  {
+    name: 'If-None-Match on a directory redirect → 301',
+    url: '/dir-with-index',
+    headers: { 'if-none-match': '*' },
+    want: page(301, { headers: { location: '/dir-with-index/' } }),
+  },
   // Per representation: a coding's ETag validates only that coding.
-  { name: 'disk gzip: gzip ETag with gzip → 304, Vary kept, no Content-Encoding', url: '/app.js', headers: () => ({ 'accept-encoding': 'gzip', 'if-none-match': T.appGz! }), want: notModified(() => T.appGz!, { vary: 'Accept-Encoding' }) },
-  { name: 'disk gzip: identity ETag with gzip → 200 gzip', url: '/app.js', headers: () => ({ 'accept-encoding': 'gzip', 'if-none-match': T.appId! }), want: () => ({ status: 200, headers: { 'content-encoding': 'gzip', etag: T.appGz! }, body: appJsGz }) },
-  { name: 'disk identity: gzip ETag → 200 identity', url: '/app.js', headers: () => ({ 'if-none-match': T.appGz! }), want: () => ({ status: 200, headers: { 'content-encoding': null, etag: T.appId! }, body: appJs }) },
-  { name: 'disk br: If-Match with the br ETag → 200 br', url: '/app.js', headers: () => ({ 'accept-encoding': 'br', 'if-match': T.appBr! }), want: () => ({ status: 200, headers: { 'content-encoding': 'br', etag: T.appBr! }, body: appJsBr }) },
+  {
+    name: 'disk gzip: gzip ETag with gzip → 304, Vary kept, no Content-Encoding',
+    url: '/app.js',
+    headers: () => ({ 'accept-encoding': 'gzip', 'if-none-match': T.appGz! }),
+    want: notModified(() => T.appGz!, { vary: 'Accept-Encoding' }),
+  },
+  {
+    name: 'disk gzip: identity ETag with gzip → 200 gzip',
+    url: '/app.js',
+    headers: () => ({ 'accept-encoding': 'gzip', 'if-none-match': T.appId! }),
+    want: () => ({ status: 200, headers: { 'content-encoding': 'gzip', etag: T.appGz! }, body: appJsGz }),
+  },
+  {
+    name: 'disk identity: gzip ETag → 200 identity',
+    url: '/app.js',
+    headers: () => ({ 'if-none-match': T.appGz! }),
+    want: () => ({ status: 200, headers: { 'content-encoding': null, etag: T.appId! }, body: appJs }),
+  },
+  {
+    name: 'disk br: If-Match with the br ETag → 200 br',
+    url: '/app.js',
+    headers: () => ({ 'accept-encoding': 'br', 'if-match': T.appBr! }),
+    want: () => ({ status: 200, headers: { 'content-encoding': 'br', etag: T.appBr! }, body: appJsBr }),
+  },
   { name: 'disk br: If-Match with the identity ETag → 412', url: '/app.js', headers: () => ({ 'accept-encoding': 'br', 'if-match': T.appId! }), want: failed },
-  { name: 'disk gzip: If-Range with the gzip ETag → 206 of gzip bytes', url: '/app.js', headers: () => ({ 'accept-encoding': 'gzip', 'if-range': T.appGz!, range: 'bytes=0-9' }), want: { status: 206, headers: { 'content-encoding': 'gzip' }, body: appJsGz.subarray(0, 10) } },
-  { name: 'disk gzip: If-Range with the identity ETag → whole gzip 200', url: '/app.js', headers: () => ({ 'accept-encoding': 'gzip', 'if-range': T.appId!, range: 'bytes=0-9' }), want: { status: 200, headers: { 'content-encoding': 'gzip' }, body: appJsGz } },
+  {
+    name: 'disk gzip: If-Range with the gzip ETag → 206 of gzip bytes',
+    url: '/app.js',
+    headers: () => ({ 'accept-encoding': 'gzip', 'if-range': T.appGz!, range: 'bytes=0-9' }),
+    want: { status: 206, headers: { 'content-encoding': 'gzip' }, body: appJsGz.subarray(0, 10) },
+  },
+  {
+    name: 'disk gzip: If-Range with the identity ETag → whole gzip 200',
+    url: '/app.js',
+    headers: () => ({ 'accept-encoding': 'gzip', 'if-range': T.appId!, range: 'bytes=0-9' }),
+    want: { status: 200, headers: { 'content-encoding': 'gzip' }, body: appJsGz },
+  },
   // Validators come from the handle whose bytes are sent: a rebuilt .gz alone is a new version.
-  { name: 'disk gzip: Last-Modified is the sibling\'s own, so a rebuilt .gz is modified', url: '/app.js', headers: { 'accept-encoding': 'gzip', 'if-modified-since': LM }, want: { status: 200, headers: { 'last-modified': SIBLING_LM, 'content-encoding': 'gzip' }, body: appJsGz } },
-  { name: 'disk gzip: If-Modified-Since the sibling\'s date → 304', url: '/app.js', headers: { 'accept-encoding': 'gzip', 'if-modified-since': SIBLING_LM }, want: notModified(() => T.appGz!, { 'last-modified': SIBLING_LM }) },
-  { name: 'zip: identity ETag → 304 with Vary and the mount policy', url: '/site/css/app.css', headers: () => ({ 'if-none-match': T.zipCssId! }), head: true, want: notModified(() => T.zipCssId!, { vary: 'Accept-Encoding', 'cache-control': 'private, max-age=60', 'last-modified': ZIP_LM }) },
-  { name: 'zip: gzip ETag with gzip → 304', url: '/site/css/app.css', headers: () => ({ 'accept-encoding': 'gzip', 'if-none-match': T.zipCssGz! }), want: notModified(() => T.zipCssGz!) },
-  { name: 'zip: identity ETag with gzip → 200 gzip', url: '/site/css/app.css', headers: () => ({ 'accept-encoding': 'gzip', 'if-none-match': T.zipCssId! }), want: { status: 200, headers: { 'content-encoding': 'gzip' }, body: zipCssGz } },
+  {
+    name: "disk gzip: Last-Modified is the sibling's own, so a rebuilt .gz is modified",
+    url: '/app.js',
+    headers: { 'accept-encoding': 'gzip', 'if-modified-since': LM },
+    want: { status: 200, headers: { 'last-modified': SIBLING_LM, 'content-encoding': 'gzip' }, body: appJsGz },
+  },
+  {
+    name: "disk gzip: If-Modified-Since the sibling's date → 304",
+    url: '/app.js',
+    headers: { 'accept-encoding': 'gzip', 'if-modified-since': SIBLING_LM },
+    want: notModified(() => T.appGz!, { 'last-modified': SIBLING_LM }),
+  },
+  {
+    name: 'zip: identity ETag → 304 with Vary and the mount policy',
+    url: '/site/css/app.css',
+    headers: () => ({ 'if-none-match': T.zipCssId! }),
+    head: true,
+    want: notModified(() => T.zipCssId!, { vary: 'Accept-Encoding', 'cache-control': 'private, max-age=60', 'last-modified': ZIP_LM }),
+  },
+  {
+    name: 'zip: gzip ETag with gzip → 304',
+    url: '/site/css/app.css',
+    headers: () => ({ 'accept-encoding': 'gzip', 'if-none-match': T.zipCssGz! }),
+    want: notModified(() => T.zipCssGz!),
+  },
+  {
+    name: 'zip: identity ETag with gzip → 200 gzip',
+    url: '/site/css/app.css',
+    headers: () => ({ 'accept-encoding': 'gzip', 'if-none-match': T.zipCssId! }),
+    want: { status: 200, headers: { 'content-encoding': 'gzip' }, body: zipCssGz },
+  },
   { name: 'zip: If-Match mismatch → 412', url: '/site/css/app.css', headers: { 'if-match': '"nope"' }, want: failed },
-  { name: 'zip: If-Modified-Since the DOS time → 304', url: '/site/img/logo.png', headers: { 'if-modified-since': ZIP_LM }, want: notModified(() => T.zipLogo!, { vary: null }) },
-  { name: 'zip: If-Range with the ETag → 206', url: '/site/ten-k.txt', headers: () => ({ 'if-range': T.zipTenK!, range: 'bytes=10-19' }), want: { status: 206, body: tenK.subarray(10, 20) } },
-  { name: 'zip: If-Range with the disk file\'s ETag → whole 200', url: '/site/ten-k.txt', headers: () => ({ 'if-range': T.tenK!, range: 'bytes=10-19' }), want: { status: 200, body: tenK } },
-  { name: 'assets: 304 keeps Cache-Control and the mount headers', url: '/assets/ten-k.txt', headers: () => ({ 'if-none-match': T.tenK! }), want: notModified(() => T.tenK!, { 'cache-control': 'public, max-age=3600, immutable', 'x-mount': 'assets', 'x-shared': 'mount', 'transfer-encoding': null }) },
+  {
+    name: 'zip: If-Modified-Since the DOS time → 304',
+    url: '/site/img/logo.png',
+    headers: { 'if-modified-since': ZIP_LM },
+    want: notModified(() => T.zipLogo!, { vary: null }),
+  },
+  {
+    name: 'zip: If-Range with the ETag → 206',
+    url: '/site/ten-k.txt',
+    headers: () => ({ 'if-range': T.zipTenK!, range: 'bytes=10-19' }),
+    want: { status: 206, body: tenK.subarray(10, 20) },
+  },
+  {
+    name: "zip: If-Range with the disk file's ETag → whole 200",
+    url: '/site/ten-k.txt',
+    headers: () => ({ 'if-range': T.tenK!, range: 'bytes=10-19' }),
+    want: { status: 200, body: tenK },
+  },
+  {
+    name: 'assets: 304 keeps Cache-Control and the mount headers',
+    url: '/assets/ten-k.txt',
+    headers: () => ({ 'if-none-match': T.tenK! }),
+    want: notModified(() => T.tenK!, {
+      'cache-control': 'public, max-age=3600, immutable',
+      'x-mount': 'assets',
+      'x-shared': 'mount',
+      'transfer-encoding': null,
+    }),
+  },
 ];
 table('preconditions', preconditionRows, ['plain', 'cached']);
 
 // ---------------------------------------------------------------------------------------------------
 // Content codings: precompressed siblings on disk, zip gzip passthrough.
 
-const enc = (name: string, url: string, ae: string | undefined, want: 'br' | 'gzip' | 'identity', body: Buffer, extra: Record<string, string | RegExp | null> = {}, vary: string | null = 'Accept-Encoding'): Row => ({
+const enc = (
+  name: string,
+  url: string,
+  ae: string | undefined,
+  want: 'br' | 'gzip' | 'identity',
+  body: Buffer,
+  extra: Record<string, string | RegExp | null> = {},
+  vary: string | null = 'Accept-Encoding',
+): Row => ({
   name,
   url,
   ...(ae === undefined ? {} : { headers: { 'accept-encoding': ae } }),
@@ -473,7 +871,10 @@ const appJsType = 'text/javascript; charset=utf-8';
 
 const encodingRows: Row[] = [
   enc('app.js: no Accept-Encoding → identity', '/app.js', undefined, 'identity', appJs, { 'content-type': appJsType }),
-  enc('app.js: gzip → the .gz file, with its own Last-Modified', '/app.js', 'gzip', 'gzip', appJsGz, { 'content-type': appJsType, 'last-modified': SIBLING_LM }),
+  enc('app.js: gzip → the .gz file, with its own Last-Modified', '/app.js', 'gzip', 'gzip', appJsGz, {
+    'content-type': appJsType,
+    'last-modified': SIBLING_LM,
+  }),
   enc('app.js: br → the .br file', '/app.js', 'br', 'br', appJsBr, { 'content-type': appJsType }),
   enc('app.js: gzip, br → br (server prefers br)', '/app.js', 'gzip, br', 'br', appJsBr),
   enc('app.js: br;q=0.5, gzip → gzip (higher q)', '/app.js', 'br;q=0.5, gzip', 'gzip', appJsGz),
@@ -501,8 +902,28 @@ const encodingRows: Row[] = [
   enc('the .gz sibling itself → application/gzip, no coding', '/app.js.gz', 'gzip', 'identity', appJsGz, { 'content-type': 'application/gzip' }, null),
   { name: 'the .br sibling itself → 403 (.br is not whitelisted)', url: '/app.js.br', headers: { 'accept-encoding': 'br' }, want: page(403) },
   { name: 'a refused type with a .gz sibling → 403', url: '/not-whitelisted.bin', headers: { 'accept-encoding': 'gzip' }, want: page(403) },
-  enc('zip deflated: no Accept-Encoding → inflated, Vary', '/site/css/app.css', undefined, 'identity', zipCss, { 'content-type': 'text/css; charset=utf-8', 'cache-control': 'private, max-age=60' }),
-  { name: 'zip deflated: gzip → passthrough, gunzips to the entry', url: '/site/css/app.css', headers: { 'accept-encoding': 'gzip' }, head: true, want: { status: 200, headers: { 'content-encoding': 'gzip', vary: 'Accept-Encoding', 'content-type': 'text/css; charset=utf-8', 'content-length': String(zipCssGz.length), 'last-modified': ZIP_LM }, body: zipCssGz, gunzip: zipCss } },
+  enc('zip deflated: no Accept-Encoding → inflated, Vary', '/site/css/app.css', undefined, 'identity', zipCss, {
+    'content-type': 'text/css; charset=utf-8',
+    'cache-control': 'private, max-age=60',
+  }),
+  {
+    name: 'zip deflated: gzip → passthrough, gunzips to the entry',
+    url: '/site/css/app.css',
+    headers: { 'accept-encoding': 'gzip' },
+    head: true,
+    want: {
+      status: 200,
+      headers: {
+        'content-encoding': 'gzip',
+        vary: 'Accept-Encoding',
+        'content-type': 'text/css; charset=utf-8',
+        'content-length': String(zipCssGz.length),
+        'last-modified': ZIP_LM,
+      },
+      body: zipCssGz,
+      gunzip: zipCss,
+    },
+  },
   enc('zip deflated: gzip, deflate, br → gzip', '/site/css/app.css', 'gzip, deflate, br', 'gzip', zipCssGz),
   enc('zip deflated: br → inflated', '/site/css/app.css', 'br', 'identity', zipCss),
   enc('zip deflated: gzip;q=0 → inflated', '/site/css/app.css', 'gzip;q=0', 'identity', zipCss),
@@ -513,7 +934,14 @@ const encodingRows: Row[] = [
   enc('zip stored: gzip → stored bytes, no Vary', '/site/stored.txt', 'gzip', 'identity', zipStored, { 'content-type': TEXT }, null),
   enc('zip stored, .gz sibling entry: gzip → the sibling', '/site/stored-with-sibling.txt', 'gzip', 'gzip', zipStoredSibGz, { 'content-type': TEXT }),
   enc('zip stored, .gz sibling entry: none → identity, Vary', '/site/stored-with-sibling.txt', undefined, 'identity', zipStoredSib),
-  enc('zip deflated, .br sibling entry: br → inflated (siblings unused for deflated entries)', '/site/deflated-with-br.js', 'br', 'identity', zipDeflatedWithBr, { 'content-type': appJsType }),
+  enc(
+    'zip deflated, .br sibling entry: br → inflated (siblings unused for deflated entries)',
+    '/site/deflated-with-br.js',
+    'br',
+    'identity',
+    zipDeflatedWithBr,
+    { 'content-type': appJsType },
+  ),
   enc('zip deflated, .br sibling entry: br, gzip → gzip passthrough', '/site/deflated-with-br.js', 'br, gzip', 'gzip', zipGzip(zipDeflatedWithBr)),
   enc('zip deflated via the / mount (archive entered by path): gzip', '/files/site.zip/css/app.css', 'gzip', 'gzip', zipCssGz, { 'cache-control': 'no-store' }),
 ];
@@ -522,8 +950,18 @@ table('content codings', encodingRows, ['plain', 'cached']);
 // ---------------------------------------------------------------------------------------------------
 // Paths, canonicalisation, dotfiles, mimetypes, mount selection, redirect and callback mounts.
 
-const ok = (url: string, body: Buffer | string, contentType: string | null, extra: Partial<Row> = {}): Row => ({ name: `${url} → 200`, url, want: { status: 200, headers: { 'content-type': contentType }, body }, ...extra });
-const moved = (url: string, location: string, extra: Partial<Row> = {}): Row => ({ name: `${url} → 301 ${location}`, url, want: page(301, { headers: { location, 'cache-control': null } }), ...extra });
+const ok = (url: string, body: Buffer | string, contentType: string | null, extra: Partial<Row> = {}): Row => ({
+  name: `${url} → 200`,
+  url,
+  want: { status: 200, headers: { 'content-type': contentType }, body },
+  ...extra,
+});
+const moved = (url: string, location: string, extra: Partial<Row> = {}): Row => ({
+  name: `${url} → 301 ${location}`,
+  url,
+  want: page(301, { headers: { location, 'cache-control': null } }),
+  ...extra,
+});
 const gone = (url: string, extra: Partial<Row> = {}): Row => ({ name: `${url} → 404`, url, want: notFound(), ...extra });
 const refused = (url: string, status: 400 | 403, label = url): Row => ({ name: `${label} → ${status}`, url, want: page(status) });
 
@@ -662,21 +1100,52 @@ const pathRows: Row[] = [
   gone('/ghost/x.txt'),
   // redirect mounts
   { name: '/old → 301 to the target', url: '/old', want: page(301, { headers: { location: 'https://example.com/new' } }) },
-  { name: '/old/a/b?x=1 → 301 to the target, path and query dropped', url: '/old/a/b?x=1', want: page(301, { headers: { location: 'https://example.com/new' } }) },
-  { name: 'POST /old → 301 (no method check on redirect mounts)', method: 'POST', url: '/old', want: page(301, { headers: { location: 'https://example.com/new', allow: null } }) },
+  {
+    name: '/old/a/b?x=1 → 301 to the target, path and query dropped',
+    url: '/old/a/b?x=1',
+    want: page(301, { headers: { location: 'https://example.com/new' } }),
+  },
+  {
+    name: 'POST /old → 301 (no method check on redirect mounts)',
+    method: 'POST',
+    url: '/old',
+    want: page(301, { headers: { location: 'https://example.com/new', allow: null } }),
+  },
   { name: '/moved → 301 to the normalised URL', url: '/moved/x', want: page(301, { headers: { location: 'https://example.com/a%20b?x=1' } }) },
   gone('/oldx', { name: '/oldx → 404 (not the /old mount)' }),
   // callback mounts: status 0, the target, configured headers only
-  ...([['/cb', ''], ['/cb/', '/'], ['/cb/a/b?q=1', '/a/b'], ['/cb/a/b/', '/a/b/'], ['/cb//a/./b', '/a/b']] as const).map(([url, remainder]): Row => ({
+  ...(
+    [
+      ['/cb', ''],
+      ['/cb/', '/'],
+      ['/cb/a/b?q=1', '/a/b'],
+      ['/cb/a/b/', '/a/b/'],
+      ['/cb//a/./b', '/a/b'],
+    ] as const
+  ).map(([url, remainder]): Row => ({
     name: `${url} → callback remainder ${JSON.stringify(remainder)}`,
     url,
-    want: { status: 0, body: null, headers: { 'x-cb': 'yes', 'x-vhost': 'on', 'content-type': null, 'content-length': null, 'accept-ranges': null }, callback: { name: 'echo', remainder, mountpoint: '/cb', pmo: { greeting: 'hi' } } },
+    want: {
+      status: 0,
+      body: null,
+      headers: { 'x-cb': 'yes', 'x-vhost': 'on', 'content-type': null, 'content-length': null, 'accept-ranges': null },
+      callback: { name: 'echo', remainder, mountpoint: '/cb', pmo: { greeting: 'hi' } },
+    },
   })),
-  { name: 'DELETE /cb/x → callback (no method check)', method: 'DELETE', url: '/cb/x', want: { status: 0, body: null, callback: { name: 'echo', remainder: '/x', mountpoint: '/cb', pmo: { greeting: 'hi' } } } },
+  {
+    name: 'DELETE /cb/x → callback (no method check)',
+    method: 'DELETE',
+    url: '/cb/x',
+    want: { status: 0, body: null, callback: { name: 'echo', remainder: '/x', mountpoint: '/cb', pmo: { greeting: 'hi' } } },
+  },
   refused('/cb/%2e%2e', 403),
 ];
 table('paths and mounts', pathRows);
-table('paths and mounts (default resolution cache)', pathRows.filter((r) => /^\/(docs|site|dir-with-index|\.git|snow)/.test(r.url)), ['cached']);
+table(
+  'paths and mounts (default resolution cache)',
+  pathRows.filter((r) => /^\/(docs|site|dir-with-index|\.git|snow)/.test(r.url)),
+  ['cached'],
+);
 
 const partialRows: Row[] = [
   { name: 'no mount matches / → 404 notFound, vhost headers', url: '/', want: notFound() },
@@ -690,7 +1159,12 @@ table('no / mount', partialRows, ['partial']);
 // ---------------------------------------------------------------------------------------------------
 // Statuses, methods, Cache-Control and configured headers.
 
-const cc = (url: string, value: string): Row => ({ name: `Cache-Control ${url} → ${value}`, url, head: true, want: { status: 200, headers: { 'cache-control': value } } });
+const cc = (url: string, value: string): Row => ({
+  name: `Cache-Control ${url} → ${value}`,
+  url,
+  head: true,
+  want: { status: 200, headers: { 'cache-control': value } },
+});
 
 const statusRows: Row[] = [
   cc('/plain.txt', 'no-store'),
@@ -701,38 +1175,138 @@ const statusRows: Row[] = [
   cc('/maxage-only/plain.txt', 'no-store'),
   cc('/reuse-only/plain.txt', 'no-store'),
   cc('/forever/plain.txt', 'private, max-age=2147483648'),
-  { name: 'Cache-Control on a 206', url: '/assets/ten-k.txt', headers: { range: 'bytes=0-0' }, want: { status: 206, headers: { 'cache-control': 'public, max-age=3600, immutable' }, body: 'a' } },
+  {
+    name: 'Cache-Control on a 206',
+    url: '/assets/ten-k.txt',
+    headers: { range: 'bytes=0-0' },
+    want: { status: 206, headers: { 'cache-control': 'public, max-age=3600, immutable' }, body: 'a' },
+  },
   { name: 'no Cache-Control on a 404', url: '/assets/missing.txt', want: notFound({ headers: { 'cache-control': null, 'x-mount': 'assets' } }) },
   { name: 'no Cache-Control on a 403', url: '/assets/no_ext', want: page(403, { headers: { 'cache-control': null } }) },
-  { name: 'no Cache-Control on a 416', url: '/assets/ten-k.txt', headers: { range: 'bytes=20000-' }, want: page(416, { headers: { 'cache-control': null, 'content-range': 'bytes */10000' } }) },
+  {
+    name: 'no Cache-Control on a 416',
+    url: '/assets/ten-k.txt',
+    headers: { range: 'bytes=20000-' },
+    want: page(416, { headers: { 'cache-control': null, 'content-range': 'bytes */10000' } }),
+  },
   { name: 'no Cache-Control on a 412', url: '/assets/ten-k.txt', headers: { 'if-match': '"nope"' }, want: page(412, { headers: { 'cache-control': null } }) },
-  { name: 'no Cache-Control on a directory 301', url: '/assets/dir-with-index', want: page(301, { headers: { 'cache-control': null, location: '/assets/dir-with-index/' } }) },
+  {
+    name: 'no Cache-Control on a directory 301',
+    url: '/assets/dir-with-index',
+    want: page(301, { headers: { 'cache-control': null, location: '/assets/dir-with-index/' } }),
+  },
   // methods
-  ...['POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'get', 'head'].map((method): Row => ({ name: `${method} /plain.txt → 405, Allow: GET, HEAD`, method, url: '/plain.txt', want: page(405, { headers: { allow: 'GET, HEAD' } }) })),
+  ...['POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'get', 'head'].map((method): Row => ({
+    name: `${method} /plain.txt → 405, Allow: GET, HEAD`,
+    method,
+    url: '/plain.txt',
+    want: page(405, { headers: { allow: 'GET, HEAD' } }),
+  })),
   { name: 'POST /missing.txt → 405 (before resolution)', method: 'POST', url: '/missing.txt', want: page(405, { headers: { allow: 'GET, HEAD' } }) },
   { name: 'POST /site/ → 405', method: 'POST', url: '/site/', want: page(405, { headers: { allow: 'GET, HEAD' } }) },
-  { name: 'POST /assets/plain.txt → 405 with mount headers', method: 'POST', url: '/assets/plain.txt', want: page(405, { headers: { allow: 'GET, HEAD', 'x-mount': 'assets' } }) },
+  {
+    name: 'POST /assets/plain.txt → 405 with mount headers',
+    method: 'POST',
+    url: '/assets/plain.txt',
+    want: page(405, { headers: { allow: 'GET, HEAD', 'x-mount': 'assets' } }),
+  },
   { name: 'POST /.. → 403 (canonicalisation first)', method: 'POST', url: '/..', want: page(403) },
-  { name: 'HEAD /plain.txt → 200, no body, Content-Length', method: 'HEAD', url: '/plain.txt', want: { status: 200, body: null, headers: { 'content-length': '11', 'content-type': TEXT, etag: QUOTED, 'last-modified': LM } } },
-  { name: 'HEAD /missing.txt → 404 page headers', method: 'HEAD', url: '/missing.txt', want: { status: 404, notFound: true, headers: { 'content-type': HTML, 'accept-ranges': 'bytes' } } },
+  {
+    name: 'HEAD /plain.txt → 200, no body, Content-Length',
+    method: 'HEAD',
+    url: '/plain.txt',
+    want: { status: 200, body: null, headers: { 'content-length': '11', 'content-type': TEXT, etag: QUOTED, 'last-modified': LM } },
+  },
+  {
+    name: 'HEAD /missing.txt → 404 page headers',
+    method: 'HEAD',
+    url: '/missing.txt',
+    want: { status: 404, notFound: true, headers: { 'content-type': HTML, 'accept-ranges': 'bytes' } },
+  },
   // configured headers: vhost and mount, never framing headers
-  { name: 'vhost headers on a 200; framing ones dropped', url: '/plain.txt', head: true, want: { status: 200, headers: { 'x-vhost': 'on', 'x-shared': 'vhost', 'content-length': '11', 'content-encoding': null, 'x-mount': null }, body: 'plain text\n' } },
-  { name: 'mount headers replace vhost headers of the same name (names lower-cased)', url: '/assets/plain.txt', want: { status: 200, headers: { 'x-vhost': 'on', 'x-shared': 'mount', 'x-mount': 'assets', 'content-length': '11', 'content-range': null, 'transfer-encoding': null }, body: 'plain text\n' } },
-  { name: 'mount headers never replace Content-Range / Content-Length on a 206', url: '/assets/ten-k.txt', headers: { range: 'bytes=5-9' }, want: { status: 206, headers: { 'content-range': 'bytes 5-9/10000', 'content-length': '5', 'x-mount': 'assets' }, body: tenK.subarray(5, 10) } },
-  { name: 'configured headers never replace Content-Encoding', url: '/assets/app.js', headers: { 'accept-encoding': 'gzip' }, want: { status: 200, headers: { 'content-encoding': 'gzip', 'content-length': String(appJsGz.length) }, body: appJsGz } },
-  { name: 'configured headers never add Content-Encoding to identity', url: '/assets/app.js', want: { status: 200, headers: { 'content-encoding': null }, body: appJs } },
-  { name: 'configured headers on 404 pages', url: '/assets/missing.txt', want: notFound({ headers: { 'x-vhost': 'on', 'x-shared': 'mount', 'x-mount': 'assets', 'transfer-encoding': null } }) },
-  { name: 'configured headers on 400 refusals are the vhost ones only', url: '/assets/%00', want: page(400, { headers: { 'x-vhost': 'on', 'x-shared': 'vhost', 'x-mount': null } }) },
+  {
+    name: 'vhost headers on a 200; framing ones dropped',
+    url: '/plain.txt',
+    head: true,
+    want: {
+      status: 200,
+      headers: { 'x-vhost': 'on', 'x-shared': 'vhost', 'content-length': '11', 'content-encoding': null, 'x-mount': null },
+      body: 'plain text\n',
+    },
+  },
+  {
+    name: 'mount headers replace vhost headers of the same name (names lower-cased)',
+    url: '/assets/plain.txt',
+    want: {
+      status: 200,
+      headers: { 'x-vhost': 'on', 'x-shared': 'mount', 'x-mount': 'assets', 'content-length': '11', 'content-range': null, 'transfer-encoding': null },
+      body: 'plain text\n',
+    },
+  },
+  {
+    name: 'mount headers never replace Content-Range / Content-Length on a 206',
+    url: '/assets/ten-k.txt',
+    headers: { range: 'bytes=5-9' },
+    want: { status: 206, headers: { 'content-range': 'bytes 5-9/10000', 'content-length': '5', 'x-mount': 'assets' }, body: tenK.subarray(5, 10) },
+  },
+  {
+    name: 'configured headers never replace Content-Encoding',
+    url: '/assets/app.js',
+    headers: { 'accept-encoding': 'gzip' },
+    want: { status: 200, headers: { 'content-encoding': 'gzip', 'content-length': String(appJsGz.length) }, body: appJsGz },
+  },
+  {
+    name: 'configured headers never add Content-Encoding to identity',
+    url: '/assets/app.js',
+    want: { status: 200, headers: { 'content-encoding': null }, body: appJs },
+  },
+  {
+    name: 'configured headers on 404 pages',
+    url: '/assets/missing.txt',
+    want: notFound({ headers: { 'x-vhost': 'on', 'x-shared': 'mount', 'x-mount': 'assets', 'transfer-encoding': null } }),
+  },
+  {
+    name: 'configured headers on 400 refusals are the vhost ones only',
+    url: '/assets/%00',
+    want: page(400, { headers: { 'x-vhost': 'on', 'x-shared': 'vhost', 'x-mount': null } }),
+  },
   { name: 'configured headers on redirect mounts', url: '/old', want: page(301, { headers: { 'x-vhost': 'on', 'x-shared': 'vhost' } }) },
-  { name: 'configured headers on 416', url: '/assets/ten-k.txt', headers: { range: 'bytes=20000-' }, want: page(416, { headers: { 'x-mount': 'assets', 'content-range': 'bytes */10000' } }) },
+  {
+    name: 'configured headers on 416',
+    url: '/assets/ten-k.txt',
+    headers: { range: 'bytes=20000-' },
+    want: page(416, { headers: { 'x-mount': 'assets', 'content-range': 'bytes */10000' } }),
+  },
   { name: 'configured headers on a 500', url: '/files/bad.zip/x.html', want: page(500, { error: true, headers: { 'x-vhost': 'on' } }) },
   // Today a configured header may replace anything but the framing headers, computed ones included.
-  { name: 'today: a mount Cache-Control replaces the policy', url: '/override/plain.txt', want: { status: 200, headers: { 'cache-control': 'max-age=5', 'content-type': 'application/x-forced', 'accept-ranges': 'none', vary: 'Origin' }, body: 'plain text\n' } },
+  {
+    name: 'today: a mount Cache-Control replaces the policy',
+    url: '/override/plain.txt',
+    want: {
+      status: 200,
+      headers: { 'cache-control': 'max-age=5', 'content-type': 'application/x-forced', 'accept-ranges': 'none', vary: 'Origin' },
+      body: 'plain text\n',
+    },
+  },
   // A configured Vary adds to Accept-Encoding: dropping it would let a cache hand gzip to a client that cannot take it.
-  { name: 'a mount Vary is added to Vary: Accept-Encoding', url: '/override/app.js', headers: { 'accept-encoding': 'gzip' }, want: { status: 200, headers: { vary: 'Accept-Encoding, Origin', 'content-encoding': 'gzip' }, body: appJsGz } },
+  {
+    name: 'a mount Vary is added to Vary: Accept-Encoding',
+    url: '/override/app.js',
+    headers: { 'accept-encoding': 'gzip' },
+    want: { status: 200, headers: { vary: 'Accept-Encoding, Origin', 'content-encoding': 'gzip' }, body: appJsGz },
+  },
   // The multipart type frames the body (its boundary): a configured Content-Type never replaces it.
-  { name: 'a mount Content-Type leaves the multipart type alone', url: '/override/ten-k.txt', headers: { range: 'bytes=0-0,5-5' }, want: { status: 206, headers: { 'content-type': /^multipart\/byteranges; boundary=/ } } },
-  { name: 'today: a mount Content-Type replaces a status page type; Accept-Ranges stays bytes there', url: '/override/missing.txt', want: { status: 404, notFound: true, headers: { 'content-type': 'application/x-forced', 'accept-ranges': 'bytes', 'cache-control': 'max-age=5' } } },
+  {
+    name: 'a mount Content-Type leaves the multipart type alone',
+    url: '/override/ten-k.txt',
+    headers: { range: 'bytes=0-0,5-5' },
+    want: { status: 206, headers: { 'content-type': /^multipart\/byteranges; boundary=/ } },
+  },
+  {
+    name: 'today: a mount Content-Type replaces a status page type; Accept-Ranges stays bytes there',
+    url: '/override/missing.txt',
+    want: { status: 404, notFound: true, headers: { 'content-type': 'application/x-forced', 'accept-ranges': 'bytes', 'cache-control': 'max-age=5' } },
+  },
 ];
 table('statuses, methods and headers', statusRows);
 
@@ -743,21 +1317,24 @@ interface Relation {
   readonly name: string;
   readonly run: () => Promise<void>;
 }
-const etagOf = async (url: string, ae?: string, engine: EngineName = 'plain'): Promise<string | undefined> => headerOf(E[engine], url, 'etag', ae === undefined ? {} : { 'accept-encoding': ae });
+const etagOf = async (url: string, ae?: string, engine: EngineName = 'plain'): Promise<string | undefined> =>
+  headerOf(E[engine], url, 'etag', ae === undefined ? {} : { 'accept-encoding': ae });
 
 const relations: Relation[] = [
-  ...['/ten-k.txt', '/empty.txt', '/app.js', '/site/css/app.css', '/site/img/logo.png', '/site/stored-with-sibling.txt', '/files/site.zip/index.html'].flatMap((url): Relation[] => [
-    {
-      name: `${url}: ETag quoted and stable across requests and engines`,
-      run: async () => {
-        const a = await etagOf(url);
-        assert.match(a ?? '', QUOTED);
-        assert.equal(await etagOf(url), a);
-        assert.equal(await etagOf(url, undefined, 'cached'), a);
-        assert.equal(await etagOf(url, undefined, 'cached'), a);
+  ...['/ten-k.txt', '/empty.txt', '/app.js', '/site/css/app.css', '/site/img/logo.png', '/site/stored-with-sibling.txt', '/files/site.zip/index.html'].flatMap(
+    (url): Relation[] => [
+      {
+        name: `${url}: ETag quoted and stable across requests and engines`,
+        run: async () => {
+          const a = await etagOf(url);
+          assert.match(a ?? '', QUOTED);
+          assert.equal(await etagOf(url), a);
+          assert.equal(await etagOf(url, undefined, 'cached'), a);
+          assert.equal(await etagOf(url, undefined, 'cached'), a);
+        },
       },
-    },
-  ]),
+    ],
+  ),
   {
     name: 'app.js: identity, gzip and br ETags all differ; each is stable',
     run: async () => {

@@ -10,38 +10,103 @@ describe('BUILTIN_MIMETYPES', () => {
   it("holds all of lws's canned list, with today's types for it", () => {
     assert.deepEqual(
       {
-        '.html': BUILTIN_MIMETYPES['.html'], '.htm': BUILTIN_MIMETYPES['.htm'], '.js': BUILTIN_MIMETYPES['.js'],
-        '.css': BUILTIN_MIMETYPES['.css'], '.png': BUILTIN_MIMETYPES['.png'], '.jpg': BUILTIN_MIMETYPES['.jpg'],
-        '.jpeg': BUILTIN_MIMETYPES['.jpeg'], '.ico': BUILTIN_MIMETYPES['.ico'], '.gif': BUILTIN_MIMETYPES['.gif'],
-        '.svg': BUILTIN_MIMETYPES['.svg'], '.ttf': BUILTIN_MIMETYPES['.ttf'], '.otf': BUILTIN_MIMETYPES['.otf'],
-        '.woff': BUILTIN_MIMETYPES['.woff'], '.woff2': BUILTIN_MIMETYPES['.woff2'], '.gz': BUILTIN_MIMETYPES['.gz'],
-        '.txt': BUILTIN_MIMETYPES['.txt'], '.xml': BUILTIN_MIMETYPES['.xml'], '.json': BUILTIN_MIMETYPES['.json'],
-        '.babylon': BUILTIN_MIMETYPES['.babylon'], '.mjs': BUILTIN_MIMETYPES['.mjs'], '.wasm': BUILTIN_MIMETYPES['.wasm'],
+        '.html': BUILTIN_MIMETYPES['.html'],
+        '.htm': BUILTIN_MIMETYPES['.htm'],
+        '.js': BUILTIN_MIMETYPES['.js'],
+        '.css': BUILTIN_MIMETYPES['.css'],
+        '.png': BUILTIN_MIMETYPES['.png'],
+        '.jpg': BUILTIN_MIMETYPES['.jpg'],
+        '.jpeg': BUILTIN_MIMETYPES['.jpeg'],
+        '.ico': BUILTIN_MIMETYPES['.ico'],
+        '.gif': BUILTIN_MIMETYPES['.gif'],
+        '.svg': BUILTIN_MIMETYPES['.svg'],
+        '.ttf': BUILTIN_MIMETYPES['.ttf'],
+        '.otf': BUILTIN_MIMETYPES['.otf'],
+        '.woff': BUILTIN_MIMETYPES['.woff'],
+        '.woff2': BUILTIN_MIMETYPES['.woff2'],
+        '.gz': BUILTIN_MIMETYPES['.gz'],
+        '.txt': BUILTIN_MIMETYPES['.txt'],
+        '.xml': BUILTIN_MIMETYPES['.xml'],
+        '.json': BUILTIN_MIMETYPES['.json'],
+        '.babylon': BUILTIN_MIMETYPES['.babylon'],
+        '.mjs': BUILTIN_MIMETYPES['.mjs'],
+        '.wasm': BUILTIN_MIMETYPES['.wasm'],
       },
       {
-        '.html': 'text/html', '.htm': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.png': 'image/png',
-        '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.ico': 'image/vnd.microsoft.icon', '.gif': 'image/gif',
-        '.svg': 'image/svg+xml', '.ttf': 'font/ttf', '.otf': 'font/otf', '.woff': 'font/woff', '.woff2': 'font/woff2',
-        '.gz': 'application/gzip', '.txt': 'text/plain', '.xml': 'application/xml', '.json': 'application/json',
-        '.babylon': 'application/json', '.mjs': 'text/javascript', '.wasm': 'application/wasm',
+        '.html': 'text/html',
+        '.htm': 'text/html',
+        '.js': 'text/javascript',
+        '.css': 'text/css',
+        '.png': 'image/png',
+        '.jpg': 'image/jpeg',
+        '.jpeg': 'image/jpeg',
+        '.ico': 'image/vnd.microsoft.icon',
+        '.gif': 'image/gif',
+        '.svg': 'image/svg+xml',
+        '.ttf': 'font/ttf',
+        '.otf': 'font/otf',
+        '.woff': 'font/woff',
+        '.woff2': 'font/woff2',
+        '.gz': 'application/gzip',
+        '.txt': 'text/plain',
+        '.xml': 'application/xml',
+        '.json': 'application/json',
+        '.babylon': 'application/json',
+        '.mjs': 'text/javascript',
+        '.wasm': 'application/wasm',
       },
     );
   });
 
   it('holds the modern web types', () => {
     const want: Record<string, string> = {
-      '.map': 'application/json', '.webp': 'image/webp', '.avif': 'image/avif',
-      '.webmanifest': 'application/manifest+json', '.mp4': 'video/mp4', '.webm': 'video/webm', '.mp3': 'audio/mpeg',
-      '.ogg': 'audio/ogg', '.pdf': 'application/pdf', '.csv': 'text/csv', '.md': 'text/markdown',
-      '.xhtml': 'application/xhtml+xml', '.jsonld': 'application/ld+json', '.ics': 'text/calendar', '.vtt': 'text/vtt',
-      '.apng': 'image/apng', '.jxl': 'image/jxl', '.opus': 'audio/ogg', '.m4a': 'audio/mp4', '.wav': 'audio/wav',
-      '.flac': 'audio/flac', '.oga': 'audio/ogg', '.ogv': 'video/ogg',
+      '.map': 'application/json',
+      '.webp': 'image/webp',
+      '.avif': 'image/avif',
+      '.webmanifest': 'application/manifest+json',
+      '.mp4': 'video/mp4',
+      '.webm': 'video/webm',
+      '.mp3': 'audio/mpeg',
+      '.ogg': 'audio/ogg',
+      '.pdf': 'application/pdf',
+      '.csv': 'text/csv',
+      '.md': 'text/markdown',
+      '.xhtml': 'application/xhtml+xml',
+      '.jsonld': 'application/ld+json',
+      '.ics': 'text/calendar',
+      '.vtt': 'text/vtt',
+      '.apng': 'image/apng',
+      '.jxl': 'image/jxl',
+      '.opus': 'audio/ogg',
+      '.m4a': 'audio/mp4',
+      '.wav': 'audio/wav',
+      '.flac': 'audio/flac',
+      '.oga': 'audio/ogg',
+      '.ogv': 'video/ogg',
     };
     for (const [suffix, type] of Object.entries(want)) assert.equal(BUILTIN_MIMETYPES[suffix], type, suffix);
   });
 
   it('leaves out executables, server-side sources, configuration and archives other than .gz', () => {
-    for (const suffix of ['.php', '.exe', '.sh', '.bat', '.cgi', '.cjs', '.ts', '.py', '.pl', '.zip', '.tar', '.tgz', '.yml', '.ini', '.env', '.log', '.svgz']) {
+    for (const suffix of [
+      '.php',
+      '.exe',
+      '.sh',
+      '.bat',
+      '.cgi',
+      '.cjs',
+      '.ts',
+      '.py',
+      '.pl',
+      '.zip',
+      '.tar',
+      '.tgz',
+      '.yml',
+      '.ini',
+      '.env',
+      '.log',
+      '.svgz',
+    ]) {
       assert.equal(BUILTIN_MIMETYPES[suffix], undefined, suffix);
     }
   });
@@ -95,8 +160,29 @@ describe('createMimeLookup: built-ins', () => {
   });
 
   it('gives every built-in its table type, with the charset exactly when it is text', () => {
-    const text = new Set(['.html', '.htm', '.js', '.mjs', '.css', '.txt', '.csv', '.md', '.ics', '.vtt', '.json', '.map', '.babylon',
-      '.xml', '.svg', '.xhtml', '.webmanifest', '.jsonld', '.rss', '.atom', '.gltf']);
+    const text = new Set([
+      '.html',
+      '.htm',
+      '.js',
+      '.mjs',
+      '.css',
+      '.txt',
+      '.csv',
+      '.md',
+      '.ics',
+      '.vtt',
+      '.json',
+      '.map',
+      '.babylon',
+      '.xml',
+      '.svg',
+      '.xhtml',
+      '.webmanifest',
+      '.jsonld',
+      '.rss',
+      '.atom',
+      '.gltf',
+    ]);
     for (const [suffix, type] of Object.entries(BUILTIN_MIMETYPES)) {
       assert.deepEqual(lookup(`/dir/file${suffix}`), text.has(suffix) ? utf8(type) : ok(type), suffix);
     }
@@ -288,7 +374,14 @@ describe('createMimeLookup: extra mimetypes', () => {
   });
 
   it('accepts every well-formed media type', () => {
-    for (const type of ['application/vnd.ms-excel', 'text/x-c++src', "application/x-a!#$%&'*+.^_`|~b", 'audio/ogg; codecs=opus', 'text/plain;charset="utf-8"', 'a/b ; x=1 ;\ty="\\""']) {
+    for (const type of [
+      'application/vnd.ms-excel',
+      'text/x-c++src',
+      "application/x-a!#$%&'*+.^_`|~b",
+      'audio/ogg; codecs=opus',
+      'text/plain;charset="utf-8"',
+      'a/b ; x=1 ;\ty="\\""',
+    ]) {
       assert.equal(createMimeLookup({ '.q': type })('/a.q').allowed, true, type);
     }
   });

@@ -30,10 +30,28 @@ describe('mount options from an lwsws-style config', () => {
   });
 
   it('reports unknown keys and bad values by name', () => {
-    assert.throws(() => mountFromConfig({ mountpoint: '/', origin: '/x', 'cache-max-agee': 5 }, 'vhosts[0].mounts[1]'), /vhosts\[0\]\.mounts\[1\]: unknown key "cache-max-agee"/);
-    assert.throws(() => createHandler({ mounts: [mountFromConfig({ mountpoint: '/', origin: '/x', 'cache-reuse': 'maybe' })] }), /mounts\[0\]\.cacheReuse must be a boolean/);
-    assert.throws(() => createHandler({ mounts: [{ mountpoint: '/', origin: '/x', headers: { 'x-a': 'v\r\nSet-Cookie: evil' } }] }), /cannot contain CR, LF or NUL/);
-    assert.throws(() => createHandler({ mounts: [{ mountpoint: '/', origin: '/x' }, { mountpoint: '/', origin: '/y' }] }), /used twice/);
+    assert.throws(
+      () => mountFromConfig({ mountpoint: '/', origin: '/x', 'cache-max-agee': 5 }, 'vhosts[0].mounts[1]'),
+      /vhosts\[0\]\.mounts\[1\]: unknown key "cache-max-agee"/,
+    );
+    assert.throws(
+      () => createHandler({ mounts: [mountFromConfig({ mountpoint: '/', origin: '/x', 'cache-reuse': 'maybe' })] }),
+      /mounts\[0\]\.cacheReuse must be a boolean/,
+    );
+    assert.throws(
+      () => createHandler({ mounts: [{ mountpoint: '/', origin: '/x', headers: { 'x-a': 'v\r\nSet-Cookie: evil' } }] }),
+      /cannot contain CR, LF or NUL/,
+    );
+    assert.throws(
+      () =>
+        createHandler({
+          mounts: [
+            { mountpoint: '/', origin: '/x' },
+            { mountpoint: '/', origin: '/y' },
+          ],
+        }),
+      /used twice/,
+    );
   });
 });
 

@@ -84,7 +84,7 @@ class EtagLedger {
 const version = (byte: number, length: number): Buffer => Buffer.alloc(length, byte);
 
 describe('a response is one snapshot', () => {
-  it('v1, v2 (same size and mtime), then v1 again: each served whole, never under another version\'s ETag', async () => {
+  it("v1, v2 (same size and mtime), then v1 again: each served whole, never under another version's ETag", async () => {
     // Defect 4a: the small-content cache stored the bytes of the current file under the key of an older stat.
     const { root, engine } = site({ 'page.html': version(0x31, 4096) }, { resolveCacheMs: 20 });
     const file = join(root, 'page.html');

@@ -24,7 +24,19 @@ writeTree(join(dir, 'www'), { 'index.html': Buffer.from('home'), 'big.png': Buff
 function config(accessLog: string, headers: Record<string, string> = {}): ServerConfig {
   return {
     global: { countThreads: 1, pluginDirs: [], rejectServiceKeywords: [] },
-    vhosts: [{ name: 'localhost', port: 0, interface: '127.0.0.1', unixSocket: false, sts: false, accessLog, headers, mounts: [{ mountpoint: '/', origin: `file://${join(dir, 'www')}` }], source: 'test' }],
+    vhosts: [
+      {
+        name: 'localhost',
+        port: 0,
+        interface: '127.0.0.1',
+        unixSocket: false,
+        sts: false,
+        accessLog,
+        headers,
+        mounts: [{ mountpoint: '/', origin: `file://${join(dir, 'www')}` }],
+        source: 'test',
+      },
+    ],
   };
 }
 
@@ -113,7 +125,10 @@ describe('access log across reload() and close()', () => {
   it('refuses a log that cannot be opened: startServer rejects, and a reload rejects and keeps the old log', async () => {
     const missing = join(dir, 'no-such-dir', 'access.log');
     // .then: a server that starts anyway is closed, not leaked to hold the test file open.
-    await assert.rejects(startServer(config(missing)).then((s) => s.close(500)), /vhost "localhost": access-log .*no-such-dir.* cannot be opened \(ENOENT\)/);
+    await assert.rejects(
+      startServer(config(missing)).then((s) => s.close(500)),
+      /vhost "localhost": access-log .*no-such-dir.* cannot be opened \(ENOENT\)/,
+    );
     const log = join(dir, 'kept.log');
     const server = await startServer(config(log), { onError: () => undefined });
     try {

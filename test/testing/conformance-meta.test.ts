@@ -69,7 +69,10 @@ describe('the conformance suite fails on broken backends', () => {
         (err: unknown) => ({ failed: true, stdout: (err as { stdout?: string }).stdout ?? '' }),
       );
       assert.equal(result.failed, true, `the suite passed a backend with ${label}`);
-      const failures = result.stdout.split('\n').filter((l) => /not ok/.test(l)).join('\n');
+      const failures = result.stdout
+        .split('\n')
+        .filter((l) => /not ok/.test(l))
+        .join('\n');
       assert.match(failures, failing, result.stdout);
     });
   }

@@ -180,9 +180,7 @@ export class ZipIndex {
   /** Whether a row's entry is encrypted in any of the ways APPNOTE knows (never servable). */
   isEncrypted(row: number): boolean {
     return (
-      (this.gpFlags[row]! & (GP_ENCRYPTED | GP_STRONG_ENCRYPTION | GP_MASKED_HEADERS)) !== 0 ||
-      this.method[row] === 99 ||
-      (this.kind[row]! & KIND_AES) !== 0
+      (this.gpFlags[row]! & (GP_ENCRYPTED | GP_STRONG_ENCRYPTION | GP_MASKED_HEADERS)) !== 0 || this.method[row] === 99 || (this.kind[row]! & KIND_AES) !== 0
     );
   }
 
@@ -490,7 +488,9 @@ export async function readZipIndex(src: RandomAccessSource, limits: ZipLimits, p
     let ascii = extras.unicodePath === undefined;
     for (let k = nameStart; ascii && k < nameEnd; k++) ascii = window[k]! < 0x80;
     // Fast path: plain ASCII names decode the same under every rule.
-    const decoded = ascii ? { name: window.toString('latin1', nameStart, nameEnd) } : decodeName(window.subarray(nameStart, nameEnd), (gp & GP_UTF8) !== 0, extras.unicodePath, madeBy >>> 8);
+    const decoded = ascii
+      ? { name: window.toString('latin1', nameStart, nameEnd) }
+      : decodeName(window.subarray(nameStart, nameEnd), (gp & GP_UTF8) !== 0, extras.unicodePath, madeBy >>> 8);
     const checked = 'bad' in decoded ? decoded.bad : validateName(decoded.name, limits.maxNameLength);
     if (typeof checked === 'string') throw corrupt(path, `entry ${n}: unsafe name (${checked})`);
 

@@ -1,7 +1,8 @@
 import { crc32 } from 'node:zlib';
 
 // CP437 for bytes 0x80-0xFF (APPNOTE 4.4.4: names without bit 11 are CP437).
-const CP437_HIGH = '\u00c7\u00fc\u00e9\u00e2\u00e4\u00e0\u00e5\u00e7\u00ea\u00eb\u00e8\u00ef\u00ee\u00ec\u00c4\u00c5\u00c9\u00e6\u00c6\u00f4\u00f6\u00f2\u00fb\u00f9\u00ff\u00d6\u00dc\u00a2\u00a3\u00a5\u20a7\u0192\u00e1\u00ed\u00f3\u00fa\u00f1\u00d1\u00aa\u00ba\u00bf\u2310\u00ac\u00bd\u00bc\u00a1\u00ab\u00bb\u2591\u2592\u2593\u2502\u2524\u2561\u2562\u2556\u2555\u2563\u2551\u2557\u255d\u255c\u255b\u2510\u2514\u2534\u252c\u251c\u2500\u253c\u255e\u255f\u255a\u2554\u2569\u2566\u2560\u2550\u256c\u2567\u2568\u2564\u2565\u2559\u2558\u2552\u2553\u256b\u256a\u2518\u250c\u2588\u2584\u258c\u2590\u2580\u03b1\u00df\u0393\u03c0\u03a3\u03c3\u00b5\u03c4\u03a6\u0398\u03a9\u03b4\u221e\u03c6\u03b5\u2229\u2261\u00b1\u2265\u2264\u2320\u2321\u00f7\u2248\u00b0\u2219\u00b7\u221a\u207f\u00b2\u25a0\u00a0';
+const CP437_HIGH =
+  '\u00c7\u00fc\u00e9\u00e2\u00e4\u00e0\u00e5\u00e7\u00ea\u00eb\u00e8\u00ef\u00ee\u00ec\u00c4\u00c5\u00c9\u00e6\u00c6\u00f4\u00f6\u00f2\u00fb\u00f9\u00ff\u00d6\u00dc\u00a2\u00a3\u00a5\u20a7\u0192\u00e1\u00ed\u00f3\u00fa\u00f1\u00d1\u00aa\u00ba\u00bf\u2310\u00ac\u00bd\u00bc\u00a1\u00ab\u00bb\u2591\u2592\u2593\u2502\u2524\u2561\u2562\u2556\u2555\u2563\u2551\u2557\u255d\u255c\u255b\u2510\u2514\u2534\u252c\u251c\u2500\u253c\u255e\u255f\u255a\u2554\u2569\u2566\u2560\u2550\u256c\u2567\u2568\u2564\u2565\u2559\u2558\u2552\u2553\u256b\u256a\u2518\u250c\u2588\u2584\u258c\u2590\u2580\u03b1\u00df\u0393\u03c0\u03a3\u03c3\u00b5\u03c4\u03a6\u0398\u03a9\u03b4\u221e\u03c6\u03b5\u2229\u2261\u00b1\u2265\u2264\u2320\u2321\u00f7\u2248\u00b0\u2219\u00b7\u221a\u207f\u00b2\u25a0\u00a0';
 // ignoreBOM: a leading U+FEFF must stay in the name (and be refused), not be
 // silently stripped, or the name checked would differ from the bytes stored.
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -102,14 +103,18 @@ export function validateName(name: string, maxLength: number): EntryName | BadNa
   const first = name.charCodeAt(0);
   if (first === 0x2f) return 'absolute path';
   // "C:" and "C:/x": a drive-relative or absolute Windows path.
-  if (name.length >= 2 && name.charCodeAt(1) === 0x3a && ((first | 0x20) >= 0x61 && (first | 0x20) <= 0x7a)) return 'absolute path';
+  if (name.length >= 2 && name.charCodeAt(1) === 0x3a && (first | 0x20) >= 0x61 && (first | 0x20) <= 0x7a) return 'absolute path';
   let segStart = 0;
   const end = name.charCodeAt(name.length - 1) === 0x2f ? name.length - 1 : name.length;
   for (let i = 0; i <= end; i++) {
     const c = i === end ? 0x2f : name.charCodeAt(i);
     if (c === 0x2f) {
       const len = i - segStart;
-      if (len === 0 || (len === 1 && name.charCodeAt(segStart) === 0x2e) || (len === 2 && name.charCodeAt(segStart) === 0x2e && name.charCodeAt(segStart + 1) === 0x2e)) {
+      if (
+        len === 0 ||
+        (len === 1 && name.charCodeAt(segStart) === 0x2e) ||
+        (len === 2 && name.charCodeAt(segStart) === 0x2e && name.charCodeAt(segStart + 1) === 0x2e)
+      ) {
         return 'empty, "." or ".." segment';
       }
       segStart = i + 1;

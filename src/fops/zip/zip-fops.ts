@@ -8,7 +8,17 @@ import { PlatFops } from '../plat.js';
 import { assertFopPath, validFopPath } from '../path.js';
 import type { ContainerOps, FileOps, FopFd, FopStat, StatOps } from '../types.js';
 import { GP_DATA_DESCRIPTOR, KIND_DIR, KIND_SYMLINK, readZipIndex, type ZipIndex } from './central.js';
-import { EmptyEntryHandle, GzipEntryHandle, InflateEntryHandle, MAX_EMPTY_DEFLATE, MemoryEntryHandle, StoredEntryHandle, checkEmptyDeflate, inflateWhole, type EntryData } from './entry.js';
+import {
+  EmptyEntryHandle,
+  GzipEntryHandle,
+  InflateEntryHandle,
+  MAX_EMPTY_DEFLATE,
+  MemoryEntryHandle,
+  StoredEntryHandle,
+  checkEmptyDeflate,
+  inflateWhole,
+  type EntryData,
+} from './entry.js';
 import { resolveLimits, type ZipLimits } from './limits.js';
 import { readExact, sourceFromFd, type RandomAccessSource } from './source.js';
 
@@ -208,7 +218,11 @@ export class ZipFops implements ContainerOps, StatOps {
     // Weighed by the entry's declared size, which the verified content matches exactly.
     this.#inflated =
       inflateBytes > 0 && this.#inflateMax > 0
-        ? new LruCache<string, Promise<Buffer>>({ maxEntries: 100_000, maxWeight: inflateBytes, weigh: (_v, key) => Number(key.slice(key.lastIndexOf('\0') + 1)) })
+        ? new LruCache<string, Promise<Buffer>>({
+            maxEntries: 100_000,
+            maxWeight: inflateBytes,
+            weigh: (_v, key) => Number(key.slice(key.lastIndexOf('\0') + 1)),
+          })
         : undefined;
   }
 
