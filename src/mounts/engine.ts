@@ -223,7 +223,13 @@ export class ServeEngine {
             if (cached && statusForError(err) === 404) continue;
             return this.#errorPage(err, m);
           }
-          return serveContent(req, content, this.#pageFor(m), this.#maxRanges);
+          try {
+            return serveContent(req, content, this.#pageFor(m), this.#maxRanges);
+          } catch (err) {
+            // A bug, not the request's fault: still never a leaked handle.
+            if ('fd' in content) await content.fd.close().catch(() => undefined);
+            return this.#errorPage(err, m);
+          }
         }
       }
     }

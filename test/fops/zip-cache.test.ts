@@ -4,16 +4,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ZipFops, readAll, createFopReadStream } from '../../src/index.js';
 import { noise, rmTree, tmpDir } from '../helpers/fixtures.js';
+import { entryText as text } from '../helpers/zip-read.js';
 import { makeZip } from '../helpers/zip-writer.js';
-
-async function text(zip: ZipFops, path: string): Promise<string> {
-  const fd = await zip.open(path);
-  try {
-    return (await readAll(fd)).toString();
-  } finally {
-    await fd.close();
-  }
-}
 
 describe('archive index cache (src/cache LRU keyed by path, size, mtime, ctime, device, inode)', () => {
   const dir = tmpDir();

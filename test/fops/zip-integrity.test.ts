@@ -4,19 +4,11 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { FopError, FopFlags, MemFops, ZipFops, fopChanged, fopIdentity, readAll } from '../../src/index.js';
 import { fixture, noise, prose, rmTree, tmpDir } from '../helpers/fixtures.js';
+import { entryText as text } from '../helpers/zip-read.js';
 import { makeZip, type EntrySpec } from '../helpers/zip-writer.js';
 import { deflateRawSync } from 'node:zlib';
 
 const FIXED_MTIME = new Date(Date.UTC(2020, 0, 1, 0, 0, 0));
-
-async function text(zip: ZipFops, path: string): Promise<string> {
-  const fd = await zip.open(path);
-  try {
-    return (await readAll(fd)).toString();
-  } finally {
-    await fd.close();
-  }
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

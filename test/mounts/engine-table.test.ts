@@ -16,6 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import { brotliCompressSync, crc32, deflateRawSync, gzipSync } from 'node:zlib';
 import { ServeEngine, type EngineOptions, type MountOptions } from '../../src/index.js';
 import { exchange, headerOf, runRow, type Row, type Want } from '../helpers/engine-table.js';
+import { noise } from '../helpers/fixtures.js';
 import { makeZip } from '../helpers/zip-writer.js';
 
 // ---------------------------------------------------------------------------------------------------
@@ -25,17 +26,6 @@ const dir = mkdtempSync(join(tmpdir(), 'vfserve-engine-table-'));
 const www = join(dir, 'www');
 const outside = join(dir, 'outside');
 
-function noise(length: number, seed: number): Buffer {
-  const out = Buffer.alloc(length);
-  let x = seed | 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 function prose(length: number, salt = 0): Buffer {
   const words = ['candide', 'pangloss', 'garden', 'best', 'of', 'all', 'possible', 'worlds', 'cultivate', 'our'];
   let s = '';
