@@ -161,9 +161,15 @@ export class ServeEngine {
    */
   respond(req: CoreRequest): CoreResponse | Promise<CoreResponse> {
     const out = this.#route(req);
-    if (this.#notFoundDocument === undefined) return out;
-    if (out instanceof Promise) return out.then((o) => (o.notFound === true ? this.#notFoundPage(req, o) : o));
-    return out.notFound === true ? this.#notFoundPage(req, out) : out;
+    if (this.#notFoundDocument === undefined && req.method !== 'HEAD') return out;
+    if (out instanceof Promise) return out.then((o) => this.#finish(req, o));
+    return this.#finish(req, out);
+  }
+
+  /** The 404 document in place of the built-in page, and no body for HEAD (status pages carry one). */
+  #finish(req: CoreRequest, out: CoreResponse): CoreResponse | Promise<CoreResponse> {
+    if (out.notFound === true && this.#notFoundDocument !== undefined) return this.#notFoundPage(req, out);
+    return req.method === 'HEAD' && Buffer.isBuffer(out.body) ? { ...out, body: null } : out;
   }
 
   #route(req: CoreRequest): CoreResponse | Promise<CoreResponse> {
