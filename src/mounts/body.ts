@@ -47,7 +47,12 @@ export class HandleBody extends Readable {
   #offset = -1; // next byte of the current range piece; -1 before it starts
   #left: number; // bytes of every piece not pushed yet
 
-  constructor(fd: FopFd, pieces: readonly BodyPiece[]) {
+  /** `path` names the file in errors (for the log, never the client). */
+  constructor(
+    fd: FopFd,
+    pieces: readonly BodyPiece[],
+    readonly path = '',
+  ) {
     super({ highWaterMark: READ_CHUNK });
     this.#fd = fd;
     this.#pieces = pieces;
@@ -94,7 +99,7 @@ export class HandleBody extends Readable {
       }
     }
     if (chunk.length === this.#left && (await fopChanged(this.#fd))) {
-      throw new FopError('IO', 'read', '', 'the file changed while it was being sent');
+      throw new FopError('IO', 'read', this.path, 'the file changed while it was being sent');
     }
     return chunk;
   }
@@ -103,7 +108,7 @@ export class HandleBody extends Readable {
     const fd = this.#fd;
     // Sequential reads keep an inflater's state; seeking is cheap and synchronous.
     if (fd.pos !== position && fd.seekCur(position - fd.pos) !== position) {
-      throw new FopError('IO', 'read', '', 'the file is shorter than it was');
+      throw new FopError('IO', 'read', this.path, 'the file is shorter than it was');
     }
     let chunk: Buffer;
     if (fd.readBuffer) chunk = await fd.readBuffer(want);
@@ -112,7 +117,7 @@ export class HandleBody extends Readable {
       const n = await fd.read(buf);
       chunk = n === want ? buf : buf.subarray(0, n);
     }
-    if (chunk.length === 0) throw new FopError('IO', 'read', '', 'the file is shorter than it was (truncated while being sent)');
+    if (chunk.length === 0) throw new FopError('IO', 'read', this.path, 'the file is shorter than it was (truncated while being sent)');
     return chunk;
   }
 }

@@ -69,6 +69,8 @@ export interface Snapshot {
   readonly contentType: string | undefined;
   /** The handle's identity, when the backend has one (see `FopFd.identity`). */
   readonly identity: string | undefined;
+  /** The fops path read, for errors in the log (never sent). */
+  readonly path: string;
   readonly headers: Readonly<Record<string, string>>;
 }
 
@@ -98,7 +100,7 @@ export function makeSnapshot(
     if (name === 'vary' && rep.vary && value.trim() !== '*' && !/(^|,)\s*accept-encoding\s*(,|$)/i.test(value)) h.vary = `Accept-Encoding, ${value}`;
     else h[name] = value;
   }
-  return { ...v, contentType: rep.contentType, headers: Object.freeze(h) };
+  return { ...v, contentType: rep.contentType, path: rep.path, headers: Object.freeze(h) };
 }
 
 /** A status page the engine builds (412, 416), given by the caller so this file knows no page layout. */
@@ -170,7 +172,7 @@ export function serveContent(req: CoreRequest, content: SnapshotContent, page: P
   }
   if (req.method === 'HEAD') return release({ status, headers, body: null });
   if (pieces.length === 0) return release({ status, headers, body: Buffer.alloc(0) });
-  return { status, headers, body: 'data' in content ? bufferBody(content.data, pieces) : new HandleBody(content.fd, pieces) };
+  return { status, headers, body: 'data' in content ? bufferBody(content.data, pieces) : new HandleBody(content.fd, pieces, snap.path) };
 }
 
 function opt<K extends string>(key: K, value: string | undefined): { [P in K]?: string } {
