@@ -393,6 +393,9 @@ function countAndLog(
 
 function serve(req: IncomingMessage, res: ServerResponse, vhosts: readonly Vhost[], config: ServerConfig, options: StartOptions): void {
   const started = Date.now();
+  const vhost = selectVhost(vhosts, req.headers.host);
+  // Every response is logged once, refused ones included (as Apache logs its 403s).
+  if (vhost.log || options.requestLog) countAndLog(req, res, vhost.log, options.requestLog, started);
   const ua = req.headers['user-agent'] ?? '';
   for (const rule of config.global.rejectServiceKeywords) {
     if (ua.includes(rule.substring)) {
@@ -401,7 +404,5 @@ function serve(req: IncomingMessage, res: ServerResponse, vhosts: readonly Vhost
       return;
     }
   }
-  const vhost = selectVhost(vhosts, req.headers.host);
-  if (vhost.log || options.requestLog) countAndLog(req, res, vhost.log, options.requestLog, started);
   vhost.handler(req, res);
 }

@@ -205,10 +205,12 @@ describe('vfserve CLI: --config', () => {
       assert.equal(await s.stop(), 0);
     }
     const log = readFileSync(join(conf, 'access.log'), 'utf8').trim().split('\n');
-    assert.ok(log.length >= 2, log.join('\n'));
+    assert.ok(log.length >= 3, log.join('\n'));
     assert.match(log[0]!, /^127\.0\.0\.1 - - \[\d{2}\/[A-Z][a-z]{2}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000\] "GET \/ HTTP\/1\.1" 200 13 "-" "-"$/);
+    // A response refused by reject-service-keywords is a response: logged like any other.
+    assert.match(log[1]!, /"GET \/ HTTP\/1\.1" 403 \d+ "-" "Mozilla BadBot\/1\.0"$/);
     // Quotes and control characters from clients are escaped, so a line cannot be forged.
-    assert.match(log[1]!, /"GET \/missing%20%22q%22\?x=1 HTTP\/1\.1" 404 \d+ "http:\/\/r\.example\/" "tester \\x221\\x22"$/);
+    assert.match(log[2]!, /"GET \/missing%20%22q%22\?x=1 HTTP\/1\.1" 404 \d+ "http:\/\/r\.example\/" "tester \\x221\\x22"$/);
   });
 
   const bad: [string, Record<string, string>, RegExp][] = [
