@@ -328,6 +328,29 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
           throw new Error(`port ${group.port}: switching TLS on a listening port needs a restart`);
         }
       }
+      // Everything that can fail comes before the first swap, so a failure leaves the old configuration
+      // whole: the new listeners and the TLS material for the kept ones.
+      const started = new Map<string, { server: Server; group: Group; state: ListenerState }>();
+      const contexts = new Map<string, { key: Buffer; cert: Buffer }>();
+      try {
+        for (const [key, group] of groups) {
+          const old = live.get(key);
+          if (old?.server instanceof HttpsServer) {
+            const first = group.vhosts[0]!;
+            contexts.set(key, {
+              key: readPem(first.config, 'host-ssl-key', first.config.tls!.key),
+              cert: readPem(first.config, 'host-ssl-cert', first.config.tls!.cert),
+            });
+          } else if (!old) {
+            const state: ListenerState = { vhosts: group.vhosts, config: next };
+            started.set(key, { server: await listen(group, state, options), group, state });
+          }
+        }
+      } catch (err) {
+        await Promise.all([...started.values()].map(({ server }) => closeGracefully(server, 0)));
+        for (const g of groups.values()) void retireLogs(g.vhosts);
+        throw err;
+      }
       for (const [key, group] of groups) {
         const old = live.get(key);
         if (old) {
@@ -335,18 +358,10 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
           old.state.vhosts = group.vhosts;
           old.state.config = next;
           // TLS cannot change on a listening port (refused above), so this is exactly group.tls.
-          if (old.server instanceof HttpsServer) {
-            const first = group.vhosts[0]!;
-            old.server.setSecureContext({
-              key: readPem(first.config, 'host-ssl-key', first.config.tls!.key),
-              cert: readPem(first.config, 'host-ssl-cert', first.config.tls!.cert),
-            });
-          }
+          const context = contexts.get(key);
+          if (context && old.server instanceof HttpsServer) old.server.setSecureContext(context);
           void retireLogs(previous);
-        } else {
-          const state: ListenerState = { vhosts: group.vhosts, config: next };
-          live.set(key, { server: await listen(group, state, options), group, state });
-        }
+        } else live.set(key, started.get(key)!);
       }
       for (const [key, entry] of [...live]) {
         if (groups.has(key)) continue;

@@ -4,8 +4,9 @@
  * it started with, and nothing writes to a log stream that has been ended.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { request } from 'node:http';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { startServer, type RunningServer } from '../../src/server/server.js';
@@ -162,3 +163,43 @@ describe('access log across reload() and close()', () => {
     for (const e of errors) assert.match(String(e), /access log \/dev\/full: .*ENOSPC/);
   });
 });
+
+describe('reload is all or nothing', () => {
+  it('keeps the old configuration whole, and leaks no log, when a new listener cannot start', async () => {
+    // A port already taken: the new vhost's listener fails after the kept one could have been swapped.
+    const blocker = createNetServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const taken = (blocker.address() as AddressInfo).port;
+    const oldLog = join(dir, 'all-or-nothing-old.log');
+    const newLog = join(dir, 'all-or-nothing-new.log');
+    const server = await startServer(config(oldLog, { 'x-generation': '1' }));
+    try {
+      const port = server.listeners[0]!.port;
+      const next = config(newLog, { 'x-generation': '2' });
+      const first = next.vhosts[0]!;
+      const { accessLog: _noLog, ...unlogged } = first;
+      const failing: ServerConfig = { ...next, vhosts: [first, { ...unlogged, name: 'second', port: taken }] };
+      await assert.rejects(server.reload(failing), /EADDRINUSE|address already in use/i);
+      const r = await get(port, '/');
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['x-generation'], '1', 'the old configuration still serves, unswapped');
+      for (let i = 0; i < 50 && openTargets().includes(newLog); i++) await new Promise((res) => setTimeout(res, 20));
+      assert.ok(!openTargets().includes(newLog), "the new configuration's log was closed");
+    } finally {
+      await server.close();
+      await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    }
+  });
+});
+
+function openTargets(): string[] {
+  const out: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      out.push(readlinkSync(`/proc/self/fd/${fd}`));
+    } catch {
+      // closed while listing
+    }
+  }
+  return out;
+}
