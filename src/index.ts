@@ -11,6 +11,7 @@ export * from './cache/http.js';
 export {
   coreRequest,
   createHandler,
+  logError,
   sendResponse,
   type CallbackHandler,
   type HandlerOptions,

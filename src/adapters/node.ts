@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constants as h2, Http2ServerResponse, type Http2ServerRequest } from 'node:http2';
+import { FopError } from '../fops/errors.js';
 import { ServeEngine, type CallbackTarget, type CoreRequest, type CoreResponse, type EngineOptions } from '../mounts/engine.js';
 
 /** A request as node:http, node:http2's compatibility API or Express gives it. */
@@ -27,8 +28,10 @@ export interface HandlerOptions extends EngineOptions {
   /**
    * Called once per failed request with the error behind a 5xx, a failed
    * stream, a throwing callback, or a response the app had already started
-   * (default: console.error). Never sent to clients. If it throws, that is
-   * logged with console.error and otherwise ignored.
+   * (default: {@link logError}). Never sent to clients. If it throws, that is
+   * logged with console.error and otherwise ignored. A refused archive (corrupt,
+   * unsupported, over an archive-wide limit) is reported once per version of
+   * the archive, not once per request.
    */
   readonly onError?: (err: unknown, req: NodeRequest) => void;
 }
@@ -50,7 +53,7 @@ export function createHandler(options: HandlerOptions): NodeHandler & { readonly
     }
   }
   const fallthrough = options.fallthrough ?? true;
-  const onError = safeOnError(options.onError ?? ((err: unknown) => console.error('vfserve:', err)));
+  const onError = safeOnError(options.onError ?? logError);
 
   const handler = (req: NodeRequest, res: NodeResponse, next?: (err?: unknown) => void): void => {
     const fail = once((err: unknown): void => onError(err, req));
@@ -121,6 +124,16 @@ export function once(fn: (err: unknown) => void): (err: unknown) => void {
     done = true;
     fn(err);
   };
+}
+
+/**
+ * The default error report, on stderr: a {@link FopError} is an expected
+ * failure (a broken archive, a disk error) and gets one line,
+ * `vfserve: <code> <message>`; anything else is a bug and keeps its stack.
+ */
+export function logError(err: unknown): void {
+  if (FopError.is(err)) console.error(`vfserve: ${err.code} ${err.message}`);
+  else console.error('vfserve:', err);
 }
 
 /** Wraps `onError` so that an onError which throws cannot take the process down. */

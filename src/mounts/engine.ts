@@ -19,7 +19,7 @@ import {
   type SnapshotContent,
 } from './content.js';
 import { headerPairs, isReadonlyArray, resolveMount, type MountOptions, type ResolvedMount } from './options.js';
-import { statusForError, statusPage } from './status.js';
+import { isArchiveRefusal, statusForError, statusPage } from './status.js';
 
 export type { CallbackTarget, CoreRequest, CoreResponse } from './content.js';
 
@@ -107,6 +107,8 @@ export class ServeEngine {
   readonly #smallMax: number;
   readonly #notFoundDocument: string | undefined;
   readonly #pages = new Map<ResolvedMount, (status: number) => CoreResponse>();
+  // Archive refusals already reported: the backend returns one error object per archive version.
+  readonly #reported = new WeakSet<object>();
 
   constructor(options: EngineOptions) {
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- checked for JavaScript callers
@@ -241,9 +243,18 @@ export class ServeEngine {
     }
   }
 
+  /**
+   * The status page for `err`; a 5xx carries `error` for the adapter to report, except an archive
+   * refusal already reported: a broken archive is logged once per version, not once per request.
+   */
   #errorPage(err: unknown, m: ResolvedMount): CoreResponse {
     const status = statusForError(err);
-    return { ...this.#page(status, m.headers), ...(status === 404 ? { notFound: true } : {}), ...(status >= 500 ? { error: err } : {}) };
+    let report = status >= 500;
+    if (report && isArchiveRefusal(err)) {
+      report = !this.#reported.has(err as object);
+      this.#reported.add(err as object);
+    }
+    return { ...this.#page(status, m.headers), ...(status === 404 ? { notFound: true } : {}), ...(report ? { error: err } : {}) };
   }
 
   /** Resolves now and caches the answer; 5xx causes are never cached. */

@@ -6,7 +6,9 @@ import { FopError } from '../fops/errors.js';
  * - not found, a directory or an invalid path below the mount: 404;
  * - refused access, an entry that cannot be served (encrypted, unsupported
  *   method, a link) or over a limit (a zip bomb): 403;
- * - a corrupt archive, an I/O error, anything else: 500.
+ * - a refused archive (corrupt, unsupported, or over a limit for the whole
+ *   archive, such as its entry count: {@link isArchiveRefusal}), an I/O
+ *   error, anything else: 500.
  */
 export function statusForError(err: unknown): 404 | 403 | 500 {
   if (!FopError.is(err)) return 500;
@@ -17,11 +19,24 @@ export function statusForError(err: unknown): 404 | 403 | 500 {
       return 404;
     case 'FORBIDDEN':
     case 'UNSUPPORTED_ENTRY':
-    case 'LIMIT_EXCEEDED':
       return 403;
+    case 'LIMIT_EXCEEDED':
+      // An entry over a limit is refused like any unservable entry; an archive over one is refused whole.
+      return err.op === 'index' ? 500 : 403;
     default:
       return 500;
   }
+}
+
+/**
+ * Whether `err` refuses an archive, or an entry's data, for what it is rather
+ * than for a passing failure: corrupt, unsupported, or over a limit for the
+ * whole archive. The archive backend keeps such a failure for the archive's
+ * version, so the same error object comes back until the file changes.
+ */
+export function isArchiveRefusal(err: unknown): boolean {
+  if (!FopError.is(err)) return false;
+  return err.code === 'CORRUPT_ARCHIVE' || err.code === 'UNSUPPORTED_ARCHIVE' || (err.code === 'LIMIT_EXCEEDED' && err.op === 'index');
 }
 
 // The reason phrases of the statuses the core sends (RFC 9110 §15); mounts stay free of node:http.

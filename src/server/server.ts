@@ -6,7 +6,7 @@ import { connect, isIP, type AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import fg from 'fast-glob';
-import { createHandler, type CallbackHandler, type NodeHandler } from '../adapters/node.js';
+import { createHandler, logError, type CallbackHandler, type NodeHandler } from '../adapters/node.js';
 import { AccessLog } from './access-log.js';
 import type { ServerConfig, VhostConfig } from './config.js';
 
@@ -37,7 +37,7 @@ export interface RunningServer {
 export interface StartOptions {
   /** One line per request, for a terminal (zero-config mode). */
   readonly requestLog?: (line: string) => void;
-  /** Errors behind 5xx responses, failed streams and access-log write errors (default console.error). */
+  /** Errors behind 5xx responses, failed streams and access-log write errors (default {@link logError}: one line for a FopError, a stack for a bug). */
   readonly onError?: (err: unknown) => void;
   /** This process is one of `count-threads` cluster workers (the CLI sets it): the port is shared. */
   readonly clusterWorker?: boolean;
@@ -207,7 +207,7 @@ async function buildGroups(config: ServerConfig, options: StartOptions, reloadCo
   const callbacks = await loadPlugins(config.global.pluginDirs, reloadCount);
   const groups = new Map<string, Group>();
   const opened: AccessLog[] = [];
-  const reportError = options.onError ?? ((err: unknown) => console.error(err));
+  const reportError = options.onError ?? logError;
   try {
     for (const vc of config.vhosts) {
       if (vc.sts && !vc.tls) throw new Error(`${vc.source}: vhost "${vc.name}": "sts" needs a TLS vhost (host-ssl-key and host-ssl-cert)`);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createHandler, type HandlerOptions } from '../../src/index.js';
+import { createHandler, FopError, PlatFops, statusPage, Vfs, type HandlerOptions } from '../../src/index.js';
 import { prose, rmTree, tmpDir, writeTree } from '../helpers/fixtures.js';
 import { get, listen } from '../helpers/http.js';
 import { makeZip } from '../helpers/zip-writer.js';
@@ -156,13 +156,69 @@ describe('errors', () => {
     assert.equal(errors.length, 1);
     assert.equal((await get(port, '/plain.txt')).status, 200, 'the server keeps serving');
   });
-  it('logs with console.error by default', async (t) => {
+  it('logs with console.error by default: one line for a FopError, the stack for a bug', async (t) => {
     const logged = t.mock.method(console, 'error', () => {});
-    const srv = await listen(createHandler({ mounts: [{ mountpoint: '/', origin: www }] }));
+    const srv = await listen(
+      createHandler({
+        mounts: [
+          { mountpoint: '/', origin: www },
+          { mountpoint: '/bug', origin: 'callback://bug' },
+        ],
+        callbacks: {
+          bug: () => {
+            throw new TypeError('a bug');
+          },
+        },
+      }),
+    );
     try {
       assert.equal((await get(srv.port, '/bad.zip/x.txt')).status, 500);
       assert.equal(logged.mock.callCount(), 1);
-      assert.equal(logged.mock.calls[0]?.arguments[0], 'vfserve:');
+      const line: readonly unknown[] = logged.mock.calls[0]?.arguments ?? [];
+      assert.equal(line.length, 1, 'one string, no error object and so no stack');
+      assert.match(String(line[0]), /^vfserve: CORRUPT_ARCHIVE index ".*bad\.zip": [^\n]+$/);
+      assert.equal((await get(srv.port, '/bug')).status, 500);
+      assert.equal(logged.mock.callCount(), 2);
+      assert.equal(logged.mock.calls[1]?.arguments[0], 'vfserve:');
+      assert.ok(logged.mock.calls[1].arguments[1] instanceof TypeError, 'a bug is logged with its stack');
+    } finally {
+      await srv.close();
+    }
+  });
+  it('reports a refused archive once per version of it, and never tells the client why', async () => {
+    const d = join(dir, 'refused');
+    writeTree(d, { 'a.zip': Buffer.from('not a zip archive') });
+    const seen: unknown[] = [];
+    const srv = await listen(createHandler({ mounts: [{ mountpoint: '/', origin: d }], onError: (err) => seen.push(err) }));
+    try {
+      const pages: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const r = await get(srv.port, i % 2 === 0 ? '/a.zip/index.html' : '/a.zip/other.txt');
+        assert.equal(r.status, 500);
+        pages.push(r.body.toString());
+      }
+      assert.equal(seen.length, 1, 'reported once, not per request');
+      assert.ok(FopError.is(seen[0], 'CORRUPT_ARCHIVE'));
+      // Another corrupt archive in its place is another version: reported once more.
+      writeTree(d, { 'a.zip': Buffer.from('still not a zip archive, but a different one') });
+      for (let i = 0; i < 3; i++) pages.push((await get(srv.port, '/a.zip/index.html')).body.toString());
+      assert.equal(seen.length, 2);
+      assert.notEqual(seen[1], seen[0]);
+      assert.deepEqual(new Set(pages), new Set([statusPage(500).body.toString()]), 'the generic page, every time');
+    } finally {
+      await srv.close();
+    }
+  });
+  it('answers an archive over the entry limit with 500 (the whole archive is refused), reported once', async () => {
+    const d = join(dir, 'many');
+    writeTree(d, { 'many.zip': makeZip({ entries: [1, 2, 3].map((n) => ({ name: `${n}.txt`, data: Buffer.from(String(n)) })) }) });
+    const seen: unknown[] = [];
+    const vfs = new Vfs({ base: new PlatFops(), zip: { limits: { maxEntries: 2 } } });
+    const srv = await listen(createHandler({ mounts: [{ mountpoint: '/', origin: d }], vfs, onError: (err) => seen.push(err) }));
+    try {
+      for (let i = 0; i < 3; i++) assert.equal((await get(srv.port, '/many.zip/1.txt')).status, 500);
+      assert.equal(seen.length, 1);
+      assert.ok(FopError.is(seen[0], 'LIMIT_EXCEEDED'));
     } finally {
       await srv.close();
     }

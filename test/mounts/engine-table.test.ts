@@ -139,6 +139,8 @@ const files: Record<string, Buffer | string> = {
   'sub/.dotdir/x.txt': 'in a dot directory',
   'files/site.zip': siteZip,
   'files/bad.zip': 'this is not a zip archive at all, but it is named like one',
+  // A second one: a refused archive is reported once per engine, and the rows share an engine.
+  'files/bad-too.zip': 'not a zip archive either',
   'mutable.txt': 'version one',
 };
 
@@ -1268,7 +1270,7 @@ const statusRows: Row[] = [
     headers: { range: 'bytes=20000-' },
     want: page(416, { headers: { 'x-mount': 'assets', 'content-range': 'bytes */10000' } }),
   },
-  { name: 'configured headers on a 500', url: '/files/bad.zip/x.html', want: page(500, { error: true, headers: { 'x-vhost': 'on' } }) },
+  { name: 'configured headers on a 500', url: '/files/bad-too.zip/x.html', want: page(500, { error: true, headers: { 'x-vhost': 'on' } }) },
   // Today a configured header may replace anything but the framing headers, computed ones included.
   {
     name: 'today: a mount Cache-Control replaces the policy',
