@@ -5,7 +5,8 @@ import { FopError } from '../fops/errors.js';
  * messages) reaches the client; the caller logs it.
  * - not found, a directory or an invalid path below the mount: 404;
  * - refused access, an entry that cannot be served (encrypted, unsupported
- *   method, a link) or over a limit (a zip bomb): 403;
+ *   method, a link opened directly) or over a per-entry limit (a zip bomb):
+ *   403 (the engine stats first, and answers a link entry, not a file, 404);
  * - a refused archive (corrupt, unsupported, or over a limit for the whole
  *   archive, such as its entry count: {@link isArchiveRefusal}), an I/O
  *   error, anything else: 500.

@@ -64,6 +64,14 @@ before(async () => {
     'evil.example/index.html': Buffer.from('<p>evil dir</p>'),
     'files/site.zip': makeZip({ entries: siteEntries }),
     'files/bad.zip': Buffer.from('this is not a zip archive at all, but it is named like one'),
+    'files/refused.zip': makeZip({
+      entries: [
+        { name: 'ok.txt', data: Buffer.from('served') },
+        { name: 'bzip2.txt', method: 12, stored: Buffer.from('BZh9 pretend'), data: Buffer.from('pretend') },
+        { name: 'link.txt', data: Buffer.from('ok.txt'), method: 0, madeBy: 0x0314, externalAttr: (0o120777 << 16) >>> 0 },
+        { name: 'bomb.bin', data: Buffer.alloc(4 * 1024 * 1024) },
+      ],
+    }),
   });
   writeTree(outside, { 'secret.txt': Buffer.from('outside the root') });
   symlinkSync(join(www, 'plain.txt'), join(www, 'inside-link.txt'));
@@ -489,6 +497,22 @@ describe('errors, status pages and configured headers', () => {
   it('maps an encrypted entry to 403 and a missing one to 404', async () => {
     assert.equal((await get(port, '/site/secret.txt')).status, 403);
     assert.equal((await get(port, '/site/missing.html')).status, 404);
+  });
+  it('refuses an entry, not its archive: unsupported method and zip bomb 403, symlink entry 404, nothing logged', async () => {
+    errors.length = 0;
+    assert.equal((await get(port, '/files/refused.zip/ok.txt')).body.toString(), 'served', 'the rest of the archive is served');
+    for (const [entry, status] of [
+      ['bzip2.txt', 403],
+      ['bomb.bin', 403],
+      ['link.txt', 404],
+    ] as const) {
+      for (const encoding of ['identity', 'gzip']) {
+        const r = await get(port, `/files/refused.zip/${entry}`, { 'accept-encoding': encoding });
+        assert.equal(r.status, status, `${entry} (${encoding})`);
+        assert.ok(!/bzip|method|ratio|limit|link/i.test(r.body.toString()), r.body.toString());
+      }
+    }
+    assert.equal(errors.length, 0, "a refused entry is the client's answer, not a server error");
   });
   it('puts the vhost and mount headers, and Accept-Ranges, on every response', async () => {
     for (const [path, headers] of [
