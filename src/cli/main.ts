@@ -7,7 +7,8 @@ import cluster from 'node:cluster';
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, type ServerConfig } from '../server/config.js';
+import { ConfigError, loadCheckedConfig, type ServerConfig } from '../server/config.js';
+import { originDefect } from '../server/origins.js';
 import { startServer } from '../server/server.js';
 
 const HELP = `Usage:
@@ -66,7 +67,7 @@ async function main(argv: readonly string[]): Promise<void> {
   if (values.config !== undefined) {
     if (positionals.length > 0 || values.port !== undefined || values.host !== undefined) fail('--config cannot be combined with a path, --port or --host');
     try {
-      config = loadConfig(values.config);
+      config = await loadCheckedConfig(values.config);
     } catch (err) {
       if (err instanceof ConfigError) fail(err.message);
       throw err;
@@ -81,6 +82,9 @@ async function main(argv: readonly string[]): Promise<void> {
       fail(`${target} does not exist`);
     }
     if (!st.isDirectory() && !/\.(zip|jar|war)$/i.test(target)) fail(`${target} is neither a directory nor a .zip, .jar or .war archive`);
+    // An archive that cannot be read would answer 500 to everything: refuse to start instead.
+    const defect = await originDefect(target);
+    if (defect !== undefined) fail(defect);
     const port = Number(values.port ?? 7681);
     if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port must be 0-65535, got ${values.port ?? ''}`);
     config = {
@@ -118,7 +122,8 @@ async function main(argv: readonly string[]): Promise<void> {
         const running = server;
         const configPath = values.config;
         Promise.resolve()
-          .then(() => running.reload(loadConfig(configPath)))
+          .then(() => loadCheckedConfig(configPath))
+          .then((next) => running.reload(next))
           .then(
             () => process.send!({ type: 'reloaded' }),
             (err: unknown) => process.send!({ type: 'reload-failed', message: (err as Error).message }),
@@ -170,7 +175,8 @@ async function main(argv: readonly string[]): Promise<void> {
       return;
     }
     Promise.resolve()
-      .then(() => running.reload(loadConfig(configPath)))
+      .then(() => loadCheckedConfig(configPath))
+      .then((next) => running.reload(next))
       .then(
         () => process.stdout.write(`vfserve: configuration reloaded from ${configPath}\n`),
         (err: unknown) => process.stderr.write(`vfserve: reload failed, still serving the previous configuration: ${(err as Error).message}\n`),

@@ -7,6 +7,7 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { mountFromConfig, type MountOptions } from '../mounts/options.js';
+import { originDefect } from './origins.js';
 
 /** A configuration problem: one clear message naming the file and JSON path. */
 export class ConfigError extends Error {
@@ -207,6 +208,8 @@ function mergeGlobal(prev: GlobalConfig, v: unknown, file: string, base: string)
 }
 
 const MOUNT_PATHS = new Set(['origin']);
+// Where each parsed mount was written, for messages about it after parsing (checkOrigins).
+const MOUNT_SOURCES = new WeakMap<MountOptions, { readonly file: string; readonly at: string }>();
 
 function parseVhost(v: unknown, file: string, at: string, base: string): VhostConfig {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(file, at, 'must be an object');
@@ -289,9 +292,37 @@ function parseMount(m: unknown, file: string, at: string, base: string): MountOp
       obj[key] = `file://${within(base, p)}`;
     }
   }
+  let mount: MountOptions;
   try {
-    return mountFromConfig(obj, at);
+    mount = mountFromConfig(obj, at);
   } catch (err) {
     throw new ConfigError(file, at, (err as Error).message.replace(`${at}: `, ''));
   }
+  MOUNT_SOURCES.set(mount, { file, at });
+  return mount;
+}
+
+/**
+ * Checks every file origin of `config` on disk: one that does not exist, or an
+ * archive that cannot be read, is a {@link ConfigError} naming the file and
+ * the JSON path of the origin. The first problem found is thrown.
+ */
+export async function checkOrigins(config: ServerConfig): Promise<void> {
+  for (const vc of config.vhosts) {
+    for (const [i, m] of vc.mounts.entries()) {
+      const origin: unknown = m.origin; // a bad type is createHandler's to report
+      if (typeof origin !== 'string' || !origin.startsWith('file://')) continue;
+      const defect = await originDefect(origin.slice('file://'.length));
+      if (defect === undefined) continue;
+      const where = MOUNT_SOURCES.get(m) ?? { file: vc.source, at: `vhost "${vc.name}" mounts[${i}]` };
+      throw new ConfigError(where.file, `${where.at}["origin"]`, defect);
+    }
+  }
+}
+
+/** {@link loadConfig}, then {@link checkOrigins}: what the CLI runs at start-up and on every reload. */
+export async function loadCheckedConfig(path: string): Promise<ServerConfig> {
+  const config = loadConfig(path);
+  await checkOrigins(config);
+  return config;
 }

@@ -87,6 +87,21 @@ describe('vfserve CLI: help and version', () => {
     assert.notEqual(missing.code, 0);
     assert.match(run(['--port', 'x', dir]).stderr, /--port must be/);
   });
+  it('refuses to start on an archive it cannot read, or a missing path: one line, exit 2, no stack', () => {
+    const broken = join(dir, 'broken.zip');
+    writeFileSync(broken, 'not a zip archive, named like one');
+    for (const [path, defect] of [
+      [broken, /^vfserve: .*broken\.zip cannot be served: CORRUPT_ARCHIVE index ".*broken\.zip": .+$/],
+      [join(dir, 'nope.zip'), /^vfserve: .*nope\.zip does not exist$/],
+      [join(dir, 'nope'), /^vfserve: .*nope does not exist$/],
+    ] as const) {
+      const r = run([path, '--port', '0']);
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.equal(r.stdout, '', 'nothing served');
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr.trim(), defect);
+    }
+  });
 });
 
 describe('vfserve CLI: zero-config', () => {
@@ -229,6 +244,19 @@ describe('vfserve CLI: --config', () => {
       /\$\.vhosts\[0\]\["mounts"\]\[0\]: unknown key "cache-max-agee"/,
     ],
     ['no vhost at all', { conf: '{ "global": {} }' }, /no vhost is configured/],
+    [
+      'an origin that does not exist',
+      {
+        conf: '{ "vhosts": [{ "port": 0, "mounts": [{ "mountpoint": "/", "origin": "/tmp" }] }] }',
+        'conf.d/10-more': '{ "vhosts": [{ "port": 0, "mounts": [{ "mountpoint": "/", "origin": "/tmp" }, { "mountpoint": "/x", "origin": "file://nope" }] }] }',
+      },
+      /conf\.d\/10-more: \$\.vhosts\[0\]\["mounts"\]\[1\]\["origin"\]: \/.*\/conf\.d\/nope does not exist\n/,
+    ],
+    [
+      'an archive origin that cannot be read',
+      { conf: '{ "vhosts": [{ "port": 0, "mounts": [{ "mountpoint": "/", "origin": "file://broken.zip" }] }] }', 'broken.zip': 'not a zip' },
+      /conf: \$\.vhosts\[0\]\["mounts"\]\[0\]\["origin"\]: \/.*broken\.zip cannot be served: CORRUPT_ARCHIVE index ".*broken\.zip": .+\n/,
+    ],
   ];
   for (const [label, files, message] of bad) {
     it(`fails the whole load with one clear message: ${label}`, () => {
@@ -449,6 +477,33 @@ describe('vfserve CLI: reload on SIGHUP', () => {
       s.child.kill('SIGHUP');
       await waitFor(/reload failed, still serving the previous configuration: .*port.*must be an integer/);
       assert.equal((await get(s.port, '/')).body.toString(), 'site B', 'the old configuration keeps serving');
+    } finally {
+      assert.equal(await s.stop(), 0);
+    }
+  });
+});
+
+describe('vfserve CLI: origins checked at reload', () => {
+  it('refuses a reload whose origin does not exist, naming file and JSON path, and keeps serving the old one', async () => {
+    const d = join(dir, 'reload-origin');
+    writeTree(d, { 'a/index.html': Buffer.from('site A'), 'broken.zip': Buffer.from('not a zip') });
+    const conf = (origin: string): string => JSON.stringify({ vhosts: [{ port: 0, interface: '127.0.0.1', mounts: [{ mountpoint: '/', origin }] }] });
+    writeFileSync(join(d, 'conf'), conf('file://a'));
+    const s = await start(['--config', d, '--quiet']);
+    const waitFor = async (re: RegExp): Promise<void> => {
+      for (let i = 0; i < 100 && !re.test(s.output()); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.match(s.output(), re);
+    };
+    try {
+      writeFileSync(join(d, 'conf'), conf('file://gone'));
+      s.child.kill('SIGHUP');
+      await waitFor(/reload failed, still serving the previous configuration: .*conf: \$\.vhosts\[0\]\["mounts"\]\[0\]\["origin"\]: .*gone does not exist/);
+      assert.equal((await get(s.port, '/')).body.toString(), 'site A', 'the old configuration keeps serving');
+      writeFileSync(join(d, 'conf'), conf('file://broken.zip'));
+      s.child.kill('SIGHUP');
+      await waitFor(/reload failed, still serving the previous configuration: .*\["origin"\]: .*broken\.zip cannot be served: CORRUPT_ARCHIVE/);
+      assert.equal((await get(s.port, '/')).body.toString(), 'site A');
+      assert.doesNotMatch(s.output(), /configuration reloaded/);
     } finally {
       assert.equal(await s.stop(), 0);
     }

@@ -1,0 +1,36 @@
+/**
+ * Start-up checks of file origins: a server refuses to start (or to reload)
+ * with an origin that does not exist or an archive that cannot be read,
+ * rather than answer 404 or 500 for everything under it.
+ */
+import { CONTAINER_SIGNATURES } from '../fops/container.js';
+import { FopError } from '../fops/errors.js';
+import { fopStat } from '../fops/helpers.js';
+import { PlatFops } from '../fops/plat.js';
+import { Vfs } from '../fops/vfs.js';
+import { ZipFops } from '../fops/zip/zip-fops.js';
+
+/**
+ * Why the file origin at `path` (an absolute path) cannot be served, or
+ * undefined when it can: it does not exist, or it is (or lies in) an archive
+ * whose index cannot be read (corrupt, unsupported, over a limit). Read with
+ * the default zip limits, as the engine reads it.
+ */
+export async function originDefect(path: string): Promise<string | undefined> {
+  const base = new PlatFops();
+  const zip = new ZipFops({ source: base });
+  const vfs = new Vfs({ base, containers: [zip] });
+  try {
+    const st = await fopStat(vfs, path); // an archive on the way is indexed here
+    const lower = `${path.toLowerCase()}/`;
+    // The origin is the archive itself: stat saw only the file, so index it.
+    if (st.type === 'file' && CONTAINER_SIGNATURES.some((sig) => lower.endsWith(sig))) await zip.index(path);
+    return undefined;
+  } catch (err) {
+    if (FopError.is(err, 'NOT_FOUND')) return `${path} does not exist`;
+    if (FopError.is(err)) return `${path} cannot be served: ${err.code} ${err.message}`;
+    return `${path} cannot be served: ${err instanceof Error ? err.message : String(err)}`;
+  } finally {
+    await zip.close();
+  }
+}
