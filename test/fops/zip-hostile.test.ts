@@ -448,7 +448,8 @@ describe('entry data: never short, never wrong, never unbounded', () => {
     assert.equal((await entryError(big, 'big.txt', 0, { maxUncompressedSize: 1_000_000 })).code, 'LIMIT_EXCEEDED');
     assert.equal((await entryError(big, 'big.txt', FopFlags.COMPR_ACCEPTABLE_GZIP, { maxUncompressedSize: 1_000_000 })).code, 'LIMIT_EXCEEDED');
     const zeros = { entries: [{ name: 'z.bin', data: Buffer.alloc(4_000_000) }] };
-    assert.equal((await entryError(zeros, 'z.bin', 0, { maxRatio: 100 })).code, 'LIMIT_EXCEEDED');
+    // ratioMinSize lowered so a 4 MB entry exercises the ratio check (the default applies it above 64 MiB only).
+    assert.equal((await entryError(zeros, 'z.bin', 0, { maxRatio: 100, ratioMinSize: 1024 * 1024 })).code, 'LIMIT_EXCEEDED');
     assert.equal((await readEntry(zeros, 'z.bin', 0, { maxRatio: 2000 })).length, 4_000_000);
   });
 

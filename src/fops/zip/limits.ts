@@ -12,7 +12,12 @@ export interface ZipLimits {
   readonly maxUncompressedSize: number;
   /** Largest uncompressed/compressed ratio of a deflated entry (default 1,000; deflate's ceiling is about 1,032). */
   readonly maxRatio: number;
-  /** The ratio limit applies only to entries larger than this many bytes (default 1 MiB). */
+  /**
+   * The ratio limit applies only to entries larger than this many bytes (default 64 MiB). Inflating
+   * is streamed in bounded memory, so the ratio guards only against CPU spent per compressed byte on
+   * large entries; below this, ordinary highly compressible files (2 MiB of zeros is about 1,030:1
+   * at zlib's default level) are served.
+   */
   readonly ratioMinSize: number;
 }
 
@@ -21,7 +26,7 @@ export const DEFAULT_ZIP_LIMITS: ZipLimits = Object.freeze({
   maxNameLength: 1024,
   maxUncompressedSize: 4 * 1024 ** 3,
   maxRatio: 1000,
-  ratioMinSize: 1024 * 1024,
+  ratioMinSize: 64 * 1024 * 1024,
 });
 
 /** Fills in defaults and rejects nonsense (NaN, negatives, non-numbers) with a TypeError naming the field. */
