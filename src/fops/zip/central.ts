@@ -14,6 +14,8 @@ const ZIP64_EOCD_SIZE = 56;
 const CENTRAL_SIZE = 46;
 const LFH_SIZE = 30;
 const MAX_COMMENT = 0xffff;
+/** Zero bytes accepted after the end record (a block-padded tar-style writer; bsdtar pads to 10,240). */
+const MAX_ZERO_PADDING = 64 * 1024;
 // The smallest data descriptor (no signature, 32-bit sizes): a lower bound for overlap maths.
 const MIN_DATA_DESCRIPTOR = 12;
 // Central directory reads: one fixed-size window, never a buffer sized from the archive.
@@ -296,17 +298,22 @@ async function resolveEnd(src: RandomAccessSource, eocd: Buffer, pos: number, pa
 
 /**
  * Finds the end of central directory record. The search covers the last
- * 22 + 65,535 bytes; a candidate counts only if its comment ends exactly at the
- * end of the file, and exactly one candidate may resolve to a consistent
+ * 22 + 65,535 + 65,536 bytes; a candidate counts only if its comment ends
+ * exactly at the end of the file, or is followed by nothing but zero bytes
+ * (at most {@link MAX_ZERO_PADDING}: bsdtar writing to a pipe pads its output
+ * to a 10,240-byte block). Exactly one candidate may resolve to a consistent
  * central directory (two are an ambiguous archive, CVE-2024-24789 class).
- * Trailing data after the comment is refused.
+ * Any other trailing data after the comment is refused.
  */
 async function findEnd(src: RandomAccessSource, path: string): Promise<ZipEnd> {
   const size = src.size;
   if (size < EOCD_SIZE) throw corrupt(path, 'end of central directory record not found: not a zip archive, or truncated');
-  const tailLen = Math.min(size, EOCD_SIZE + MAX_COMMENT);
+  const tailLen = Math.min(size, EOCD_SIZE + MAX_COMMENT + MAX_ZERO_PADDING);
   const tailStart = size - tailLen;
   const tail = await readAt(src, tailStart, tailLen, path);
+  // Where the run of zero bytes that ends the file begins.
+  let zeros = tailLen;
+  while (zeros > 0 && tail[zeros - 1] === 0) zeros--;
   const candidates: EndCandidate[] = [];
   let overrun = false;
   let trailing = false;
@@ -318,7 +325,7 @@ async function findEnd(src: RandomAccessSource, path: string): Promise<ZipEnd> {
       overrun = true;
       continue;
     }
-    if (recEnd < tailLen) {
+    if (recEnd < tailLen && (recEnd < zeros || tailLen - recEnd > MAX_ZERO_PADDING)) {
       trailing = true;
       continue;
     }
