@@ -1,13 +1,17 @@
 /**
  * What real tools write and a safe reader must still accept (zero padding
- * after the end record, highly compressible ordinary files), and the line
- * that stays: any other trailing data is refused.
+ * after the end record, leading `./`, FAT backslash separators, highly
+ * compressible ordinary files), and the line that stays: an unsafe name hides
+ * its own entry only, while archive-level lies still refuse everything.
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import { FopError, MemFops, ZipFops, readAll, type FopErrorCode, type ZipLimits } from '../../src/index.js';
-import { prose } from '../helpers/fixtures.js';
-import { makeZip } from '../helpers/zip-writer.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { createHandler, FopError, MemFops, ZipFops, readAll, validFopPath, type FopErrorCode, type ZipLimits } from '../../src/index.js';
+import { prose, rmTree, tmpDir } from '../helpers/fixtures.js';
+import { get, listen } from '../helpers/http.js';
+import { makeZip, type ArchiveSpec, type EntrySpec } from '../helpers/zip-writer.js';
 
 let serial = 0;
 function mount(bytes: Uint8Array, limits?: Partial<ZipLimits>): { zip: ZipFops; archive: string } {
@@ -73,6 +77,189 @@ describe('zero padding after the end record (bsdtar writing to a pipe)', () => {
   it('refuses more zero padding than 64 KiB (the search window is bounded)', async () => {
     const got = await indexCode(Buffer.concat([good(), Buffer.alloc(64 * 1024 + 1)]));
     assert.equal(got.code, 'CORRUPT_ARCHIVE');
+  });
+});
+
+describe('names: leading ./ and FAT backslashes are normalised, then validated', () => {
+  it('strips leading ./ segments; an entry that is only ./ is the root', async () => {
+    const bytes = makeZip({
+      entries: [
+        { name: './', data: '' },
+        { name: './index.html', data: '<h1>home</h1>' },
+        { name: '././css/', data: '' },
+        { name: '././css/app.css', data: 'body{}' },
+      ],
+    });
+    const { zip, archive } = mount(bytes);
+    const index = await zip.index(archive);
+    assert.deepEqual([...index.files.keys()].sort(), ['css/app.css', 'index.html']);
+    assert.deepEqual([...index.dirs].sort(), ['', 'css']);
+    assert.equal(index.refused.length, 0);
+    assert.equal((await read(zip, `${archive}/index.html`)).toString(), '<h1>home</h1>');
+  });
+
+  it('converts backslashes from host 0 (MS-DOS/Windows FAT: PowerShell 5, .NET Framework ZipFile), as unzip does', async () => {
+    // No Windows tool here: the generator writes what those tools write (made-by 0x0014, `\` separators).
+    const bytes = makeZip({
+      entries: [
+        { name: 'docs\\index.html', data: '<p>docs</p>', madeBy: 0x0014 },
+        { name: 'docs\\img\\x.txt', data: 'x', madeBy: 0x0014 },
+      ],
+    });
+    const { zip, archive } = mount(bytes);
+    assert.deepEqual([...(await zip.index(archive)).files.keys()].sort(), ['docs/img/x.txt', 'docs/index.html']);
+    assert.equal((await read(zip, `${archive}/docs/img/x.txt`)).toString(), 'x');
+  });
+
+  it('leaves backslashes alone elsewhere (unzip: FAT host only, and only in names with no slash): those entries are hidden', async () => {
+    for (const [name, madeBy] of [
+      ['a\\b.txt', 0x0b14], // NTFS host 11: unzip keeps the backslash
+      ['a\\b.txt', 0x031e], // Unix: a backslash is an ordinary character
+      ['a/b\\c.txt', 0x0014], // FAT, but the name already uses slashes
+    ] as const) {
+      const { zip, archive } = mount(
+        makeZip({
+          entries: [
+            { name: 'ok.txt', data: 'ok' },
+            { name, data: 'x', madeBy },
+          ],
+        }),
+      );
+      const index = await zip.index(archive);
+      assert.deepEqual([...index.files.keys()], ['ok.txt'], name);
+      assert.deepEqual(
+        index.refused.map((r) => r.reason),
+        ['backslash'],
+      );
+    }
+  });
+
+  it('hides the unsafe names a conversion reveals: ..\\evil, C:\\x, \\abs, NUL', async () => {
+    const bad: [string, RegExp][] = [
+      ['..\\evil.txt', /segment/],
+      ['a\\..\\..\\evil.txt', /segment/],
+      ['C:\\x.txt', /absolute/],
+      ['\\abs.txt', /absolute/],
+      ['\\\\host\\share\\x', /absolute/],
+      ['.\\..\\x', /segment/],
+      ['a\\b\0.txt', /NUL/],
+    ];
+    for (const [name, why] of bad) {
+      const { zip, archive } = mount(
+        makeZip({
+          entries: [
+            { name: 'ok.txt', data: 'ok' },
+            { name, data: 'x', madeBy: 0x0014 },
+          ],
+        }),
+      );
+      const index = await zip.index(archive);
+      assert.deepEqual([...index.files.keys()], ['ok.txt'], name);
+      assert.deepEqual([...index.dirs], [''], `${name}: implies no directory`);
+      assert.equal(index.refused.length, 1, name);
+      assert.match(index.refused[0]!.reason, why, name);
+    }
+  });
+
+  it('two names that become one after normalisation are duplicates: the archive is refused', async () => {
+    const cases: EntrySpec[][] = [
+      [
+        { name: 'a.txt', data: '1' },
+        { name: './a.txt', data: '2' },
+      ],
+      [
+        { name: 'd/a.txt', data: '1' },
+        { name: 'd\\a.txt', data: '2', madeBy: 0x0014 },
+      ],
+      [
+        { name: './d/a.txt', data: '1' },
+        { name: '.\\d\\a.txt', data: '2', madeBy: 0x0014 },
+      ],
+    ];
+    for (const entries of cases) {
+      const got = await indexCode(makeZip({ entries }));
+      assert.equal(got.code, 'CORRUPT_ARCHIVE');
+      assert.match(got.message, /duplicate name/);
+    }
+  });
+});
+
+describe('one unsafe entry does not poison the archive', () => {
+  const spec: ArchiveSpec = {
+    entries: [
+      { name: 'index.html', data: '<h1>fine</h1>' },
+      { name: '../evil.txt', data: 'evil' },
+      { name: 'C:/Windows/win.ini', data: 'evil' },
+      { name: 'invoice\u202Efdp.exe', data: 'evil' },
+      { name: 'css/app.css', data: prose(2000) },
+    ],
+  };
+
+  it('the good entries serve; the unsafe ones are listed nowhere and open as NOT_FOUND', async () => {
+    const { zip, archive } = mount(makeZip(spec));
+    const index = await zip.index(archive);
+    assert.deepEqual([...index.entries()].map((e) => e.name).sort(), ['css/app.css', 'index.html']);
+    assert.deepEqual([...index.dirs].sort(), ['', 'css'], 'no directory implied by an unsafe name (no C:, no Windows)');
+    assert.deepEqual(
+      index.refused.map((r) => [r.row, r.reason]),
+      [
+        [1, 'empty, "." or ".." segment'],
+        [2, 'absolute path'],
+        [3, 'bidirectional or invisible format character'],
+      ],
+    );
+    assert.equal((await read(zip, `${archive}/index.html`)).toString(), '<h1>fine</h1>');
+    assert.equal((await read(zip, `${archive}/css/app.css`)).length, 2000);
+    for (const name of ['C:/Windows/win.ini', 'invoice\u202Efdp.exe', 'C:', 'C:/Windows']) {
+      const path = `${archive}/${name}`;
+      assert.ok(validFopPath(path), path);
+      await assert.rejects(zip.open(path), (err: unknown) => FopError.is(err, 'NOT_FOUND'), name);
+      await assert.rejects(zip.stat(path), (err: unknown) => FopError.is(err, 'NOT_FOUND'), name);
+    }
+  });
+
+  it('over HTTP: 200 for the good entries, 404 for the unsafe one', async () => {
+    const dir = tmpDir('vfserve-tolerance-');
+    after(() => rmTree(dir));
+    writeFileSync(join(dir, 'site.zip'), makeZip(spec));
+    const { port, close } = await listen(createHandler({ mounts: [{ mountpoint: '/', origin: `file://${dir}/site.zip` }] }));
+    try {
+      const home = await get(port, '/index.html');
+      assert.equal(home.status, 200);
+      assert.equal(home.body.toString(), '<h1>fine</h1>');
+      assert.equal((await get(port, '/css/app.css')).status, 200);
+      assert.equal((await get(port, '/C:/Windows/win.ini')).status, 404);
+      assert.equal((await get(port, '/invoice%E2%80%AEfdp.exe')).status, 404);
+    } finally {
+      await close();
+    }
+  });
+
+  it('archive-level defects still refuse everything: overlap, a lying count, a duplicate', async () => {
+    const dup = makeZip({
+      entries: [
+        { name: '../evil', data: 'e' },
+        { name: 'a', data: '1' },
+        { name: 'a', data: '2' },
+      ],
+    });
+    assert.equal((await indexCode(dup)).code, 'CORRUPT_ARCHIVE');
+    const count = makeZip({
+      entries: [
+        { name: '../evil', data: 'e' },
+        { name: 'a', data: '1' },
+      ],
+      eocd: { count: 1 },
+    });
+    assert.match((await indexCode(count)).message, /holds 2 entries but the end record declares 1/);
+    // An unsafe entry whose data overlaps a good one still counts for the overlap check.
+    const overlap = makeZip({
+      entries: [
+        { name: 'a', data: prose(1000) },
+        { name: '../evil', data: 'e', cd: { offset: 0 } },
+      ],
+    });
+    assert.match((await indexCode(overlap)).message, /overlap/);
   });
 });
 

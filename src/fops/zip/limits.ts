@@ -1,12 +1,12 @@
 /**
- * Bounds applied to every archive. Structural limits (`maxEntries`,
- * `maxNameLength`) reject the whole archive at index time; size limits reject
- * only the entry, when it is opened.
+ * Bounds applied to every archive. `maxEntries` rejects the whole archive at
+ * index time; a name over `maxNameLength` hides that entry only, like any
+ * unsafe name; size limits reject only the entry, when it is opened.
  */
 export interface ZipLimits {
   /** Most records a central directory may hold (default 1,048,576). */
   readonly maxEntries: number;
-  /** Longest entry name, in UTF-16 code units after decoding (default 1,024). */
+  /** Longest entry name, in UTF-16 code units after decoding (default 1,024); a longer one hides its entry. */
   readonly maxNameLength: number;
   /** Largest uncompressed size of a deflated entry that will be inflated or passed through (default 4 GiB). */
   readonly maxUncompressedSize: number;
