@@ -5,7 +5,7 @@
  * its own entry only, while archive-level lies still refuse everything.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createHandler, FopError, MemFops, ZipFops, readAll, validFopPath, type FopErrorCode, type ZipLimits } from '../../src/index.js';
@@ -277,5 +277,31 @@ describe('ratio limit only above 64 MiB', () => {
     const bytes = makeZip({ entries: [{ name: 'bomb.bin', data: prose(1000), cd: { usize }, local: { usize } }] });
     const { zip, archive } = mount(bytes);
     await assert.rejects(zip.open(`${archive}/bomb.bin`), (err: unknown) => FopError.is(err, 'LIMIT_EXCEEDED') && /ratio/.test(err.message));
+  });
+});
+
+describe('the real-tool fixtures carry what they are meant to test', () => {
+  const tools = join(process.cwd(), 'test', 'fixtures', 'tools');
+
+  it('bsdtar-padded-dotslash.zip: ./ names and zero padding after the end record, read as plain names', async () => {
+    const raw = readFileSync(join(tools, 'bsdtar-padded-dotslash.zip'));
+    const eocd = raw.lastIndexOf(Buffer.from('PK\x05\x06', 'latin1'));
+    const after = raw.subarray(eocd + 22 + raw.readUInt16LE(eocd + 20));
+    assert.ok(after.length > 1000 && after.every((b) => b === 0), `${after.length} trailing bytes, all zero`);
+    assert.equal(raw.length % 10_240, 0, 'padded to a 10,240-byte block');
+    assert.ok(raw.includes(Buffer.from('./index.html')), 'names start with ./');
+    const zip = new ZipFops();
+    const index = await zip.index(join(tools, 'bsdtar-padded-dotslash.zip'));
+    assert.ok(index.files.has('index.html') && index.files.has('sub/deeper/big.txt'));
+    assert.equal(index.refused.length, 0);
+  });
+
+  it('infozip-zeros.zip: Info-ZIP deflated 2 MiB of zeros above 1,000:1, and it is served', async () => {
+    const zip = new ZipFops();
+    const path = join(tools, 'infozip-zeros.zip');
+    const info = (await zip.index(path)).get('zeros.bin')!;
+    assert.equal(info.size, 2 * 1024 * 1024);
+    assert.ok(info.size / info.compressedSize > 1000, `ratio ${info.size / info.compressedSize}`);
+    assert.ok((await read(zip, `${path}/zeros.bin`)).equals(Buffer.alloc(info.size)));
   });
 });
