@@ -1,5 +1,5 @@
 // Interoperability: ZipFops must read archives written by real tools (Info-ZIP
-// zip, Python zipfile, the JDK's jar, 7-Zip). The archives are committed under
+// zip, Python zipfile, the JDK's jar, 7-Zip, libarchive's bsdtar). The archives are committed under
 // test/fixtures/tools/ (made by make.sh there; provenance in its README.md),
 // and manifest.json, computed from the content the tools were given, says what
 // each must contain. No zip tool is needed at test time.

@@ -1,5 +1,5 @@
 import { FopError } from '../errors.js';
-import { UNIX_HOSTS, decodeName, validateName } from './names.js';
+import { UNIX_HOSTS, decodeName, normalizeName, validateName, type BadNameReason } from './names.js';
 import type { ZipLimits } from './limits.js';
 import { readExact, type RandomAccessSource } from './source.js';
 
@@ -14,6 +14,8 @@ const ZIP64_EOCD_SIZE = 56;
 const CENTRAL_SIZE = 46;
 const LFH_SIZE = 30;
 const MAX_COMMENT = 0xffff;
+/** Zero bytes accepted after the end record (a block-padded tar-style writer; bsdtar pads to 10,240). */
+const MAX_ZERO_PADDING = 64 * 1024;
 // The smallest data descriptor (no signature, 32-bit sizes): a lower bound for overlap maths.
 const MIN_DATA_DESCRIPTOR = 12;
 // Central directory reads: one fixed-size window, never a buffer sized from the archive.
@@ -42,6 +44,12 @@ export interface ZipEnd {
   readonly declaredCount: number;
   readonly zip64: boolean;
   readonly comment: Uint8Array;
+}
+
+/** A central-directory record hidden because its name is unsafe, and why. */
+export interface RefusedEntry {
+  readonly row: number;
+  readonly reason: BadNameReason;
 }
 
 /** Public, materialised view of one record (built on demand, not stored). */
@@ -120,7 +128,8 @@ class Columns {
  * identity; immutable afterwards except for the cached data offsets.
  *
  * Rules (documented in the README):
- * - every name is decoded and validated; one unsafe name rejects the archive;
+ * - every name is decoded, normalised (leading `./`, FAT backslashes) and
+ *   validated; an unsafe name hides that entry only (see {@link refused});
  * - a name used by two files rejects the archive (repeated directory entries
  *   are harmless and allowed); a name that is both a file and a directory
  *   prefix (`a` and `a/b`) is a file when looked up, and `a/b` stays reachable;
@@ -151,9 +160,13 @@ export class ZipIndex {
   /** Cached absolute data offsets, 0 until the local header has been read and checked. */
   readonly dataStart: Float64Array;
 
+  /** Records whose name is unsafe: listed nowhere and never opened (opening one is `NOT_FOUND`), in central-directory order. */
+  readonly refused: readonly RefusedEntry[];
+
   /** @internal */
-  constructor(path: string, end: ZipEnd, cols: Columns, files: Map<string, number>, dirs: Set<string>, limit: Float64Array) {
+  constructor(path: string, end: ZipEnd, cols: Columns, files: Map<string, number>, dirs: Set<string>, limit: Float64Array, refused: readonly RefusedEntry[]) {
     this.path = path;
+    this.refused = refused;
     this.end = end;
     this.files = files;
     this.dirs = dirs;
@@ -296,17 +309,22 @@ async function resolveEnd(src: RandomAccessSource, eocd: Buffer, pos: number, pa
 
 /**
  * Finds the end of central directory record. The search covers the last
- * 22 + 65,535 bytes; a candidate counts only if its comment ends exactly at the
- * end of the file, and exactly one candidate may resolve to a consistent
+ * 22 + 65,535 + 65,536 bytes; a candidate counts only if its comment ends
+ * exactly at the end of the file, or is followed by nothing but zero bytes
+ * (at most {@link MAX_ZERO_PADDING}: bsdtar writing to a pipe pads its output
+ * to a 10,240-byte block). Exactly one candidate may resolve to a consistent
  * central directory (two are an ambiguous archive, CVE-2024-24789 class).
- * Trailing data after the comment is refused.
+ * Any other trailing data after the comment is refused.
  */
 async function findEnd(src: RandomAccessSource, path: string): Promise<ZipEnd> {
   const size = src.size;
   if (size < EOCD_SIZE) throw corrupt(path, 'end of central directory record not found: not a zip archive, or truncated');
-  const tailLen = Math.min(size, EOCD_SIZE + MAX_COMMENT);
+  const tailLen = Math.min(size, EOCD_SIZE + MAX_COMMENT + MAX_ZERO_PADDING);
   const tailStart = size - tailLen;
   const tail = await readAt(src, tailStart, tailLen, path);
+  // Where the run of zero bytes that ends the file begins.
+  let zeros = tailLen;
+  while (zeros > 0 && tail[zeros - 1] === 0) zeros--;
   const candidates: EndCandidate[] = [];
   let overrun = false;
   let trailing = false;
@@ -318,7 +336,7 @@ async function findEnd(src: RandomAccessSource, path: string): Promise<ZipEnd> {
       overrun = true;
       continue;
     }
-    if (recEnd < tailLen) {
+    if (recEnd < tailLen && (recEnd < zeros || tailLen - recEnd > MAX_ZERO_PADDING)) {
       trailing = true;
       continue;
     }
@@ -408,6 +426,7 @@ export async function readZipIndex(src: RandomAccessSource, limits: ZipLimits, p
   const cols = new Columns(Math.min(end.declaredCount, limits.maxEntries, 1 << 16));
   const files = new Map<string, number>();
   const dirs = new Set<string>(['']);
+  const refused: RefusedEntry[] = [];
 
   const window = Buffer.allocUnsafe(Math.min(CD_WINDOW, cdEnd - cdStart));
   let winStart = 0;
@@ -491,8 +510,13 @@ export async function readZipIndex(src: RandomAccessSource, limits: ZipLimits, p
     const decoded = ascii
       ? { name: window.toString('latin1', nameStart, nameEnd) }
       : decodeName(window.subarray(nameStart, nameEnd), (gp & GP_UTF8) !== 0, extras.unicodePath, madeBy >>> 8);
-    const checked = 'bad' in decoded ? decoded.bad : validateName(decoded.name, limits.maxNameLength);
-    if (typeof checked === 'string') throw corrupt(path, `entry ${n}: unsafe name (${checked})`);
+    let checked: { name: string; isDir: boolean } | BadNameReason;
+    if ('bad' in decoded) checked = decoded.bad;
+    else {
+      const normal = normalizeName(decoded.name, madeBy >>> 8);
+      // Nothing but `./` segments (bsdtar's `./`): the root directory, which always exists.
+      checked = normal === '' && decoded.name !== '' ? { name: '', isDir: true } : validateName(normal, limits.maxNameLength);
+    }
 
     const row = cols.push();
     cols.lfhOffset[row] = lfhAbs;
@@ -507,6 +531,15 @@ export async function readZipIndex(src: RandomAccessSource, limits: ZipLimits, p
     // macOS's zip and Archive Utility say host 19 (OS X) and store Unix modes there too.
     const unixMode = UNIX_HOSTS.has(madeBy >>> 8) ? external >>> 16 : 0;
     const isLink = (unixMode & 0o170000) === 0o120000;
+    if (typeof checked === 'string') {
+      // An unsafe name is a defect of this entry alone: it stays in the columns (its bytes still
+      // count for the overlap and count checks) but is reachable by no name and implies no directory.
+      cols.kind[row] = KIND_FILE;
+      refused.push({ row, reason: checked });
+      pos += recLen;
+      n++;
+      continue;
+    }
     cols.kind[row] = (checked.isDir ? KIND_DIR : isLink ? KIND_SYMLINK : KIND_FILE) | (extras.aes ? KIND_AES : 0);
 
     const name = checked.name;
@@ -535,7 +568,7 @@ export async function readZipIndex(src: RandomAccessSource, limits: ZipLimits, p
     throw corrupt(path, `central directory holds ${n} entries but the end record declares ${end.declaredCount}`);
   }
   const limit = checkOverlap(cols, cdStart, path);
-  return new ZipIndex(path, end, cols, files, dirs, limit);
+  return new ZipIndex(path, end, cols, files, dirs, limit, refused);
 }
 
 /**

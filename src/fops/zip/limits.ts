@@ -1,18 +1,23 @@
 /**
- * Bounds applied to every archive. Structural limits (`maxEntries`,
- * `maxNameLength`) reject the whole archive at index time; size limits reject
- * only the entry, when it is opened.
+ * Bounds applied to every archive. `maxEntries` rejects the whole archive at
+ * index time; a name over `maxNameLength` hides that entry only, like any
+ * unsafe name; size limits reject only the entry, when it is opened.
  */
 export interface ZipLimits {
   /** Most records a central directory may hold (default 1,048,576). */
   readonly maxEntries: number;
-  /** Longest entry name, in UTF-16 code units after decoding (default 1,024). */
+  /** Longest entry name, in UTF-16 code units after decoding (default 1,024); a longer one hides its entry. */
   readonly maxNameLength: number;
   /** Largest uncompressed size of a deflated entry that will be inflated or passed through (default 4 GiB). */
   readonly maxUncompressedSize: number;
   /** Largest uncompressed/compressed ratio of a deflated entry (default 1,000; deflate's ceiling is about 1,032). */
   readonly maxRatio: number;
-  /** The ratio limit applies only to entries larger than this many bytes (default 1 MiB). */
+  /**
+   * The ratio limit applies only to entries larger than this many bytes (default 64 MiB). Inflating
+   * is streamed in bounded memory, so the ratio guards only against CPU spent per compressed byte on
+   * large entries; below this, ordinary highly compressible files (2 MiB of zeros is about 1,030:1
+   * at zlib's default level) are served.
+   */
   readonly ratioMinSize: number;
 }
 
@@ -21,7 +26,7 @@ export const DEFAULT_ZIP_LIMITS: ZipLimits = Object.freeze({
   maxNameLength: 1024,
   maxUncompressedSize: 4 * 1024 ** 3,
   maxRatio: 1000,
-  ratioMinSize: 1024 * 1024,
+  ratioMinSize: 64 * 1024 * 1024,
 });
 
 /** Fills in defaults and rejects nonsense (NaN, negatives, non-numbers) with a TypeError naming the field. */

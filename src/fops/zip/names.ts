@@ -84,6 +84,25 @@ export function cp437(raw: Uint8Array): string {
   return out;
 }
 
+/** Host number (high byte of "version made by") of MS-DOS and OS/2 FAT, and of Windows tools that write 0. */
+export const HOST_FAT = 0;
+
+/**
+ * The two repairs real writers need, made before validation, both as Info-ZIP
+ * unzip 6.0 makes them (extract.c):
+ * - backslashes become slashes only when the entry was made on host 0 (FAT:
+ *   MS-DOS, and Windows tools such as PowerShell 5's Compress-Archive and
+ *   .NET Framework's ZipFile) and the name holds no slash at all; elsewhere a
+ *   backslash is an ordinary character and stays refused by {@link validateName};
+ * - leading `./` segments are dropped (`bsdtar -C dir .` writes `./index.html`).
+ *   A name that was nothing but `./` segments becomes `''`: the root directory.
+ */
+export function normalizeName(name: string, madeByHost: number): string {
+  if (madeByHost === HOST_FAT && name.includes('\\') && !name.includes('/')) name = name.replaceAll('\\', '/');
+  while (name.startsWith('./')) name = name.slice(2);
+  return name;
+}
+
 function isFormatChar(c: number): boolean {
   // Bidi embeddings/overrides and isolates (Trojan Source), line/paragraph
   // separators, and the BOM: they make a name display as another name.
