@@ -144,13 +144,8 @@ interface Slot {
  * inode, size, mtime and ctime (the ctime moves on every write, even one whose
  * mtime is put back with `touch -r`). Fields the backend lacks are empty.
  */
-// Errors that mean "the archive was replaced under us": the caller looks at the file again.
+// Errors that mean "the archive was replaced under us": the caller states the file again.
 const REPLACED = new WeakSet<object>();
-const RACED = new WeakSet<object>();
-function raced(err: FopError): FopError {
-  RACED.add(err);
-  return err;
-}
 
 function statIdentity(st: FopStat): string {
   return `${st.dev ?? ''}:${st.ino ?? ''}:${st.size}:${st.modTime ?? ''}:${st.changeTime ?? ''}`;
@@ -253,38 +248,34 @@ export class ZipFops implements ContainerOps, StatOps {
     const path = member === '' ? container : `${container}/${member}`;
     if (!validFopPath(path)) throw new FopError('INVALID_PATH', 'open', path);
     if ((flags & FopFlags.MASK & ACCESS_MODE) !== fsc.O_RDONLY) throw new FopError('READ_ONLY', 'open', path, 'archives are read-only');
-    for (let attempt = 1; ; attempt++) {
-      let arc: OpenArchive;
-      try {
-        arc = await this.#acquire(container, containerStat, attempt);
-      } catch (err) {
-        if (!RACED.has(err as object)) throw err;
-        // The archive was replaced between the stat and the open: look at it again (bounded).
-        containerStat = await this.#restat(container, path, err);
-        continue;
-      }
-      try {
-        return await this.#openEntry(arc, path, member, flags);
-      } catch (err) {
-        arc.release();
-        throw err;
-      }
+    const { arc } = await this.#fresh(container, containerStat, path, true);
+    try {
+      return await this.#openEntry(arc, path, member, flags);
+    } catch (err) {
+      arc.release();
+      throw err;
     }
   }
 
-  /** The archive for this stat, acquired; a replacement seen on the way is thrown as a RACED error while `attempt` < 3. */
-  async #acquire(container: string, st: FopStat, attempt: number): Promise<OpenArchive> {
-    let arc: OpenArchive;
-    try {
-      arc = await this.#archive(container, st);
-    } catch (err) {
-      if (FopError.is(err) && REPLACED.has(err) && attempt < 3) throw raced(err);
-      throw err;
+  /**
+   * The archive for `st` (acquired when `acquire`). An archive replaced between the stat and the open,
+   * or evicted and closed between load and use, is stated again and looked up anew: three tries.
+   */
+  async #fresh(container: string, st: FopStat, path: string, acquire: boolean): Promise<{ arc: OpenArchive; st: FopStat }> {
+    for (let attempt = 1; ; attempt++) {
+      let arc: OpenArchive;
+      try {
+        arc = await this.#archive(container, st);
+      } catch (err) {
+        if (!(FopError.is(err) && REPLACED.has(err) && attempt < 3)) throw err;
+        st = await this.#restat(container, path, err);
+        continue;
+      }
+      if (!acquire || arc.tryAcquire()) return { arc, st };
+      const closed = new FopError('IO', 'open', container, 'archive was closed while opening');
+      if (attempt >= 3) throw closed;
+      st = await this.#restat(container, path, closed);
     }
-    // Evicted and closed between load and use (a newer version of it was seen): look again.
-    if (arc.tryAcquire()) return arc;
-    const err = new FopError('IO', 'open', container, 'archive was closed while opening');
-    throw attempt < 3 ? raced(err) : err;
   }
 
   async #restat(container: string, path: string, cause: unknown): Promise<FopStat> {
@@ -296,16 +287,9 @@ export class ZipFops implements ContainerOps, StatOps {
   async statMember(container: string, containerStat: FopStat, member: string): Promise<FopStat> {
     const path = member === '' ? container : `${container}/${member}`;
     if (!validFopPath(path)) throw new FopError('INVALID_PATH', 'stat', path);
-    let index: ZipIndex;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        index = (await this.#archive(container, containerStat)).index;
-        break;
-      } catch (err) {
-        if (!(FopError.is(err) && REPLACED.has(err) && attempt < 3)) throw err;
-        containerStat = await this.#restat(container, path, err);
-      }
-    }
+    const fresh = await this.#fresh(container, containerStat, path, false);
+    const index = fresh.arc.index;
+    containerStat = fresh.st;
     const row = index.files.get(member);
     if (row === undefined) {
       if (index.dirs.has(member)) return { type: 'directory', size: 0, modTime: containerStat.modTime ?? 0 };
