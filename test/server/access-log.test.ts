@@ -142,7 +142,9 @@ describe('access log across reload() and close()', () => {
     assert.equal(linesFor(log, 'kept=1').length, 1, 'the old configuration and its log kept serving');
   });
 
-  it('reports a log write error once and keeps serving (disk full)', { skip: !existsSync('/dev/full') }, async () => {
+  it('reports a log write error once and keeps serving (disk full)', async () => {
+    // Linux, where CI runs, always has /dev/full; failing here beats a test that silently proves nothing.
+    assert.ok(existsSync('/dev/full'), 'this test needs /dev/full');
     const errors: unknown[] = [];
     // Every write to /dev/full fails with ENOSPC.
     const server = await startServer(config('/dev/full'), { onError: (e) => errors.push(e) });
