@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { deflateRawSync } from 'node:zlib';
 import { describeFopsConformance } from '../../src/testing/conformance.js';
 import { FopHandle, MemFops, PlatFops, Vfs, ZipFops, type FileOps, type FopFd } from '../../src/index.js';
 import { makeZip } from '../helpers/zip-writer.js';
@@ -35,6 +36,24 @@ describeFopsConformance('ZipFops, deflated entries streamed through the inflater
   writeFileSync(archive, makeZip({ entries: entries() }));
   return {
     fops: new ZipFops({ inflateCache: { maxBytes: 0 } }),
+    files: under(archive, tree),
+    dirs: dirsOf(archive),
+    virtual: true,
+    teardown: () => rmTree(dir),
+  };
+});
+
+describeFopsConformance('ZipFops, deflated entries read through the random-access index (a point every 4 KiB)', () => {
+  const dir = tmpDir();
+  const archive = join(dir, 'indexed.zip');
+  // Level 1 with small blocks, so the 300 KB prose has boundaries every few KiB; noise.bin is all stored blocks (mapped).
+  const raw = (data: Buffer) => deflateRawSync(data, { level: 1, memLevel: 2 });
+  writeFileSync(
+    archive,
+    makeZip({ entries: Object.entries(tree).map(([name, data]) => ({ name, data, ...(data.length > 0 ? { method: 8, stored: raw(data) } : {}) })) }),
+  );
+  return {
+    fops: new ZipFops({ inflateCache: { maxBytes: 0 }, randomAccess: { span: 4096, maxShare: 1 } }),
     files: under(archive, tree),
     dirs: dirsOf(archive),
     virtual: true,

@@ -1,7 +1,9 @@
-import { createGunzip, crc32, inflateRaw, inflateRawSync, type Gunzip } from 'node:zlib';
+import type { Transform } from 'node:stream';
+import { createGunzip, createInflateRaw, crc32, inflateRaw, inflateRawSync } from 'node:zlib';
 import { FopError } from '../errors.js';
 import { FopHandle, type FopHandleInit } from '../handle.js';
 import type { FileOps } from '../types.js';
+import { pointFor, pointWindow, preface, type AccessPoint, type CheckpointIndex } from './deflate-index.js';
 import { readExact, type RandomAccessSource } from './source.js';
 
 /** What an entry handle needs to know about its entry. */
@@ -158,17 +160,29 @@ export class GzipEntryHandle extends EntryHandle {
   }
 }
 
+/** Where an {@link Inflater} starts: the entry's beginning, or an access point of its index. */
+interface InflateStart {
+  readonly point: AccessPoint;
+  /** The point's window, inflated (absent at offset 0). */
+  readonly dictionary: Buffer | undefined;
+}
+
 /**
- * A pull interface over one zlib gunzip stream fed with the entry wrapped as
- * a gzip member, so zlib checks the CRC-32 and ISIZE itself. Memory is one
- * input chunk plus zlib's window and one output chunk, whatever the entry's size.
+ * A pull interface over one zlib stream. From the entry's start it is a
+ * gunzip stream fed with the entry wrapped as a gzip member, so zlib checks
+ * the CRC-32 and ISIZE itself; from an access point it is a raw inflater
+ * primed with the point's window and bit offset (the whole entry was checked
+ * when the index was built). Memory is one input chunk plus zlib's window and
+ * one output chunk, whatever the entry's size.
  */
 class Inflater {
-  readonly #z: Gunzip;
+  readonly #z: Transform;
   readonly #entry: EntryData;
-  readonly #trailer: Uint8Array;
   readonly #path: string;
-  #fed = 0; // bytes of the gzip member written so far
+  readonly #head: Uint8Array; // the gzip header, or the preface that restores the bit offset
+  readonly #from: number; // compressed offset the raw bytes start at
+  readonly #tail: Uint8Array; // the gzip trailer, or nothing
+  #fed = 0; // bytes written so far, head and tail included
   // One input buffer, reused: the next chunk is read only after zlib has consumed the last.
   readonly #input: Buffer;
   #writing = false;
@@ -176,11 +190,20 @@ class Inflater {
   #error: Error | undefined;
   #wake: (() => void) | undefined;
 
-  constructor(entry: EntryData, trailer: Uint8Array, path: string) {
+  constructor(entry: EntryData, trailer: Uint8Array, path: string, start?: InflateStart) {
     this.#entry = entry;
-    this.#trailer = trailer;
     this.#path = path;
-    this.#z = createGunzip({ chunkSize: INPUT_CHUNK });
+    if (start && start.point.out > 0) {
+      this.#z = createInflateRaw({ chunkSize: INPUT_CHUNK, ...(start.dictionary ? { dictionary: start.dictionary } : {}) });
+      this.#head = preface(start.point.bits, start.point.partialByte);
+      this.#from = start.point.in;
+      this.#tail = new Uint8Array(0);
+    } else {
+      this.#z = createGunzip({ chunkSize: INPUT_CHUNK });
+      this.#head = GZIP_HEADER;
+      this.#from = 0;
+      this.#tail = trailer;
+    }
     this.#input = Buffer.allocUnsafe(Math.max(1, Math.min(INPUT_CHUNK, entry.csize)));
     const wake = (): void => this.#wakeUp();
     this.#z.on('readable', wake);
@@ -195,7 +218,7 @@ class Inflater {
   }
 
   get #total(): number {
-    return 10 + this.#entry.csize + 8;
+    return this.#head.length + (this.#entry.csize - this.#from) + this.#tail.length;
   }
 
   /** The next chunk of inflated bytes, or null at the verified end of the stream. */
@@ -210,7 +233,8 @@ class Inflater {
       if (this.#ended) {
         // zlib stops at the end of the deflate stream; bytes left over mean
         // junk after it inside the entry, which a gzip client would reject.
-        if (this.#z.bytesWritten !== this.#total) throw corruptData(this.#path, 'data after the end of the deflate stream');
+        if ((this.#z as unknown as { bytesWritten: number }).bytesWritten !== this.#total)
+          throw corruptData(this.#path, 'data after the end of the deflate stream');
         return null;
       }
       // Wait for output, the end, an error, or zlib having consumed our input.
@@ -224,7 +248,7 @@ class Inflater {
 
   #feed(): void {
     this.#writing = true;
-    const csize = this.#entry.csize;
+    const rawEnd = this.#head.length + (this.#entry.csize - this.#from);
     const write = (chunk: Uint8Array): void => {
       this.#fed += chunk.length;
       const last = this.#fed === this.#total;
@@ -234,16 +258,16 @@ class Inflater {
       });
       if (last) this.#z.end();
     };
-    if (this.#fed === 0) {
-      write(GZIP_HEADER);
+    if (this.#fed < this.#head.length) {
+      write(this.#head);
       return;
     }
-    if (this.#fed >= 10 + csize) {
-      write(this.#trailer);
+    if (this.#fed >= rawEnd) {
+      write(this.#tail);
       return;
     }
-    const off = this.#fed - 10;
-    const chunk = this.#input.subarray(0, Math.min(INPUT_CHUNK, csize - off));
+    const off = this.#from + (this.#fed - this.#head.length);
+    const chunk = this.#input.subarray(0, Math.min(INPUT_CHUNK, this.#entry.csize - off));
     readExact(this.#entry.source, chunk, this.#entry.dataStart + off, this.#path).then(
       () => write(chunk),
       (err: unknown) => {
@@ -259,32 +283,139 @@ class Inflater {
     w?.();
   }
 
+  /** Stops the stream; a pull waiting on it rejects with `CLOSED`. */
   destroy(): void {
+    this.#error ??= new FopError('CLOSED', 'read', this.#path);
     this.#z.destroy();
+    this.#wakeUp();
+  }
+}
+
+/** What an inflated handle's random access needs: the span between access points, and the index (built on first use). */
+export interface EntryRandomAccess {
+  /** Reads within this distance ahead of a stream inflate forward; farther ones start from an access point. */
+  readonly span: number;
+  /** The entry's checkpoint index, from the cache or built now (one pass over the entry). */
+  readonly index: () => Promise<CheckpointIndex>;
+}
+
+/**
+ * A position in the inflated stream of one entry: a zlib stream and the last
+ * chunk it gave. Forward reads within a span continue it; a read farther
+ * ahead, or behind, starts again from the nearest access point (with an
+ * index) or from the start. The output is counted against the declared size
+ * (more is an error at once) and, from the start, the read that would
+ * complete the entry waits for zlib's CRC-32 and length check, so wrong bytes
+ * are never delivered as a whole file.
+ */
+class InflateCursor {
+  readonly #entry: EntryData;
+  readonly #trailer: Uint8Array;
+  readonly #path: string;
+  readonly #access: EntryRandomAccess | undefined;
+  #inflater: Inflater | undefined;
+  #chunk: Buffer | undefined; // the last chunk pulled, covering [#chunkStart, #outPos)
+  #chunkStart = 0;
+  #outPos = 0; // logical position just after everything pulled so far
+  busy = false;
+
+  constructor(entry: EntryData, trailer: Uint8Array, path: string, access: EntryRandomAccess | undefined) {
+    this.#entry = entry;
+    this.#trailer = trailer;
+    this.#path = path;
+    this.#access = access;
+  }
+
+  /** Where the next pull starts: a read at or just after here costs no restart. */
+  get position(): number {
+    return this.#outPos;
+  }
+
+  /** A view of up to `max` inflated bytes starting at `pos`, inflating (or restarting) as needed. */
+  async viewAt(pos: number, max: number): Promise<Buffer> {
+    const chunk = this.#chunk;
+    if (chunk && pos >= this.#chunkStart && pos < this.#outPos) return this.#slice(chunk, pos, max);
+    const span = this.#access?.span ?? Infinity;
+    if (!this.#inflater || pos < this.#chunkStart || pos > this.#outPos + span) await this.#restartFor(pos);
+    for (;;) {
+      const c = this.#chunk;
+      if (c && pos >= this.#chunkStart && pos < this.#outPos) return this.#slice(c, pos, max);
+      await this.#pullNext();
+    }
+  }
+
+  #slice(chunk: Buffer, pos: number, max: number): Buffer {
+    const from = pos - this.#chunkStart;
+    return chunk.subarray(from, from + Math.min(max, chunk.length - from));
+  }
+
+  async #restartFor(pos: number): Promise<void> {
+    let point: AccessPoint | undefined;
+    // Deep reads use the index (built on the first); near the start, inflating from 0 is as cheap.
+    if (this.#access && pos >= this.#access.span) point = pointFor(await this.#access.index(), pos);
+    // Never go back when the stream already runs between the point and pos.
+    if (this.#inflater && pos >= this.#chunkStart && (point?.out ?? 0) <= this.#outPos) return;
+    this.#inflater?.destroy();
+    this.#inflater = new Inflater(this.#entry, this.#trailer, this.#path, point && point.out > 0 ? { point, dictionary: pointWindow(point) } : undefined);
+    this.#chunk = undefined;
+    this.#chunkStart = point?.out ?? 0;
+    this.#outPos = this.#chunkStart;
+  }
+
+  async #pullNext(): Promise<void> {
+    const inflater = this.#inflater;
+    if (!inflater) throw new FopError('CLOSED', 'read', this.#path); // destroyed while a read ran
+    const length = this.#entry.usize;
+    const next = await inflater.pull();
+    if (next === null) throw corruptData(this.#path, `inflated data is shorter than the declared ${length} bytes`);
+    const outPos = this.#outPos + next.length;
+    if (outPos > length) throw corruptData(this.#path, `inflated data exceeds the declared ${length} bytes`);
+    if (outPos === length) {
+      // Hold the final bytes back until zlib has verified CRC-32 and ISIZE.
+      const after = await inflater.pull();
+      if (after !== null) throw corruptData(this.#path, `inflated data exceeds the declared ${length} bytes`);
+    }
+    this.#chunk = next;
+    this.#chunkStart = this.#outPos;
+    this.#outPos = outPos;
+  }
+
+  destroy(): void {
+    this.#inflater?.destroy();
+    this.#inflater = undefined;
+    this.#chunk = undefined;
   }
 }
 
 /**
  * A deflated entry for a client that cannot take gzip: inflated on the fly.
- * The output is counted against the declared size (more is an error at once)
- * and the read that would complete the entry waits for zlib's CRC-32 and
- * length check, so wrong bytes are never delivered as a whole file.
- * Forward seeks skip output; backward seeks restart the inflater.
+ * Sequential reads stream one inflater; with an index ({@link EntryRandomAccess}),
+ * seeks and positional reads start from the nearest access point, so a read
+ * anywhere costs at most about one span of inflating. `readAt` keeps one
+ * spare stream, so positional reads that follow each other continue it.
  */
 export class InflateEntryHandle extends EntryHandle {
   readonly #trailer: Uint8Array;
-  #inflater: Inflater | undefined;
-  #chunk: Buffer | undefined; // the last chunk pulled, covering [#chunkStart, #outPos)
-  #chunkStart = 0;
-  #outPos = 0; // logical position just after everything pulled so far
+  readonly #access: EntryRandomAccess | undefined;
+  readonly #main: InflateCursor;
+  #spare: InflateCursor | undefined;
+  readonly #cursors = new Set<InflateCursor>();
 
-  constructor(fops: FileOps, path: string, init: Omit<FopHandleInit, 'length'>, entry: EntryData) {
+  constructor(fops: FileOps, path: string, init: Omit<FopHandleInit, 'length'>, entry: EntryData, access?: EntryRandomAccess) {
     super(fops, path, { ...init, length: entry.usize }, entry);
     this.#trailer = gzipTrailer(entry.crc, entry.usize);
+    this.#access = access;
+    this.#main = this.#cursor();
+  }
+
+  #cursor(): InflateCursor {
+    const c = new InflateCursor(this.entry, this.#trailer, this.path, this.#access);
+    this.#cursors.add(c);
+    return c;
   }
 
   protected async readImpl(buf: Uint8Array): Promise<number> {
-    const view = await this.#viewAt(this.pos, buf.length);
+    const view = await this.#main.viewAt(this.pos, buf.length);
     buf.set(view);
     return view.length;
   }
@@ -294,53 +425,58 @@ export class InflateEntryHandle extends EntryHandle {
     return this.serial('read', async () => {
       const left = this.length - this.pos;
       if (maxLength <= 0 || left <= 0) return Buffer.alloc(0);
-      const view = await this.#viewAt(this.pos, Math.min(maxLength, left));
+      const view = await this.#main.viewAt(this.pos, Math.min(maxLength, left));
       this.pos += view.length;
       return view;
     });
   }
 
-  /** A view of up to `max` inflated bytes starting at `pos`, inflating (or restarting) as needed. */
-  async #viewAt(pos: number, max: number): Promise<Buffer> {
-    if (!this.#inflater || pos < this.#chunkStart) this.#restart();
-    for (;;) {
-      const chunk = this.#chunk;
-      if (chunk && pos >= this.#chunkStart && pos < this.#outPos) {
-        const from = pos - this.#chunkStart;
-        return chunk.subarray(from, from + Math.min(max, chunk.length - from));
+  /** Fills `buf` from `position` (short only at the end); concurrent calls each get their own stream. */
+  async readAt(buf: Uint8Array, position: number): Promise<number> {
+    this.assertOpen('read');
+    if (position >= this.length || buf.length === 0) return 0;
+    const want = Math.min(buf.length, this.length - position);
+    let cursor = this.#spare;
+    if (!cursor || cursor.busy) cursor = this.#cursor();
+    cursor.busy = true;
+    try {
+      let done = 0;
+      while (done < want) {
+        const view = await cursor.viewAt(position + done, want - done);
+        buf.set(view, done);
+        done += view.length;
       }
-      await this.#pullNext();
+      return done;
+    } catch (err) {
+      this.#drop(cursor);
+      throw err;
+    } finally {
+      cursor.busy = false;
+      if (this.closed)
+        this.#dropAll(); // closed while this read ran
+      else if (this.#cursors.has(cursor) && cursor !== this.#spare) {
+        // Keep the stream that read last: the next positional read most likely follows it.
+        if (this.#spare && !this.#spare.busy) this.#drop(this.#spare);
+        if (this.#spare) this.#drop(cursor);
+        else this.#spare = cursor;
+      }
     }
   }
 
-  async #pullNext(): Promise<void> {
-    const inflater = this.#inflater!;
-    const next = await inflater.pull();
-    if (next === null) throw corruptData(this.path, `inflated data is shorter than the declared ${this.length} bytes`);
-    const outPos = this.#outPos + next.length;
-    if (outPos > this.length) throw corruptData(this.path, `inflated data exceeds the declared ${this.length} bytes`);
-    if (outPos === this.length) {
-      // Hold the final bytes back until zlib has verified CRC-32 and ISIZE.
-      const after = await inflater.pull();
-      if (after !== null) throw corruptData(this.path, `inflated data exceeds the declared ${this.length} bytes`);
-    }
-    this.#chunk = next;
-    this.#chunkStart = this.#outPos;
-    this.#outPos = outPos;
+  #drop(cursor: InflateCursor): void {
+    cursor.destroy();
+    this.#cursors.delete(cursor);
+    if (this.#spare === cursor) this.#spare = undefined;
   }
 
-  #restart(): void {
-    this.#inflater?.destroy();
-    this.#inflater = new Inflater(this.entry, this.#trailer, this.path);
-    this.#chunk = undefined;
-    this.#chunkStart = 0;
-    this.#outPos = 0;
+  #dropAll(): void {
+    for (const c of this.#cursors) c.destroy();
+    this.#cursors.clear();
+    this.#spare = undefined;
   }
 
   protected override closeImpl(): Promise<void> {
-    this.#inflater?.destroy();
-    this.#inflater = undefined;
-    this.#chunk = undefined;
+    this.#dropAll();
     return super.closeImpl();
   }
 }

@@ -19,6 +19,7 @@ import {
   inflateWhole,
   type EntryData,
 } from './entry.js';
+import { INDEX_SHARE, buildCheckpoints, storedBlockSource, walkStoredBlocks, type CheckpointIndex, type DeflateIndex } from './deflate-index.js';
 import { resolveLimits, type ZipLimits } from './limits.js';
 import { readExact, sourceFromFd, type RandomAccessSource } from './source.js';
 
@@ -62,6 +63,17 @@ export interface ZipFopsOptions {
    * archive rewritten in place is caught by its timestamps instead.
    */
   readonly storedCrc?: 'every-read' | 'first-read';
+  /**
+   * Random access into large deflated entries read inflated (see `deflate-index.ts`). A deflate
+   * stream made only of stored blocks is mapped onto the archive and read like a stored entry;
+   * any other gets a checkpoint index on its first read deeper than `span` (default 1 MiB), after
+   * which a read anywhere inflates at most about one span. Indexes are kept in an LRU of
+   * `maxBytes` in all (default 64 MiB; 0 turns random access off), keyed by archive identity and
+   * entry. An index takes at most `maxShare` of its entry's size (default 0.008, so under 1%
+   * even where windows do not compress; a point that would pass it waits for a later block
+   * boundary) and at most a quarter of `maxBytes`.
+   */
+  readonly randomAccess?: { readonly span?: number; readonly maxBytes?: number; readonly maxShare?: number };
 }
 
 /** Counters for operators and tests. */
@@ -74,6 +86,11 @@ export interface ZipFopsStats {
   readonly openArchives: number;
   /** Entry handles open now. */
   readonly openEntries: number;
+  /** Checkpoint indexes built (each one pass over its entry) since construction. */
+  readonly accessIndexBuilds: number;
+  /** Random-access indexes and stored-block maps held now, and their bytes. */
+  readonly accessIndexes: number;
+  readonly accessIndexBytes: number;
 }
 
 /** An indexed archive held open; entry handles keep it alive after eviction. */
@@ -187,6 +204,12 @@ export class ZipFops implements ContainerOps, StatOps {
   readonly #inflated: LruCache<string, Promise<Buffer>> | undefined;
   readonly #inflateMax: number;
   readonly #storedCrc: 'every-read' | 'first-read';
+  readonly #span: number;
+  readonly #accessMaxBytes: number;
+  readonly #accessShare: number;
+  // Keys: `s\0…` a stored-block map (or null: not all stored), `c\0…` a checkpoint index.
+  readonly #access: LruCache<string, { readonly promise: Promise<DeflateIndex | null>; bytes: number }> | undefined;
+  #accessIndexBuilds = 0;
 
   constructor(options: ZipFopsOptions = {}) {
     this.#source = options.source ?? new PlatFops();
@@ -219,10 +242,26 @@ export class ZipFops implements ContainerOps, StatOps {
             weigh: (_v, key) => Number(key.slice(key.lastIndexOf('\0') + 1)),
           })
         : undefined;
+    this.#span = options.randomAccess?.span ?? 1024 * 1024;
+    const accessBytes = options.randomAccess?.maxBytes ?? 64 * 1024 * 1024;
+    this.#accessMaxBytes = accessBytes;
+    this.#accessShare = options.randomAccess?.maxShare ?? INDEX_SHARE;
+    if (!(this.#span >= 1) || !(accessBytes >= 0) || !(this.#accessShare >= 0)) {
+      throw new TypeError('ZipFops: randomAccess.span must be at least 1, maxBytes and maxShare non-negative');
+    }
+    this.#access = accessBytes > 0 ? new LruCache({ maxEntries: 100_000, maxWeight: accessBytes, weigh: (slot) => slot.bytes }) : undefined;
   }
 
   get stats(): ZipFopsStats {
-    return { indexBuilds: this.#indexBuilds, cachedArchives: this.#cache.size, openArchives: this.#openArchives, openEntries: this.#openEntries };
+    return {
+      indexBuilds: this.#indexBuilds,
+      cachedArchives: this.#cache.size,
+      openArchives: this.#openArchives,
+      openEntries: this.#openEntries,
+      accessIndexBuilds: this.#accessIndexBuilds,
+      accessIndexes: this.#access?.size ?? 0,
+      accessIndexBytes: this.#access?.weight ?? 0,
+    };
   }
 
   /** Opens `<archive>/<entry>`; the archive is the prefix ending at the first signature. */
@@ -303,9 +342,10 @@ export class ZipFops implements ContainerOps, StatOps {
     return { type: 'file', size: usize, modTime: index.mtime[row]!, crc32: index.crc[row]!, gzipAvailable };
   }
 
-  /** Drops every cached index; open entry handles stay valid until closed. */
+  /** Drops every cached index (central directories and random-access indexes); open entry handles stay valid until closed. */
   clear(): void {
     this.#cache.clear();
+    this.#access?.clear();
   }
 
   /**
@@ -444,7 +484,46 @@ export class ZipFops implements ContainerOps, StatOps {
       const data = await this.#inflatedContent(arc, row, entry, path);
       return opened(new MemoryEntryHandle(this, path, init, entry, data));
     }
-    return opened(new InflateEntryHandle(this, path, init, entry));
+    if (!this.#access) return opened(new InflateEntryHandle(this, path, init, entry));
+    const key = `${arc.index.path}\0${arc.identity}\0${row}`;
+    const map = await this.#accessIndex(`s\0${key}`, () => walkStoredBlocks(entry, path));
+    if (map?.kind === 'stored') {
+      // The same bytes as the deflated form, read in place: a stored entry over the block map.
+      const mapped: EntryData = { ...entry, source: storedBlockSource(entry, map), dataStart: 0, csize: usize };
+      return opened(new StoredEntryHandle(this, path, { ...init, length: usize }, mapped));
+    }
+    const budget = Math.min(Math.floor(usize * this.#accessShare), Math.floor(this.#accessMaxBytes / 4));
+    const checkpoints = async (): Promise<CheckpointIndex> => {
+      const built = await this.#accessIndex(`c\0${key}`, () => {
+        this.#accessIndexBuilds++;
+        return buildCheckpoints(entry, path, { span: this.#span, maxBytes: budget });
+      });
+      if (built?.kind !== 'checkpoints') throw new FopError('IO', 'read', path, 'checkpoint index unavailable');
+      return built;
+    };
+    return opened(new InflateEntryHandle(this, path, init, entry, { span: this.#span, index: checkpoints }));
+  }
+
+  /**
+   * A random-access index from the cache, or made now by `make` (one at a time per key). Corrupt
+   * data stays refused for this identity; other failures are forgotten, to be tried again.
+   */
+  #accessIndex(key: string, make: () => Promise<DeflateIndex | undefined>): Promise<DeflateIndex | null> {
+    const cache = this.#access!;
+    const hit = cache.get(key);
+    if (hit) return hit.promise;
+    const slot = { promise: make().then((v) => v ?? null), bytes: 0 };
+    cache.set(key, slot);
+    slot.promise.then(
+      (index) => {
+        slot.bytes = index?.bytes ?? 0;
+        if (cache.peek(key) === slot) cache.set(key, slot); // re-weigh now the size is known
+      },
+      (err: unknown) => {
+        if (!FopError.is(err, 'CORRUPT_ARCHIVE') && cache.peek(key) === slot) cache.delete(key);
+      },
+    );
+    return slot.promise;
   }
 
   /** The verified inflated content of a small entry, from the cache or inflated now (one inflate per key at a time). */
