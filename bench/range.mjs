@@ -44,8 +44,8 @@
 // (/proc/<pid>/task/*/schedstat, nanoseconds; the libuv pool and GC threads included),
 // cross-checked against utime+stime from /proc/<pid>/stat for the long requests; wall
 // time is the client's, from sending the request to the last body byte. No request
-// sends Accept-Encoding, so the identity form is served (a Range on the gzip form
-// would be passthrough and cost nothing). Before each server start the script waits
+// sends Accept-Encoding, so the identity form is served (every response is checked to
+// have no Content-Encoding). Before each server start the script waits
 // (up to 5 s, --quiet-budget s in all) for other processes to use < 10 % of a core, and
 // every row gives the other processes' CPU during it.
 //
