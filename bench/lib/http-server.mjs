@@ -25,8 +25,8 @@
 // (as vfs-zip mounts site.zip), the directory mounts /d of dataDir/disk and /n of
 // dataDir/nested (archives in it entered by path). A line `stats` on stdin prints
 // `STATS {json}`: process.memoryUsage() and the `stats` of every ZipFops the
-// engine used (found by wrapping ZipFops.prototype.openMember/statMember in this
-// process only), so the benchmark reads counters such as an index's bytes without
+// engine used (found by wrapping ZipFops.prototype's open, stat, index, openMember
+// and statMember in this process only), so the benchmark reads counters such as an index's bytes without
 // a route in src/ or in the request path.
 import { createServer } from 'node:http';
 import { createHook } from 'node:async_hooks';
@@ -97,7 +97,7 @@ async function makeListener() {
     case 'vfs-range': {
       const lib = await import(pathToFileURL(distIndex).href);
       const proto = lib.ZipFops?.prototype;
-      for (const name of ['openMember', 'statMember']) {
+      for (const name of ['open', 'stat', 'index', 'openMember', 'statMember']) {
         const orig = proto?.[name];
         if (typeof orig !== 'function') continue;
         proto[name] = function (...args) {
