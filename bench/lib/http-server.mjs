@@ -1,9 +1,10 @@
 // One static-file server for the HTTP load benchmark (bench/http.mjs), run in
 // its own process so it never shares an event loop with the load generator.
 //
-//   node bench/lib/http-server.mjs <kind> <dataDir> <distIndexJs>
+//   node bench/lib/http-server.mjs <kind> <dataDir> <distIndexJs> [zipName]
 //
 // kind: vfs-disk | vfs-disk-noprecomp | vfs-disk-gz | vfs-zip | sirv | serve-static | express | node-limit
+//       | vfs-range
 // (distIndexJs is only read by the vfs-* kinds; bench/http.mjs passes a second
 // dist/ there for its vfs-*-before servers.)
 //
@@ -19,6 +20,14 @@
 // line `exit` on stdin) exits cleanly, so `--cpu-prof` can write its profile.
 // With BENCH_COUNT_ASYNC=1 it counts async resources created per request by
 // type (FSREQPROMISE, FSREQCALLBACK, ...) and prints `COUNTS {json}` on exit.
+//
+// vfs-range is bench/range.mjs's server: the archive mount /z of dataDir/<zipName>
+// (as vfs-zip mounts site.zip), the directory mounts /d of dataDir/disk and /n of
+// dataDir/nested (archives in it entered by path). A line `stats` on stdin prints
+// `STATS {json}`: process.memoryUsage() and the `stats` of every ZipFops the
+// engine used (found by wrapping ZipFops.prototype's open, stat, index, openMember
+// and statMember in this process only), so the benchmark reads counters such as an index's bytes without
+// a route in src/ or in the request path.
 import { createServer } from 'node:http';
 import { createHook } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
@@ -27,7 +36,7 @@ import { extname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 
-const [kind, dataDir, distIndex] = process.argv.slice(2);
+const [kind, dataDir, distIndex, zipName] = process.argv.slice(2);
 if (!kind || !dataDir) {
   console.error('usage: http-server.mjs <kind> <dataDir> <distIndexJs>');
   process.exit(2);
@@ -44,6 +53,8 @@ if (process.env.BENCH_COUNT_ASYNC === '1') {
 }
 
 const onError = (err) => console.error(`[${kind}] error:`, err);
+// vfs-range: the ZipFops instances the engine's Vfs has used (for `stats` on stdin).
+const zipFops = new Set();
 const notFound = (_req, res) => {
   res.statusCode = 404;
   res.end();
@@ -82,6 +93,25 @@ async function makeListener() {
               ? { mountpoint: '/', origin: precompressedDir() }
               : { mountpoint: '/', origin: dataDir };
       return createHandler({ mounts: [mount], onError });
+    }
+    case 'vfs-range': {
+      const lib = await import(pathToFileURL(distIndex).href);
+      const proto = lib.ZipFops?.prototype;
+      for (const name of ['open', 'stat', 'index', 'openMember', 'statMember']) {
+        const orig = proto?.[name];
+        if (typeof orig !== 'function') continue;
+        proto[name] = function (...args) {
+          zipFops.add(this);
+          return orig.apply(this, args);
+        };
+      }
+      if (!zipName) throw new Error('vfs-range: needs a zipName (4th argument)');
+      const mounts = [
+        { mountpoint: '/z', origin: `${dataDir}/${zipName}` },
+        { mountpoint: '/d', origin: `${dataDir}/disk`, precompressed: false },
+        { mountpoint: '/n', origin: `${dataDir}/nested`, precompressed: false },
+      ];
+      return lib.createHandler({ mounts, onError });
     }
     case 'sirv': {
       const { default: sirv } = await import('sirv');
@@ -177,6 +207,10 @@ process.on('SIGTERM', exit);
 process.on('SIGINT', exit);
 process.stdin.setEncoding('utf8');
 process.stdin.on('data', (d) => {
+  if (d.includes('stats')) {
+    const zip = [...zipFops].map((z) => z.stats);
+    process.stdout.write(`STATS ${JSON.stringify({ memory: process.memoryUsage(), zip })}\n`);
+  }
   if (d.includes('exit')) exit();
 });
 // A count request resets the counters (after the verification request and warm-up).
