@@ -1,5 +1,5 @@
 import { crc32, deflateRawSync, inflateRawSync, constants as zc } from 'node:zlib';
-import { ZStream, Z_BLOCK, Z_BUF_ERROR, Z_STREAM_END, zlibInflate, zlibInflateEnd, zlibInflateInit2 } from 'pako';
+import { ZStream, Z_BLOCK, Z_BUF_ERROR, Z_NO_FLUSH, Z_STREAM_END, zlibInflate, zlibInflateEnd, zlibInflateInit2 } from 'pako';
 import { FopError } from '../errors.js';
 import { readExact, type RandomAccessSource } from './source.js';
 
@@ -265,6 +265,80 @@ export function storedBlockSource(entry: DeflateEntry, map: StoredBlockMap): Ran
 
 // --- Checkpoints ----------------------------------------------------------------------------
 
+/**
+ * What the checkpoint pass needs of an inflater: zlib's `inflate()` on a raw
+ * stream, with `Z_BLOCK` (stop at the next block boundary) and zlib's
+ * `data_type` (128: at a boundary, 64: the last block is done, low 3 bits:
+ * unused bits of the last byte taken). pako provides it
+ * ({@link createPakoInflater}); another zlib build may.
+ */
+export interface BoundaryInflater {
+  /** Hands over the next input; call only when `availIn` is 0. */
+  setInput(input: Uint8Array): void;
+  /** Input bytes not yet consumed. */
+  readonly availIn: number;
+  /** The last input byte consumed (valid when at least one byte of the current input has been). */
+  readonly lastByte: number;
+  /** Whether any byte of the current input has been consumed. */
+  readonly tookInput: boolean;
+  /**
+   * Inflates into `out[offset, offset + length)`; with `stopAtBlock`, returns at the next block
+   * boundary too. Returns zlib's status (`Z_OK` 0, `Z_STREAM_END` 1, `Z_BUF_ERROR` -5, other
+   * negatives for bad data) and sets `produced`.
+   */
+  inflate(out: Uint8Array, offset: number, length: number, stopAtBlock: boolean): number;
+  /** Bytes the last `inflate` wrote. */
+  readonly produced: number;
+  readonly dataType: number;
+  /** zlib's message for the last error. */
+  readonly message: string;
+  /** Frees the inflater. */
+  end(): void;
+}
+
+/** The {@link BoundaryInflater} over pako's port of zlib (`zlibInflate` with `Z_BLOCK`). */
+export function createPakoInflater(): BoundaryInflater {
+  const strm = new ZStream();
+  zlibInflateInit2(strm, -15);
+  let produced = 0;
+  return {
+    setInput(input) {
+      strm.input = input;
+      strm.next_in = 0;
+      strm.avail_in = input.length;
+    },
+    get availIn() {
+      return strm.avail_in;
+    },
+    get lastByte() {
+      return strm.input[strm.next_in - 1] ?? 0;
+    },
+    get tookInput() {
+      return strm.next_in > 0;
+    },
+    inflate(out, offset, length, stopAtBlock) {
+      strm.output = out as Uint8Array<ArrayBuffer>;
+      strm.next_out = offset;
+      strm.avail_out = length;
+      const status = zlibInflate(strm, stopAtBlock ? Z_BLOCK : Z_NO_FLUSH);
+      produced = strm.next_out - offset;
+      return status;
+    },
+    get produced() {
+      return produced;
+    },
+    get dataType() {
+      return strm.data_type;
+    },
+    get message() {
+      return strm.msg;
+    },
+    end() {
+      zlibInflateEnd(strm);
+    },
+  };
+}
+
 /** How the checkpoint pass spaces its points. */
 export interface CheckpointOptions {
   /** Least output between two access points (default 1 MiB): a read inflates at most about this much to reach its offset. */
@@ -287,64 +361,69 @@ const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(r
  * the declared size and match the CRC-32; anything else rejects with
  * `CORRUPT_ARCHIVE`. A stream that is one huge block gives one point, at 0.
  */
-export async function buildCheckpoints(entry: DeflateEntry, path: string, options: CheckpointOptions): Promise<CheckpointIndex> {
+export async function buildCheckpoints(
+  entry: DeflateEntry,
+  path: string,
+  options: CheckpointOptions,
+  inflater: BoundaryInflater = createPakoInflater(),
+): Promise<CheckpointIndex> {
   const { source, dataStart, csize, usize } = entry;
-  const strm = new ZStream();
-  zlibInflateInit2(strm, -15);
   const input = new Uint8Array(Math.max(1, Math.min(INPUT_CHUNK, csize)));
   // Output lands after a copy of the last window, so each point's window is one slice.
   const out = new Uint8Array(WINDOW_SIZE + OUTPUT_CHUNK);
   const points: AccessPoint[] = [{ out: 0, in: 0, bits: 0, partialByte: 0, window: new Uint8Array(0) }];
   let bytes = POINT_OVERHEAD;
-  let inRead = 0; // compressed bytes handed to pako
+  let inRead = 0; // compressed bytes handed to the inflater
   let total = 0; // output so far
   let crc = 0;
   let held = 0; // bytes of earlier output kept before WINDOW_SIZE in `out`
+  let nextTry = options.span; // output offset from which the next block boundary becomes a point
   let lastYield = performance.now();
   try {
     for (;;) {
-      if (strm.avail_in === 0 && inRead < csize) {
+      if (inflater.availIn === 0 && inRead < csize) {
         const chunk = input.subarray(0, Math.min(input.length, csize - inRead));
         await readExact(source, chunk, dataStart + inRead, path);
         inRead += chunk.length;
-        strm.input = chunk;
-        strm.next_in = 0;
-        strm.avail_in = chunk.length;
+        inflater.setInput(chunk);
         lastYield = performance.now();
       }
-      strm.output = out;
-      strm.next_out = WINDOW_SIZE;
-      strm.avail_out = OUTPUT_CHUNK;
-      const status = zlibInflate(strm, Z_BLOCK);
-      const produced = strm.next_out - WINDOW_SIZE;
+      // Until the next point is due, inflate without stopping at blocks (stopping at each one
+      // costs pako a third more), and only up to where it is due.
+      const seeking = total >= nextTry;
+      const status = inflater.inflate(out, WINDOW_SIZE, seeking ? OUTPUT_CHUNK : Math.min(OUTPUT_CHUNK, nextTry - total), seeking);
+      const produced = inflater.produced;
       // All input given and nothing more to come out: the stream ends without its final block.
-      if (status === Z_BUF_ERROR || (produced === 0 && strm.avail_in === 0 && inRead >= csize && status !== Z_STREAM_END)) {
+      if (status === Z_BUF_ERROR || (produced === 0 && inflater.availIn === 0 && inRead >= csize && status !== Z_STREAM_END)) {
         throw corrupt(path, 'deflate data is truncated');
       }
-      if (status < 0) throw corrupt(path, `invalid deflate data (${strm.msg || `zlib status ${status}`})`);
+      if (status < 0) throw corrupt(path, `invalid deflate data (${inflater.message || `zlib status ${status}`})`);
+      const end = WINDOW_SIZE + produced;
       if (produced > 0) {
         if (total + produced > usize) throw corrupt(path, `inflated data exceeds the declared ${usize} bytes`);
-        crc = crc32(out.subarray(WINDOW_SIZE, strm.next_out), crc);
+        crc = crc32(out.subarray(WINDOW_SIZE, end), crc);
         total += produced;
       }
-      const end = strm.next_out;
       if (status === Z_STREAM_END) {
-        if (inRead - strm.avail_in !== csize || inRead !== csize) throw corrupt(path, 'data after the end of the deflate stream');
+        if (inflater.availIn !== 0 || inRead !== csize) throw corrupt(path, 'data after the end of the deflate stream');
         break;
       }
       // data_type: 128 = at a block boundary (before a header), 64 = the last block was done, low 3 = unused bits.
-      const boundary = (strm.data_type & 128) !== 0 && (strm.data_type & 64) === 0;
-      const last = points[points.length - 1]!;
-      if (boundary && total - last.out >= options.span) {
+      const dataType = inflater.dataType;
+      const boundary = (dataType & 128) !== 0 && (dataType & 64) === 0;
+      const bits = dataType & 7;
+      // (A boundary with bits left needs the byte they are in, which zlib has always taken from this input.)
+      if (boundary && total >= nextTry && (bits === 0 || inflater.tookInput)) {
         const windowLength = Math.min(WINDOW_SIZE, total);
         const window = deflateRawSync(out.subarray(end - windowLength, end), { level: 1 });
         const cost = window.length + POINT_OVERHEAD;
-        const bits = strm.data_type & 7;
-        // (A boundary with bits left needs the byte they are in; zlib always has taken it from this input.)
-        if (bytes + cost <= options.maxBytes * (total / Math.max(1, usize)) && (bits === 0 || strm.next_in > 0)) {
-          const inPos = inRead - strm.avail_in;
-          points.push({ out: total, in: inPos, bits, partialByte: bits > 0 ? strm.input[strm.next_in - 1]! : 0, window });
+        if (bytes + cost <= options.maxBytes * (total / Math.max(1, usize))) {
+          points.push({ out: total, in: inRead - inflater.availIn, bits, partialByte: bits > 0 ? inflater.lastByte : 0, window });
           bytes += cost;
+          nextTry = total + options.span;
+        } else {
+          // Over budget so far: wait until the output has grown enough to pay for a point like this one.
+          nextTry = options.maxBytes > 0 ? Math.max(total + 1, Math.ceil(((bytes + cost) * usize) / options.maxBytes)) : Infinity;
         }
       }
       // Keep the last WINDOW_SIZE bytes of output in front for the next call.
@@ -357,7 +436,7 @@ export async function buildCheckpoints(entry: DeflateEntry, path: string, option
       }
     }
   } finally {
-    zlibInflateEnd(strm);
+    inflater.end();
   }
   if (total !== usize) throw corrupt(path, `inflated data is shorter than the declared ${usize} bytes`);
   if (crc >>> 0 !== entry.crc >>> 0) throw corrupt(path, 'CRC-32 mismatch');
