@@ -65,7 +65,8 @@ async function child(kind) {
     out.wallMs = performance.now() - w;
     global.gc?.();
     const heap1 = process.memoryUsage();
-    out.heapDeltaMB = (heap1.heapUsed + heap1.external + heap1.arrayBuffers - heap0.heapUsed - heap0.external - heap0.arrayBuffers) / MiB;
+    // external includes arrayBuffers (the windows).
+    out.heapDeltaMB = (heap1.heapUsed + heap1.external - heap0.heapUsed - heap0.external) / MiB;
     out.stats = zip.stats;
     const steady = {};
     for (const frac of [0.1, 0.5, 0.99]) {

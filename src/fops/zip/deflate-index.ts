@@ -415,7 +415,8 @@ export async function buildCheckpoints(
       // (A boundary with bits left needs the byte they are in, which zlib has always taken from this input.)
       if (boundary && total >= nextTry && (bits === 0 || inflater.tookInput)) {
         const windowLength = Math.min(WINDOW_SIZE, total);
-        const window = deflateRawSync(out.subarray(end - windowLength, end), { level: 1 });
+        // Copied to its own exact-size buffer: zlib's sync result can be a view of a larger chunk it would keep alive.
+        const window = new Uint8Array(deflateRawSync(out.subarray(end - windowLength, end), { level: 1 }));
         const cost = window.length + POINT_OVERHEAD;
         if (bytes + cost <= options.maxBytes * (total / Math.max(1, usize))) {
           points.push({ out: total, in: inRead - inflater.availIn, bits, partialByte: bits > 0 ? inflater.lastByte : 0, window });
