@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { constants as zc, crc32, deflateRawSync, inflateRawSync } from 'node:zlib';
 import { FopError, MemFops, ZipFops, type FopFd } from '../../src/index.js';
 import { buildCheckpoints, preface, pointWindow, walkStoredBlocks, type CheckpointIndex, type DeflateEntry } from '../../src/fops/zip/deflate-index.js';
 import { sourceFromBytes } from '../../src/fops/zip/source.js';
-import { fixture, noise, prose } from '../helpers/fixtures.js';
+import { fixture, noise, prose, rmTree, tmpDir } from '../helpers/fixtures.js';
 import { makeZip } from '../helpers/zip-writer.js';
 
 /** Text with enough variety that zlib emits many blocks of every kind. */
@@ -222,6 +223,36 @@ describe('ZipFops: reads anywhere in a deflated entry', () => {
     await Promise.all([...fds, later].map((fd) => fd.close()));
     await zip.close();
   });
+
+  for (const concurrentBuilds of [1, 2]) {
+    it(`runs at most ${concurrentBuilds} checkpoint pass(es) at once; deep reads into other entries wait their turn`, async () => {
+      const files = Object.fromEntries([1, 2, 3].map((i) => [`f${i}.txt`, text(1_500_000, i)]));
+      const dir = tmpDir();
+      const archive = join(dir, 'a.zip');
+      writeFileSync(archive, makeZip({ entries: Object.entries(files).map(([name, data]) => ({ name, data, method: 8 })) }));
+      // On disk, so every read of the pass waits for the thread pool and the watcher below gets turns.
+      const zip = new ZipFops({ inflateCache: { maxBytes: 0 }, randomAccess: { span: 16 * 1024, concurrentBuilds } });
+      const fds = await Promise.all(Object.keys(files).map((name) => zip.open(`${archive}/${name}`)));
+      let most = 0;
+      const state = { done: false }; // an object: the loop must see the write made after it started
+      const watch = (async () => {
+        while (!state.done) {
+          most = Math.max(most, zip.stats.accessIndexBuildsRunning);
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      })();
+      const got = await Promise.all(fds.map((fd) => readAtAll(fd, 1_400_000, 50)));
+      state.done = true;
+      await watch;
+      Object.values(files).forEach((data, i) => assert.ok(got[i]!.equals(data.subarray(1_400_000, 1_400_050))));
+      assert.equal(zip.stats.accessIndexBuilds, 3);
+      assert.equal(most, concurrentBuilds, `at most ${concurrentBuilds} at once, and that many did run together`);
+      assert.equal(zip.stats.accessIndexBuildsRunning, 0);
+      await Promise.all(fds.map((fd) => fd.close()));
+      await zip.close();
+      rmTree(dir);
+    });
+  }
 
   it('keeps indexes within maxBytes, evicting and rebuilding as needed', async () => {
     const files = Object.fromEntries([1, 2, 3, 4, 5, 6].map((i) => [`f${i}.txt`, { data: text(1_000_000, i) }]));

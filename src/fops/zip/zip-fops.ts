@@ -71,9 +71,11 @@ export interface ZipFopsOptions {
    * `maxBytes` in all (default 64 MiB; 0 turns random access off), keyed by archive identity and
    * entry. An index takes at most `maxShare` of its entry's size (default 0.008, so under 1%
    * even where windows do not compress; a point that would pass it waits for a later block
-   * boundary) and at most a quarter of `maxBytes`.
+   * boundary) and at most a quarter of `maxBytes`. At most `concurrentBuilds` passes run at once
+   * (default 1; others wait their turn), so clients asking deep into many entries at once cannot
+   * take more than that many cores.
    */
-  readonly randomAccess?: { readonly span?: number; readonly maxBytes?: number; readonly maxShare?: number };
+  readonly randomAccess?: { readonly span?: number; readonly maxBytes?: number; readonly maxShare?: number; readonly concurrentBuilds?: number };
 }
 
 /** Counters for operators and tests. */
@@ -88,6 +90,8 @@ export interface ZipFopsStats {
   readonly openEntries: number;
   /** Checkpoint indexes built (each one pass over its entry) since construction. */
   readonly accessIndexBuilds: number;
+  /** Checkpoint passes running now (at most `randomAccess.concurrentBuilds`); others wait. */
+  readonly accessIndexBuildsRunning: number;
   /** Random-access indexes and stored-block maps held now, and their bytes. */
   readonly accessIndexes: number;
   readonly accessIndexBytes: number;
@@ -210,6 +214,9 @@ export class ZipFops implements ContainerOps, StatOps {
   // Keys: `s\0…` a stored-block map (or null: not all stored), `c\0…` a checkpoint index.
   readonly #access: LruCache<string, { readonly promise: Promise<DeflateIndex | null>; bytes: number }> | undefined;
   #accessIndexBuilds = 0;
+  readonly #buildSlots: number;
+  #building = 0;
+  readonly #buildQueue: (() => void)[] = [];
 
   constructor(options: ZipFopsOptions = {}) {
     this.#source = options.source ?? new PlatFops();
@@ -246,6 +253,9 @@ export class ZipFops implements ContainerOps, StatOps {
     const accessBytes = options.randomAccess?.maxBytes ?? 64 * 1024 * 1024;
     this.#accessMaxBytes = accessBytes;
     this.#accessShare = options.randomAccess?.maxShare ?? INDEX_SHARE;
+    this.#buildSlots = options.randomAccess?.concurrentBuilds ?? 1;
+    if (!Number.isInteger(this.#buildSlots) || this.#buildSlots < 1)
+      throw new TypeError('ZipFops: randomAccess.concurrentBuilds must be an integer of at least 1');
     if (!(this.#span >= 1) || !(accessBytes >= 0) || !(this.#accessShare >= 0)) {
       throw new TypeError('ZipFops: randomAccess.span must be at least 1, maxBytes and maxShare non-negative');
     }
@@ -259,6 +269,7 @@ export class ZipFops implements ContainerOps, StatOps {
       openArchives: this.#openArchives,
       openEntries: this.#openEntries,
       accessIndexBuilds: this.#accessIndexBuilds,
+      accessIndexBuildsRunning: this.#building,
       accessIndexes: this.#access?.size ?? 0,
       accessIndexBytes: this.#access?.weight ?? 0,
     };
@@ -494,14 +505,28 @@ export class ZipFops implements ContainerOps, StatOps {
     }
     const budget = Math.min(Math.floor(usize * this.#accessShare), Math.floor(this.#accessMaxBytes / 4));
     const checkpoints = async (): Promise<CheckpointIndex> => {
-      const built = await this.#accessIndex(`c\0${key}`, () => {
-        this.#accessIndexBuilds++;
-        return buildCheckpoints(entry, path, { span: this.#span, maxBytes: budget });
-      });
+      const built = await this.#accessIndex(`c\0${key}`, () =>
+        this.#buildTurn(() => {
+          this.#accessIndexBuilds++;
+          return buildCheckpoints(entry, path, { span: this.#span, maxBytes: budget });
+        }),
+      );
       if (built?.kind !== 'checkpoints') throw new FopError('IO', 'read', path, 'checkpoint index unavailable');
       return built;
     };
     return opened(new InflateEntryHandle(this, path, init, entry, { span: this.#span, index: checkpoints }));
+  }
+
+  /** Runs `build` when one of the `concurrentBuilds` slots is free. */
+  async #buildTurn<T>(build: () => Promise<T>): Promise<T> {
+    while (this.#building >= this.#buildSlots) await new Promise<void>((resolve) => this.#buildQueue.push(resolve));
+    this.#building++;
+    try {
+      return await build();
+    } finally {
+      this.#building--;
+      this.#buildQueue.shift()?.();
+    }
   }
 
   /**
