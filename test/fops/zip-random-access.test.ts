@@ -321,6 +321,18 @@ describe('ZipFops: deflate streams made only of stored blocks', () => {
     const zip = zipFops({ 'ok.bin': { data, raw }, 'crc.bin': { data: mismatched, raw } });
     const ok = await zip.open('/a.zip/ok.bin');
     assert.ok((await readAll(ok)).equals(data));
+    // Reads that start and end anywhere, within a block and across two or several
+    // (zlib's stored blocks here: 65,531 bytes, then 32,773, then 32,768 each).
+    for (const [pos, len] of [
+      [0, 1],
+      [65_526, 10],
+      [65_531, 32_773],
+      [60_000, 100_000],
+      [199_990, 10],
+      [5, 199_995],
+    ] as const) {
+      assert.ok((await readAtAll(ok, pos, len)).equals(data.subarray(pos, pos + len)), `readAt ${pos}+${len}`);
+    }
     const crc = await zip.open('/a.zip/crc.bin');
     await assert.rejects(readAll(crc), (err: unknown) => FopError.is(err, 'CORRUPT_ARCHIVE') && /CRC-32/.test(err.message));
     await Promise.all([ok.close(), crc.close()]);

@@ -243,22 +243,40 @@ function blockAt(starts: Float64Array | readonly AccessPoint[], pos: number): nu
  */
 export function storedBlockSource(entry: DeflateEntry, map: StoredBlockMap): RandomAccessSource {
   const { outStart, inStart, usize } = map;
+  const blockEnd = (k: number): number => (k + 1 < outStart.length ? outStart[k + 1]! : usize);
+  const rawAt = (k: number, pos: number): number => inStart[k]! + (pos - outStart[k]!);
   return {
     size: usize,
-    /** Fills `buf` as far as the entry goes: one read of the archive per block it spans. */
+    /**
+     * Fills `buf` as far as the entry goes. A read across blocks is one read of the archive
+     * (headers included) and a copy per block: writers' blocks are 16–64 KiB, and a read of
+     * the archive costs more than a copy.
+     */
     async read(buf, position) {
       const want = Math.min(buf.length, usize - position);
-      let done = 0;
-      let k = blockAt(outStart, position);
-      while (done < want) {
-        const pos = position + done;
-        while (k + 1 < outStart.length && outStart[k + 1]! <= pos) k++;
-        const end = k + 1 < outStart.length ? outStart[k + 1]! : usize;
-        const n = await entry.source.read(buf.subarray(done, done + Math.min(want - done, end - pos)), entry.dataStart + inStart[k]! + (pos - outStart[k]!));
+      if (want <= 0) return 0;
+      const first = blockAt(outStart, position);
+      let last = first;
+      while (blockEnd(last) < position + want) last++;
+      const from = entry.dataStart + rawAt(first, position);
+      if (first === last) return entry.source.read(buf.subarray(0, want), from);
+      const raw = Buffer.allocUnsafe(entry.dataStart + rawAt(last, position + want) - from);
+      let got = 0;
+      while (got < raw.length) {
+        const n = await entry.source.read(raw.subarray(got), from + got);
         if (n <= 0) break;
-        done += n;
+        got += n;
       }
-      return Math.max(0, done);
+      let done = 0;
+      for (let k = first; k <= last; k++) {
+        const start = Math.max(position, outStart[k]!);
+        const end = Math.min(position + want, blockEnd(k));
+        const at = entry.dataStart + rawAt(k, start) - from;
+        if (at + (end - start) > got) break; // the archive ended early: a short read
+        buf.set(raw.subarray(at, at + (end - start)), start - position);
+        done = end - position;
+      }
+      return done;
     },
   };
 }
