@@ -152,6 +152,8 @@ interface Slot {
   readonly promise: Promise<OpenArchive>;
   archive?: OpenArchive;
   evicted?: boolean;
+  /** Callers waiting to acquire the archive: an evicted archive is retired only once they hold it. */
+  waiting: number;
 }
 
 // Errors that mean "the archive was replaced under us": the caller states the file again.
@@ -228,7 +230,7 @@ export class ZipFops implements ContainerOps, StatOps {
       weigh: (slot) => 1 + (slot.archive?.index.count ?? 0),
       onEvict: (slot, key) => {
         slot.evicted = true;
-        slot.archive?.retire();
+        if (slot.waiting === 0) slot.archive?.retire();
         if (this.#current.get(slot.container) === key) this.#current.delete(slot.container);
       },
     });
@@ -273,9 +275,11 @@ export class ZipFops implements ContainerOps, StatOps {
     if (!loc) {
       const st = await fopStat(this.#source, archivePath);
       if (st.type !== 'file') throw new FopError('NOT_FOUND', 'index', archivePath, 'not an archive file');
-      return (await this.#archive(archivePath, st)).index;
+      const arc = await this.#archive(archivePath, st);
+      arc.release();
+      return arc.index;
     }
-    const { arc: outer } = await this.#fresh(loc.container, loc.stat, archivePath, true);
+    const { arc: outer } = await this.#fresh(loc.container, loc.stat, archivePath);
     const { arc, member } = await this.#descend(outer, loc.member, 'index', archivePath);
     try {
       const row = arc.index.files.get(member);
@@ -292,7 +296,7 @@ export class ZipFops implements ContainerOps, StatOps {
     const path = member === '' ? container : `${container}/${member}`;
     if (!validFopPath(path)) throw new FopError('INVALID_PATH', 'open', path);
     if ((flags & FopFlags.MASK & ACCESS_MODE) !== fsc.O_RDONLY) throw new FopError('READ_ONLY', 'open', path, 'archives are read-only');
-    const { arc: outer } = await this.#fresh(container, containerStat, path, true);
+    const { arc: outer } = await this.#fresh(container, containerStat, path);
     const { arc, member: rest } = await this.#descend(outer, member, 'open', path);
     try {
       return await this.#openEntry(arc, path, rest, flags);
@@ -344,12 +348,7 @@ export class ZipFops implements ContainerOps, StatOps {
       throw new FopError('LIMIT_EXCEEDED', op, path, `archives nested more than ${maxDepth} deep (maxDepth) are not entered`);
     }
     const inner = `${parent.index.path}/${name}`;
-    const key = `${inner}\0${entryIdentity(parent, row)}`;
-    for (let attempt = 1; ; attempt++) {
-      const arc = await this.#cached(inner, key, () => this.#loadInner(parent, inner, name, row));
-      if (arc.tryAcquire()) return arc;
-      if (attempt >= 3) throw new FopError('IO', op, path, 'archive was closed while opening');
-    }
+    return this.#cached(inner, `${inner}\0${entryIdentity(parent, row)}`, () => this.#loadInner(parent, inner, name, row));
   }
 
   /** Opens and indexes the archive in entry `name` of `parent` (held by the caller); its handle pins `parent` until it closes. */
@@ -379,23 +378,17 @@ export class ZipFops implements ContainerOps, StatOps {
   }
 
   /**
-   * The archive for `st` (acquired when `acquire`). An archive replaced between the stat and the open,
-   * or evicted and closed between load and use, is stated again and looked up anew: three tries.
+   * The archive for `st`, acquired. An archive replaced between the stat and the open is stated
+   * again and looked up anew: three tries.
    */
-  async #fresh(container: string, st: FopStat, path: string, acquire: boolean): Promise<{ arc: OpenArchive; st: FopStat }> {
+  async #fresh(container: string, st: FopStat, path: string): Promise<{ arc: OpenArchive; st: FopStat }> {
     for (let attempt = 1; ; attempt++) {
-      let arc: OpenArchive;
       try {
-        arc = await this.#archive(container, st);
+        return { arc: await this.#archive(container, st), st };
       } catch (err) {
         if (!(FopError.is(err) && REPLACED.has(err) && attempt < 3)) throw err;
         st = await this.#restat(container, path, err);
-        continue;
       }
-      if (!acquire || arc.tryAcquire()) return { arc, st };
-      const closed = new FopError('IO', 'open', container, 'archive was closed while opening');
-      if (attempt >= 3) throw closed;
-      st = await this.#restat(container, path, closed);
     }
   }
 
@@ -409,7 +402,7 @@ export class ZipFops implements ContainerOps, StatOps {
     const path = member === '' ? container : `${container}/${member}`;
     if (!validFopPath(path)) throw new FopError('INVALID_PATH', 'stat', path);
     // Acquired: entering an inner archive opens an entry handle of its parent.
-    const fresh = await this.#fresh(container, containerStat, path, true);
+    const fresh = await this.#fresh(container, containerStat, path);
     const { arc, member: rest } = await this.#descend(fresh.arc, member, 'stat', path);
     try {
       const index = arc.index;
@@ -466,25 +459,53 @@ export class ZipFops implements ContainerOps, StatOps {
     return this.#cached(container, `${container}\0${statIdentity(st)}`, () => this.#load(container, st));
   }
 
-  /** The archive cached under `key` (single flight), or loaded now by `load`; `container` is its path. */
+  /** The archive cached under `key` (single flight), or loaded now by `load`, acquired; `container` is its path. */
   #cached(container: string, key: string, load: () => Promise<OpenArchive>): Promise<OpenArchive> {
     const hit = this.#cache.get(key);
-    if (hit) return hit.promise;
+    if (hit) return this.#acquire(hit);
     // A new identity for a known path: the old index is stale.
     const previous = this.#current.get(container);
     if (previous !== undefined) this.#cache.delete(previous);
     this.#current.set(container, key);
-    const slot: Slot = { container, promise: load() };
+    const slot: Slot = { container, promise: load(), waiting: 0 };
     this.#cache.set(key, slot);
     slot.promise.then(
       (arc) => {
         slot.archive = arc;
-        if (slot.evicted) arc.retire();
-        else if (this.#cache.peek(key) === slot) this.#cache.set(key, slot); // re-weigh by entry count
+        if (slot.evicted) {
+          if (slot.waiting === 0) arc.retire();
+        } else if (this.#cache.peek(key) === slot) this.#cache.set(key, slot); // re-weigh by entry count
       },
       () => undefined, // a failure stays cached for this identity: a broken archive is not re-parsed per request
     );
-    return slot.promise;
+    return this.#acquire(slot);
+  }
+
+  /**
+   * The slot's archive once loaded, acquired. An eviction while callers wait (many archives opened
+   * at once, a small cache) retires the archive only after the last of them holds it, so a load is
+   * never wasted and never retried.
+   */
+  #acquire(slot: Slot): Promise<OpenArchive> {
+    slot.waiting++;
+    const settle = (): void => {
+      if (--slot.waiting === 0 && slot.evicted) slot.archive?.retire();
+    };
+    return slot.promise.then(
+      (arc) => {
+        const held = arc.tryAcquire();
+        settle();
+        if (held) return arc;
+        // Not expected (an archive closes only once evicted and unwaited for): stated again by #fresh.
+        const closed = new FopError('IO', 'open', slot.container, 'archive was closed while opening');
+        REPLACED.add(closed);
+        throw closed;
+      },
+      (err: unknown) => {
+        settle();
+        throw err;
+      },
+    );
   }
 
   async #load(container: string, st: FopStat): Promise<OpenArchive> {
