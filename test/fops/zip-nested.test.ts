@@ -383,6 +383,29 @@ describe('archives inside archives: hostile and changing archives (zip-writer)',
     await assertNoLeaks(zip);
   });
 
+  it('the inner archives of a replaced outer archive are dropped with it, and the old file closes', async () => {
+    const version = (text: string): Buffer =>
+      makeZip({
+        entries: [
+          { name: 'in.zip', data: makeZip({ entries: [{ name: 'f.txt', data: text }] }) },
+          { name: 'top.txt', data: text },
+        ],
+      });
+    const path = join(dir, 'cascade.zip');
+    writeFileSync(path, version('one'));
+    const zip = new ZipFops();
+    assert.equal((await readWhole(zip, `${path}/in.zip/f.txt`)).data.toString(), 'one');
+    assert.deepEqual([zip.stats.cachedArchives, zip.stats.openArchives], [2, 2]);
+    writeFileSync(`${path}.tmp`, version('two'));
+    renameSync(`${path}.tmp`, path);
+    // Only the outer archive is read: its old version goes, and the inner archive that pinned it.
+    assert.equal((await readWhole(zip, `${path}/top.txt`)).data.toString(), 'two');
+    // The old file's close is under way: give it a moment.
+    for (let i = 0; i < 100 && zip.stats.openArchives > 1; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.deepEqual([zip.stats.cachedArchives, zip.stats.openArchives, zip.stats.openEntries], [1, 1, 0]);
+    await assertNoLeaks(zip);
+  });
+
   it('a handle keeps its whole chain open after the outer archive is replaced', async () => {
     const big = noise(300_000, 5);
     const path = join(dir, 'held.zip');

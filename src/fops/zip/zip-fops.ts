@@ -97,6 +97,8 @@ class OpenArchive {
   /** The version of the archive file `fd` reads (its handle's identity, or its stat's); never the path. */
   readonly identity: string;
   readonly nesting: Nesting;
+  /** Cache keys of the archives opened inside this one: they are dropped with it. */
+  readonly inner = new Set<string>();
   /** Rows of stored entries a complete read has matched to their CRC-32, in this version of the archive. */
   #verified: Uint8Array | undefined;
   readonly #onClose: (closing: Promise<void>) => void;
@@ -232,6 +234,8 @@ export class ZipFops implements ContainerOps, StatOps {
         slot.evicted = true;
         if (slot.waiting === 0) slot.archive?.retire();
         if (this.#current.get(slot.container) === key) this.#current.delete(slot.container);
+        // The archives inside go too: their keys name this version, and their handles pin it open.
+        for (const inner of slot.archive?.inner ?? []) this.#cache.delete(inner);
       },
     });
     const inflateBytes = options.inflateCache?.maxBytes ?? 32 * 1024 * 1024;
@@ -348,7 +352,9 @@ export class ZipFops implements ContainerOps, StatOps {
       throw new FopError('LIMIT_EXCEEDED', op, path, `archives nested more than ${maxDepth} deep (maxDepth) are not entered`);
     }
     const inner = `${parent.index.path}/${name}`;
-    return this.#cached(inner, `${inner}\0${entryIdentity(parent, row)}`, () => this.#loadInner(parent, inner, name, row));
+    const key = `${inner}\0${entryIdentity(parent, row)}`;
+    parent.inner.add(key);
+    return this.#cached(inner, key, () => this.#loadInner(parent, inner, name, row));
   }
 
   /** Opens and indexes the archive in entry `name` of `parent` (held by the caller); its handle pins `parent` until it closes. */
