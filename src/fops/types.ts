@@ -19,6 +19,12 @@ export interface FopStat {
   readonly dev?: number;
   /** Inode change time in ms where the backend has it: moves on any write or metadata change, even one that restores the mtime. */
   readonly changeTime?: number;
+  /**
+   * A token naming this version of the bytes, from backends without inodes to tell versions apart
+   * (archive entries: the identity their handle reports, which names every archive around them);
+   * part of an archive's cache identity. Never a path.
+   */
+  readonly version?: string;
   /** The content's CRC-32 where the backend knows it without reading (archive entries): a validator that survives rebuilds. */
   readonly crc32?: number;
   /** True when an open with `COMPR_ACCEPTABLE_GZIP` returns gzip bytes (`COMPR_IS_GZIP`): the file has two representations. */

@@ -17,8 +17,9 @@ export interface MountOptions {
   /** URL prefix, matched on a path-segment boundary: `/docs` matches `/docs` and `/docs/x`, never `/docsx`. */
   readonly mountpoint: string;
   /**
-   * - `file:///srv/www` (or an absolute path): a directory, or a `.zip`/`.jar`/`.war` archive;
-   *   archives inside a directory are entered by path;
+   * - `file:///srv/www` (or an absolute path): a directory, or a `.zip`/`.jar`/`.war` archive, which
+   *   may itself lie inside an archive (`file:///srv/app.war/WEB-INF/lib/lib.jar`); archives inside a
+   *   directory or an archive are entered by path;
    * - `>https://host/path` or `>http://…`: a 301 redirect to that URL;
    * - `callback://name`: the handler registered under `name`;
    * - `cgi://` and reverse-proxy origins are refused until they are implemented.

@@ -13,8 +13,9 @@ import { ZipFops } from '../fops/zip/zip-fops.js';
 /**
  * Why the file origin at `path` (an absolute path) cannot be served, or
  * undefined when it can: it does not exist, or it is (or lies in) an archive
- * whose index cannot be read (corrupt, unsupported, over a limit). Read with
- * the default zip limits, as the engine reads it.
+ * whose index cannot be read (corrupt, unsupported, over a limit), an archive
+ * inside an archive included (`/srv/app.war/WEB-INF/lib/lib.jar`, nested no
+ * deeper than `maxDepth`). Read with the default zip limits, as the engine reads it.
  */
 export async function originDefect(path: string): Promise<string | undefined> {
   const base = new PlatFops();
@@ -23,7 +24,7 @@ export async function originDefect(path: string): Promise<string | undefined> {
   try {
     const st = await fopStat(vfs, path); // an archive on the way is indexed here
     const lower = `${path.toLowerCase()}/`;
-    // The origin is the archive itself: stat saw only the file, so index it.
+    // The origin is the archive itself (a file, or an entry of an outer archive): stat saw only that, so index it.
     if (st.type === 'file' && CONTAINER_SIGNATURES.some((sig) => lower.endsWith(sig))) await zip.index(path);
     return undefined;
   } catch (err) {

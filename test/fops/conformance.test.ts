@@ -68,6 +68,30 @@ describeFopsConformance('ZipFops, stored entries, archive on disk', () => {
   return { fops: new ZipFops(), files: under(archive, tree), dirs: dirsOf(archive), virtual: true, teardown: () => rmTree(dir) };
 });
 
+describeFopsConformance('ZipFops, an archive stored inside an archive (read in place)', () => {
+  const dir = tmpDir();
+  const archive = join(dir, 'outer.zip');
+  writeFileSync(archive, makeZip({ entries: [{ name: 'docs/inner.zip', data: makeZip({ entries: entries() }), method: 0 }] }));
+  const inner = `${archive}/docs/inner.zip`;
+  return { fops: new ZipFops(), files: under(inner, tree), dirs: dirsOf(inner), virtual: true, teardown: () => rmTree(dir) };
+});
+
+describeFopsConformance('Vfs chain: an archive deflated inside an archive deflated inside an archive', () => {
+  const dir = tmpDir();
+  const archive = join(dir, 'outer.war');
+  const inner = makeZip({ entries: entries(0) });
+  const middle = makeZip({ entries: [{ name: 'WEB-INF/lib/lib.jar', data: inner }] });
+  writeFileSync(archive, makeZip({ entries: [{ name: 'middle.zip', data: middle }] }));
+  const path = `${archive}/middle.zip/WEB-INF/lib/lib.jar`;
+  return {
+    fops: new Vfs(),
+    files: under(path, tree),
+    dirs: dirsOf(path),
+    virtual: true,
+    teardown: () => rmTree(dir),
+  };
+});
+
 describeFopsConformance('ZipFops over an archive held in MemFops', () => {
   const mem = new MemFops({ '/bundles/app.JAR': makeZip({ entries: entries() }) });
   return { fops: new ZipFops({ source: mem }), files: under('/bundles/app.JAR', tree), dirs: dirsOf('/bundles/app.JAR'), virtual: true };

@@ -85,8 +85,9 @@ describe('Vfs: choosing the backend by path signature', () => {
     assert.equal(await code(zip.open(join(dir, 'folder.zip/deeper/plain.txt'))), 'NOT_FOUND');
   });
 
-  it('does not enter archives inside archives', async () => {
-    assert.equal(await code(new Vfs().open(join(dir, 'site.zip/inner.zip/x'))), 'NOT_FOUND');
+  it('enters an archive inside an archive (the zip backend resolves the nesting), and the inner archive is still a file', async () => {
+    assert.equal(await text(new Vfs(), join(dir, 'site.zip/inner.zip/x')), 'nested');
+    assert.equal(await code(new Vfs({ zip: { limits: { maxDepth: 0 } } }).open(join(dir, 'site.zip/inner.zip/x'))), 'LIMIT_EXCEEDED');
     assert.equal((await new Vfs().stat(join(dir, 'site.zip/inner.zip'))).type, 'file');
   });
 

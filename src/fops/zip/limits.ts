@@ -1,7 +1,8 @@
 /**
- * Bounds applied to every archive. `maxEntries` rejects the whole archive at
- * index time; a name over `maxNameLength` hides that entry only, like any
- * unsafe name; size limits reject only the entry, when it is opened.
+ * Bounds applied to every archive, and to every archive inside one. `maxEntries`
+ * rejects the whole archive at index time; a name over `maxNameLength` hides that
+ * entry only, like any unsafe name; size limits reject only the entry, when it is
+ * opened; `maxDepth` refuses only the paths that would enter an archive too deep.
  */
 export interface ZipLimits {
   /** Most records a central directory may hold (default 1,048,576). */
@@ -19,6 +20,12 @@ export interface ZipLimits {
    * at zlib's default level) are served.
    */
   readonly ratioMinSize: number;
+  /**
+   * How many archives a path may pass through inside the outermost one (default 2:
+   * `/a.zip/b.zip/c.zip/f` is the deepest); 0 serves no archive inside an archive. A path that
+   * would enter one more is refused with `LIMIT_EXCEEDED` (the archive itself is still an entry).
+   */
+  readonly maxDepth: number;
 }
 
 export const DEFAULT_ZIP_LIMITS: ZipLimits = Object.freeze({
@@ -27,6 +34,7 @@ export const DEFAULT_ZIP_LIMITS: ZipLimits = Object.freeze({
   maxUncompressedSize: 4 * 1024 ** 3,
   maxRatio: 1000,
   ratioMinSize: 64 * 1024 * 1024,
+  maxDepth: 2,
 });
 
 /** Fills in defaults and rejects nonsense (NaN, negatives, non-numbers) with a TypeError naming the field. */

@@ -5,9 +5,9 @@ import { FopFlags } from '../flags.js';
 import { CONTAINER_SIGNATURES, locateContainer } from '../container.js';
 import { fopChanged, fopStat } from '../helpers.js';
 import { PlatFops } from '../plat.js';
-import { assertFopPath, validFopPath } from '../path.js';
+import { assertFopPath, signatureSplits, validFopPath } from '../path.js';
 import type { ContainerOps, FileOps, FopFd, FopStat, StatOps } from '../types.js';
-import { GP_DATA_DESCRIPTOR, KIND_DIR, KIND_SYMLINK, readZipIndex, type ZipIndex } from './central.js';
+import { GP_DATA_DESCRIPTOR, KIND_DIR, KIND_FILE, KIND_SYMLINK, readZipIndex, type ZipIndex } from './central.js';
 import {
   EmptyEntryHandle,
   GzipEntryHandle,
@@ -97,13 +97,29 @@ export interface ZipFopsStats {
   readonly accessIndexBytes: number;
 }
 
-/** An indexed archive held open; entry handles keep it alive after eviction. */
+/** Where an archive sits: how many archives it is inside, and how much every level above amplifies its bytes. */
+interface Nesting {
+  /** 0 for an archive opened through the source, 1 for one inside it, and so on. */
+  readonly depth: number;
+  /** Uncompressed bytes per stored byte of the outermost archive: the product of the ratios of the deflated entries above. */
+  readonly factor: number;
+}
+
+const OUTERMOST: Nesting = Object.freeze({ depth: 0, factor: 1 });
+
+/**
+ * An indexed archive held open; entry handles keep it alive after eviction. An archive inside
+ * another is read through an entry handle of its parent, which keeps the parent open in turn.
+ */
 class OpenArchive {
   readonly fd: FopFd;
   readonly source: RandomAccessSource;
   readonly index: ZipIndex;
   /** The version of the archive file `fd` reads (its handle's identity, or its stat's); never the path. */
   readonly identity: string;
+  readonly nesting: Nesting;
+  /** Cache keys of the archives opened inside this one: they are dropped with it. */
+  readonly inner = new Set<string>();
   /** Rows of stored entries a complete read has matched to their CRC-32, in this version of the archive. */
   #verified: Uint8Array | undefined;
   readonly #onClose: (closing: Promise<void>) => void;
@@ -112,11 +128,12 @@ class OpenArchive {
   #closed = false;
 
   /** `onClose` is told of the close, whichever of `retire` or the last `release` starts it. */
-  constructor(fd: FopFd, index: ZipIndex, identity: string, onClose: (closing: Promise<void>) => void) {
+  constructor(fd: FopFd, index: ZipIndex, identity: string, onClose: (closing: Promise<void>) => void, nesting = OUTERMOST) {
     this.fd = fd;
     this.source = sourceFromFd(fd);
     this.index = index;
     this.identity = identity;
+    this.nesting = nesting;
     this.#onClose = onClose;
   }
 
@@ -158,18 +175,27 @@ interface Slot {
   readonly promise: Promise<OpenArchive>;
   archive?: OpenArchive;
   evicted?: boolean;
+  /** Callers waiting to acquire the archive: an evicted archive is retired only once they hold it. */
+  waiting: number;
 }
+
+// Errors that mean "the archive was replaced under us": the caller states the file again.
+const REPLACED = new WeakSet<object>();
 
 /**
  * One version of an archive file as its backend's stat names it: device,
  * inode, size, mtime and ctime (the ctime moves on every write, even one whose
  * mtime is put back with `touch -r`). Fields the backend lacks are empty.
+ * An archive entry's stat has no inode but names its version outright.
  */
-// Errors that mean "the archive was replaced under us": the caller states the file again.
-const REPLACED = new WeakSet<object>();
-
 function statIdentity(st: FopStat): string {
+  if (st.version !== undefined) return st.version;
   return `${st.dev ?? ''}:${st.ino ?? ''}:${st.size}:${st.modTime ?? ''}:${st.changeTime ?? ''}`;
+}
+
+/** An entry's identity: the identity of its archive (so of every archive around it), the row, CRC-32 and size. */
+function entryIdentity(arc: OpenArchive, row: number): string {
+  return `${arc.identity}:${row}:${arc.index.crc[row]!.toString(16)}:${arc.index.usize[row]!}`;
 }
 
 function once(fn: () => void): () => void {
@@ -194,6 +220,11 @@ function once(fn: () => void): () => void {
  * - Methods 0 (stored) and 8 (deflate) are served; a deflated entry opened
  *   with `COMPR_ACCEPTABLE_GZIP` is one gzip member, never recompressed.
  * - Entry handles read positionally; concurrent reads never queue.
+ * - Archives inside archives are entered by path (`/srv/app.war/WEB-INF/lib/lib.jar/META-INF/MANIFEST.MF`),
+ *   read in place (stored) or through the entry's handle (deflated), never extracted; up to
+ *   `limits.maxDepth` deep, every limit applied at every level, and the compression ratio limit
+ *   to the product of the ratios on the way. An inner archive is cached under its entry's identity,
+ *   which names every archive version around it.
  */
 export class ZipFops implements ContainerOps, StatOps {
   readonly signatures: readonly string[];
@@ -231,8 +262,10 @@ export class ZipFops implements ContainerOps, StatOps {
       weigh: (slot) => 1 + (slot.archive?.index.count ?? 0),
       onEvict: (slot, key) => {
         slot.evicted = true;
-        slot.archive?.retire();
+        if (slot.waiting === 0) slot.archive?.retire();
         if (this.#current.get(slot.container) === key) this.#current.delete(slot.container);
+        // The archives inside go too: their keys name this version, and their handles pin it open.
+        for (const inner of slot.archive?.inner ?? []) this.#cache.delete(inner);
       },
     });
     const inflateBytes = options.inflateCache?.maxBytes ?? 32 * 1024 * 1024;
@@ -286,21 +319,41 @@ export class ZipFops implements ContainerOps, StatOps {
     return this.statMember(container, stat, member);
   }
 
-  /** The index of the archive at `archivePath` (for listings), parsed or from the cache. */
+  /**
+   * The index of the archive at `archivePath` (for listings), parsed or from the cache: an archive
+   * file of the source, or an archive entry inside one (`/srv/site.zip/docs/manual.zip`).
+   */
   async index(archivePath: string): Promise<ZipIndex> {
     assertFopPath(archivePath, 'index');
-    const st = await fopStat(this.#source, archivePath);
-    if (st.type !== 'file') throw new FopError('NOT_FOUND', 'index', archivePath, 'not an archive file');
-    return (await this.#archive(archivePath, st)).index;
+    const loc = await locateContainer(this.#source, archivePath, this.signatures, 'index');
+    if (!loc) {
+      const st = await fopStat(this.#source, archivePath);
+      if (st.type !== 'file') throw new FopError('NOT_FOUND', 'index', archivePath, 'not an archive file');
+      const arc = await this.#archive(archivePath, st);
+      arc.release();
+      return arc.index;
+    }
+    const { arc: outer } = await this.#fresh(loc.container, loc.stat, archivePath);
+    const { arc, member } = await this.#descend(outer, loc.member, 'index', archivePath);
+    try {
+      const row = arc.index.files.get(member);
+      if (row === undefined || (arc.index.kind[row]! & 0x0f) !== KIND_FILE) throw new FopError('NOT_FOUND', 'index', archivePath, 'not an archive file');
+      const inner = await this.#enter(arc, member, row, 'index', archivePath);
+      inner.release();
+      return inner.index;
+    } finally {
+      arc.release();
+    }
   }
 
   async openMember(container: string, containerStat: FopStat, member: string, flags: number): Promise<FopFd> {
     const path = member === '' ? container : `${container}/${member}`;
     if (!validFopPath(path)) throw new FopError('INVALID_PATH', 'open', path);
     if ((flags & FopFlags.MASK & ACCESS_MODE) !== fsc.O_RDONLY) throw new FopError('READ_ONLY', 'open', path, 'archives are read-only');
-    const { arc } = await this.#fresh(container, containerStat, path, true);
+    const { arc: outer } = await this.#fresh(container, containerStat, path);
+    const { arc, member: rest } = await this.#descend(outer, member, 'open', path);
     try {
-      return await this.#openEntry(arc, path, member, flags);
+      return await this.#openEntry(arc, path, rest, flags);
     } catch (err) {
       arc.release();
       throw err;
@@ -308,23 +361,90 @@ export class ZipFops implements ContainerOps, StatOps {
   }
 
   /**
-   * The archive for `st` (acquired when `acquire`). An archive replaced between the stat and the open,
-   * or evicted and closed between load and use, is stated again and looked up anew: three tries.
+   * Follows `member` of `arc` into the archives inside it: while it names no entry, the first
+   * signature split whose prefix is a file entry is an archive to enter (a directory entry named
+   * `x.zip/` is passed over, as on disk). Takes over the caller's reference on `arc` and resolves
+   * to the innermost archive, acquired, and the member left inside it.
    */
-  async #fresh(container: string, st: FopStat, path: string, acquire: boolean): Promise<{ arc: OpenArchive; st: FopStat }> {
+  async #descend(arc: OpenArchive, member: string, op: string, path: string): Promise<{ arc: OpenArchive; member: string }> {
+    try {
+      for (;;) {
+        const index = arc.index;
+        if (member === '' || index.files.has(member) || index.dirs.has(member)) return { arc, member };
+        let next: { name: string; row: number } | undefined;
+        for (const slash of signatureSplits(`/${member}`, this.signatures)) {
+          const name = member.slice(0, slash - 1);
+          const row = index.files.get(name);
+          if (row === undefined && index.dirs.has(name)) continue;
+          if (row !== undefined && (index.kind[row]! & 0x0f) === KIND_FILE) next = { name, row };
+          break;
+        }
+        if (!next) return { arc, member }; // opening it reports what is wrong
+        const inner = await this.#enter(arc, next.name, next.row, op, path);
+        arc.release();
+        arc = inner;
+        member = member.slice(next.name.length + 1);
+      }
+    } catch (err) {
+      arc.release();
+      throw err;
+    }
+  }
+
+  /**
+   * The archive in the file entry `name` (row `row`) of `parent`, which the caller holds: from the
+   * cache, or opened now through the entry's own handle. Keyed by the entry's identity, which
+   * names every archive version around it. Resolves acquired.
+   */
+  async #enter(parent: OpenArchive, name: string, row: number, op: string, path: string): Promise<OpenArchive> {
+    const { maxDepth } = this.limits;
+    if (parent.nesting.depth >= maxDepth) {
+      throw new FopError('LIMIT_EXCEEDED', op, path, `archives nested more than ${maxDepth} deep (maxDepth) are not entered`);
+    }
+    const inner = `${parent.index.path}/${name}`;
+    const key = `${inner}\0${entryIdentity(parent, row)}`;
+    parent.inner.add(key);
+    return this.#cached(inner, key, () => this.#loadInner(parent, inner, name, row));
+  }
+
+  /** Opens and indexes the archive in entry `name` of `parent` (held by the caller); its handle pins `parent` until it closes. */
+  async #loadInner(parent: OpenArchive, path: string, name: string, row: number): Promise<OpenArchive> {
+    if (!parent.tryAcquire()) throw new FopError('IO', 'index', path, 'archive was closed while opening');
+    let fd: FopFd;
+    try {
+      fd = await this.#openEntry(parent, path, name, fsc.O_RDONLY);
+    } catch (err) {
+      parent.release();
+      throw err;
+    }
+    this.#openArchives++;
+    try {
+      // Stored: a slice of the parent, read in place. Deflated: positional reads on the inflating handle.
+      const index = await readZipIndex(sourceFromFd(fd), this.limits, path);
+      this.#indexBuilds++;
+      const p = parent.index;
+      const ratio = p.method[row] === 8 ? p.usize[row]! / p.csize[row]! : 1;
+      const nesting = { depth: parent.nesting.depth + 1, factor: parent.nesting.factor * ratio };
+      return new OpenArchive(fd, index, fd.identity ?? entryIdentity(parent, row), (closing) => this.#archiveClosing(closing), nesting);
+    } catch (err) {
+      await fd.close().catch(() => undefined);
+      this.#openArchives--;
+      throw err;
+    }
+  }
+
+  /**
+   * The archive for `st`, acquired. An archive replaced between the stat and the open is stated
+   * again and looked up anew: three tries.
+   */
+  async #fresh(container: string, st: FopStat, path: string): Promise<{ arc: OpenArchive; st: FopStat }> {
     for (let attempt = 1; ; attempt++) {
-      let arc: OpenArchive;
       try {
-        arc = await this.#archive(container, st);
+        return { arc: await this.#archive(container, st), st };
       } catch (err) {
         if (!(FopError.is(err) && REPLACED.has(err) && attempt < 3)) throw err;
         st = await this.#restat(container, path, err);
-        continue;
       }
-      if (!acquire || arc.tryAcquire()) return { arc, st };
-      const closed = new FopError('IO', 'open', container, 'archive was closed while opening');
-      if (attempt >= 3) throw closed;
-      st = await this.#restat(container, path, closed);
     }
   }
 
@@ -337,20 +457,27 @@ export class ZipFops implements ContainerOps, StatOps {
   async statMember(container: string, containerStat: FopStat, member: string): Promise<FopStat> {
     const path = member === '' ? container : `${container}/${member}`;
     if (!validFopPath(path)) throw new FopError('INVALID_PATH', 'stat', path);
-    const fresh = await this.#fresh(container, containerStat, path, false);
-    const index = fresh.arc.index;
-    containerStat = fresh.st;
-    const row = index.files.get(member);
-    if (row === undefined) {
-      if (index.dirs.has(member)) return { type: 'directory', size: 0, modTime: containerStat.modTime ?? 0 };
-      throw new FopError('NOT_FOUND', 'stat', path);
+    // Acquired: entering an inner archive opens an entry handle of its parent.
+    const fresh = await this.#fresh(container, containerStat, path);
+    const { arc, member: rest } = await this.#descend(fresh.arc, member, 'stat', path);
+    try {
+      const index = arc.index;
+      const row = index.files.get(rest);
+      if (row === undefined) {
+        // An inner archive's directories take the archive entry's time, as the outermost's take the file's.
+        const modTime = arc.nesting.depth === 0 ? (fresh.st.modTime ?? 0) : arc.fd.modTime;
+        if (index.dirs.has(rest)) return { type: 'directory', size: 0, modTime };
+        throw new FopError('NOT_FOUND', 'stat', path);
+      }
+      const kind = index.kind[row]! & 0x0f;
+      if (kind === KIND_SYMLINK) return { type: 'other', size: index.usize[row]!, modTime: index.mtime[row]! };
+      const usize = index.usize[row]!;
+      // Mirrors #openEntry: only a non-empty, unencrypted deflated entry has a gzip form.
+      const gzipAvailable = index.method[row] === 8 && usize > 0 && index.csize[row]! > 0 && !index.isEncrypted(row);
+      return { type: 'file', size: usize, modTime: index.mtime[row]!, crc32: index.crc[row]!, gzipAvailable, version: entryIdentity(arc, row) };
+    } finally {
+      arc.release();
     }
-    const kind = index.kind[row]! & 0x0f;
-    if (kind === KIND_SYMLINK) return { type: 'other', size: index.usize[row]!, modTime: index.mtime[row]! };
-    const usize = index.usize[row]!;
-    // Mirrors #openEntry: only a non-empty, unencrypted deflated entry has a gzip form.
-    const gzipAvailable = index.method[row] === 8 && usize > 0 && index.csize[row]! > 0 && !index.isEncrypted(row);
-    return { type: 'file', size: usize, modTime: index.mtime[row]!, crc32: index.crc[row]!, gzipAvailable };
   }
 
   /** Drops every cached index (central directories and random-access indexes); open entry handles stay valid until closed. */
@@ -365,7 +492,8 @@ export class ZipFops implements ContainerOps, StatOps {
    */
   async close(): Promise<void> {
     this.clear();
-    await Promise.all(this.#closing);
+    // Closing an inner archive releases its parent, whose own close starts only then.
+    while (this.#closing.size > 0) await Promise.all(this.#closing);
   }
 
   /** Counts an archive file closed once `closing` settles, and lets `close()` wait for it. */
@@ -385,24 +513,56 @@ export class ZipFops implements ContainerOps, StatOps {
   }
 
   #archive(container: string, st: FopStat): Promise<OpenArchive> {
-    const key = `${container}\0${statIdentity(st)}`;
+    return this.#cached(container, `${container}\0${statIdentity(st)}`, () => this.#load(container, st));
+  }
+
+  /** The archive cached under `key` (single flight), or loaded now by `load`, acquired; `container` is its path. */
+  #cached(container: string, key: string, load: () => Promise<OpenArchive>): Promise<OpenArchive> {
     const hit = this.#cache.get(key);
-    if (hit) return hit.promise;
+    if (hit) return this.#acquire(hit);
     // A new identity for a known path: the old index is stale.
     const previous = this.#current.get(container);
     if (previous !== undefined) this.#cache.delete(previous);
     this.#current.set(container, key);
-    const slot: Slot = { container, promise: this.#load(container, st) };
+    const slot: Slot = { container, promise: load(), waiting: 0 };
     this.#cache.set(key, slot);
     slot.promise.then(
       (arc) => {
         slot.archive = arc;
-        if (slot.evicted) arc.retire();
-        else if (this.#cache.peek(key) === slot) this.#cache.set(key, slot); // re-weigh by entry count
+        if (slot.evicted) {
+          if (slot.waiting === 0) arc.retire();
+        } else if (this.#cache.peek(key) === slot) this.#cache.set(key, slot); // re-weigh by entry count
       },
       () => undefined, // a failure stays cached for this identity: a broken archive is not re-parsed per request
     );
-    return slot.promise;
+    return this.#acquire(slot);
+  }
+
+  /**
+   * The slot's archive once loaded, acquired. An eviction while callers wait (many archives opened
+   * at once, a small cache) retires the archive only after the last of them holds it, so a load is
+   * never wasted and never retried.
+   */
+  #acquire(slot: Slot): Promise<OpenArchive> {
+    slot.waiting++;
+    const settle = (): void => {
+      if (--slot.waiting === 0 && slot.evicted) slot.archive?.retire();
+    };
+    return slot.promise.then(
+      (arc) => {
+        const held = arc.tryAcquire();
+        settle();
+        if (held) return arc;
+        // Not expected (an archive closes only once evicted and unwaited for): stated again by #fresh.
+        const closed = new FopError('IO', 'open', slot.container, 'archive was closed while opening');
+        REPLACED.add(closed);
+        throw closed;
+      },
+      (err: unknown) => {
+        settle();
+        throw err;
+      },
+    );
   }
 
   async #load(container: string, st: FopStat): Promise<OpenArchive> {
@@ -411,7 +571,8 @@ export class ZipFops implements ContainerOps, StatOps {
     try {
       // The file opened is not the one stat saw (replaced in between): indexing it under that stat's key
       // would file one version under another's identity.
-      if (fd.length !== st.size || (fd.identity !== undefined && st.ino !== undefined && fd.identity !== statIdentity(st))) {
+      const named = st.ino !== undefined || st.version !== undefined;
+      if (fd.length !== st.size || (fd.identity !== undefined && named && fd.identity !== statIdentity(st))) {
         const err = new FopError('IO', 'index', container, 'archive changed while being opened');
         REPLACED.add(err);
         throw err;
@@ -445,16 +606,19 @@ export class ZipFops implements ContainerOps, StatOps {
     }
     const csize = index.csize[row]!;
     const usize = index.usize[row]!;
+    const { maxUncompressedSize, maxRatio, ratioMinSize } = this.limits;
     if (method === 8) {
-      const { maxUncompressedSize, maxRatio, ratioMinSize } = this.limits;
       if (usize > maxUncompressedSize) {
         throw new FopError('LIMIT_EXCEEDED', 'open', path, `uncompressed size ${usize} exceeds the limit of ${maxUncompressedSize}`);
       }
-      if (usize > ratioMinSize && usize > csize * maxRatio) {
-        throw new FopError('LIMIT_EXCEEDED', 'open', path, `compression ratio exceeds the limit of ${maxRatio}:1`);
-      }
     } else if (csize !== usize) {
       throw new FopError('CORRUPT_ARCHIVE', 'open', path, `stored entry sizes disagree (${csize} != ${usize})`);
+    }
+    // The ratio counts every level: inside an inflated archive even a stored entry is amplified.
+    const { factor } = arc.nesting;
+    if (usize > ratioMinSize && (method === 8 || factor > 1) && usize * factor > csize * maxRatio) {
+      const across = factor > 1 ? ' across the archives it is in' : '';
+      throw new FopError('LIMIT_EXCEEDED', 'open', path, `compression ratio exceeds the limit of ${maxRatio}:1${across}`);
     }
     if (usize === 0) {
       // Declared empty must be empty: a streamed entry whose central size was zeroed
@@ -469,7 +633,7 @@ export class ZipFops implements ContainerOps, StatOps {
       csize,
       usize,
       crc: index.crc[row]!,
-      identity: `${arc.identity}:${row}:${index.crc[row]!.toString(16)}:${usize}`,
+      identity: entryIdentity(arc, row),
       verified: this.#storedCrc === 'first-read' && arc.isVerified(row),
       markVerified: () => arc.markVerified(row),
       archiveChanged: () => fopChanged(arc.fd),
