@@ -92,6 +92,22 @@ describeFopsConformance('Vfs chain: an archive deflated inside an archive deflat
   };
 });
 
+describeFopsConformance('ZipFops, an archive deflated inside an archive, read through the random-access index (inflate cache off)', () => {
+  const dir = tmpDir();
+  const archive = join(dir, 'outer.zip');
+  // Small blocks (memLevel 2), so the inner archive's deflate stream has access points every few KiB.
+  const inner = makeZip({ entries: entries(0) });
+  writeFileSync(archive, makeZip({ entries: [{ name: 'inner.zip', data: inner, method: 8, stored: deflateRawSync(inner, { level: 1, memLevel: 2 }) }] }));
+  const path = `${archive}/inner.zip`;
+  return {
+    fops: new ZipFops({ inflateCache: { maxBytes: 0 }, randomAccess: { span: 4096, maxShare: 1 } }),
+    files: under(path, tree),
+    dirs: dirsOf(path),
+    virtual: true,
+    teardown: () => rmTree(dir),
+  };
+});
+
 describeFopsConformance('ZipFops over an archive held in MemFops', () => {
   const mem = new MemFops({ '/bundles/app.JAR': makeZip({ entries: entries() }) });
   return { fops: new ZipFops({ source: mem }), files: under('/bundles/app.JAR', tree), dirs: dirsOf('/bundles/app.JAR'), virtual: true };
