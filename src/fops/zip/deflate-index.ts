@@ -379,7 +379,7 @@ export async function buildCheckpoints(
   entry: DeflateEntry,
   path: string,
   options: CheckpointOptions,
-  inflater: BoundaryInflater = createPakoInflater(),
+  inflater: BoundaryInflater = createBoundaryInflater(),
 ): Promise<CheckpointIndex> {
   const { source, dataStart, csize, usize } = entry;
   const input = new Uint8Array(Math.max(1, Math.min(INPUT_CHUNK, csize)));
