@@ -53,6 +53,11 @@ function zlib(): ZlibExports {
   return shared;
 }
 
+/** The size of the shared instance's linear memory (0 before first use): for tests that memory stays bounded. */
+export function wasmMemoryBytes(): number {
+  return shared ? shared.memory.buffer.byteLength : 0;
+}
+
 /** A raw (windowBits -15) inflater over the WebAssembly zlib. Throws when WebAssembly is unavailable or out of memory. */
 export function createWasmInflater(): BoundaryInflater {
   const z = zlib();
