@@ -14,7 +14,8 @@
 //   raw:     the entry's deflate bytes, in memory, inflated by native zlib (createInflateRaw) and
 //            by pako's inflate(Z_BLOCK) loop, and by the WASM zlib's BoundaryInflater (the index
 //            pass's default) without stopping at blocks, as the pass runs between points: the
-//            inflater cost alone, with the copy out of WASM memory timed on its own.
+//            inflater cost alone, with the copy out of WASM memory timed on its own; then the
+//            whole checkpoint pass over those bytes with each inflater (no file reads).
 // CPU is process.cpuUsage() (user + system, all threads) around each step.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -180,6 +181,20 @@ async function child(kind) {
     for (let left = st.size; left > 0; left -= a.length) b.set(left >= a.length ? a : a.subarray(0, left), 32 * 1024);
     out.copyCpuMs = cpuMs(t);
     out.wasmCalls = calls;
+    // The whole checkpoint pass (1 MiB span, 0.8 % budget, as ZipFops runs it) over the bytes in
+    // memory with each inflater: the pass cost without file reads, apples to apples.
+    const di = await import(pathToFileURL(join(ROOT, 'dist', 'fops', 'zip', 'deflate-index.js')).href);
+    const entry = { source: sourceFromBytes(raw), dataStart: 0, csize: raw.length, usize: st.size, crc: index.crc[row] };
+    const opts = { span: MiB, maxBytes: di.INDEX_SHARE * st.size };
+    for (const [name, make] of [
+      ['passWasm', createWasmInflater],
+      ['passPako', di.createPakoInflater],
+    ]) {
+      t = process.cpuUsage();
+      const built = await di.buildCheckpoints(entry, '/bench', opts, make());
+      out[`${name}CpuMs`] = cpuMs(t);
+      out[`${name}Points`] = built.points.length;
+    }
   }
   await zip.close();
   process.stdout.write(JSON.stringify(out));
@@ -223,5 +238,9 @@ if (process.argv.includes('--child')) {
     `inflater alone over the raw bytes in memory: native zlib ${raw.nativeCpuMs.toFixed(0)} ms, pako inflate(Z_BLOCK) ${raw.pakoCpuMs.toFixed(0)} ms ` +
       `(${(raw.pakoCpuMs / raw.nativeCpuMs).toFixed(2)}x), WASM zlib ${raw.wasmCpuMs.toFixed(0)} ms (${(raw.wasmCpuMs / raw.nativeCpuMs).toFixed(2)}x, ` +
       `of which copying out of WASM memory about ${raw.copyCpuMs.toFixed(0)} ms), ${raw.blocks} block boundaries`,
+  );
+  console.log(
+    `checkpoint pass over the raw bytes in memory: WASM ${raw.passWasmCpuMs.toFixed(0)} ms (${(raw.passWasmCpuMs / plain.cpuMs).toFixed(2)}x plain), ` +
+      `pako ${raw.passPakoCpuMs.toFixed(0)} ms (${(raw.passPakoCpuMs / plain.cpuMs).toFixed(2)}x plain); ${raw.passWasmPoints} / ${raw.passPakoPoints} points`,
   );
 }
