@@ -13,7 +13,7 @@ const NO_HTTP = [
 ];
 
 export default tseslint.config(
-  { ignores: ['dist/**', '.build-test/**', 'node_modules/**', 'bench/.data/**', 'demo/**', 'test/fixtures/**'] },
+  { ignores: ['dist/**', '.build-test/**', 'node_modules/**', 'bench/.data/**', 'demo/**', 'test/fixtures/**', 'src/fops/zip/zlib-wasm.generated.ts'] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

@@ -1,6 +1,6 @@
 // 6b. The checkpoint index in process, without HTTP: what building it costs against one
 // plain streaming inflate of the same entry, what a read anywhere costs once it exists,
-// what it holds, and why pako (not Node's zlib, not a WASM zlib) finds the block boundaries.
+// what it holds, and what each inflater that can find block boundaries (pako, zlib in WASM) costs.
 //
 //   npm run build && node bench/deflate-index.mjs [--zip <archive>] [--entry big.txt] [--reads 5]
 //
@@ -12,7 +12,10 @@
 //   build:   a fresh ZipFops, one readAt of 100 bytes at 50 %: the request that builds the index;
 //   steady:  after the build, readAt of 100 bytes at 10 %, 50 % and 99 %, --reads each (median);
 //   raw:     the entry's deflate bytes, in memory, inflated by native zlib (createInflateRaw) and
-//            by pako's inflate(Z_BLOCK) loop that the index pass runs (the inflater cost alone).
+//            by pako's inflate(Z_BLOCK) loop, and by the WASM zlib's BoundaryInflater (the index
+//            pass's default) without stopping at blocks, as the pass runs between points: the
+//            inflater cost alone, with the copy out of WASM memory timed on its own; then the
+//            whole checkpoint pass over those bytes with each inflater (no file reads).
 // CPU is process.cpuUsage() (user + system, all threads) around each step.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -144,6 +147,55 @@ async function child(kind) {
     if (total !== st.size) throw new Error(`pako gave ${total}`);
     out.pakoCpuMs = cpuMs(t);
     out.blocks = boundaries;
+    // The WASM zlib through its BoundaryInflater, without stopping at blocks (as the pass runs
+    // between points), into a caller's array at an offset as the pass does: once as is, and once
+    // more to see what the copy out of WASM memory costs (measured by timing the same copies alone).
+    const { createWasmInflater } = await import(pathToFileURL(join(ROOT, 'dist', 'fops', 'zip', 'wasm-inflater.js')).href);
+    const wasmPass = (inflater) => {
+      const dest = new Uint8Array(32 * 1024 + 256 * 1024);
+      let n = 0;
+      let off = 0;
+      let calls = 0;
+      for (;;) {
+        if (inflater.availIn === 0 && off < raw.length) {
+          inflater.setInput(raw.subarray(off, off + 64 * 1024));
+          off += Math.min(64 * 1024, raw.length - off);
+        }
+        const status = inflater.inflate(dest, 32 * 1024, 256 * 1024, false);
+        n += inflater.produced;
+        calls++;
+        if (status === 1) break;
+        if (status < 0) throw new Error(`wasm ${status} ${inflater.message}`);
+      }
+      inflater.end();
+      if (n !== st.size) throw new Error(`wasm gave ${n}`);
+      return calls;
+    };
+    wasmPass(createWasmInflater()); // compile and warm up once, as a server would have
+    t = process.cpuUsage();
+    const calls = wasmPass(createWasmInflater());
+    out.wasmCpuMs = cpuMs(t);
+    // The copy alone: the same number of 256 KiB copies from one array into another at an offset.
+    const a = new Uint8Array(256 * 1024);
+    const b = new Uint8Array(32 * 1024 + 256 * 1024);
+    t = process.cpuUsage();
+    for (let left = st.size; left > 0; left -= a.length) b.set(left >= a.length ? a : a.subarray(0, left), 32 * 1024);
+    out.copyCpuMs = cpuMs(t);
+    out.wasmCalls = calls;
+    // The whole checkpoint pass (1 MiB span, 0.8 % budget, as ZipFops runs it) over the bytes in
+    // memory with each inflater: the pass cost without file reads, apples to apples.
+    const di = await import(pathToFileURL(join(ROOT, 'dist', 'fops', 'zip', 'deflate-index.js')).href);
+    const entry = { source: sourceFromBytes(raw), dataStart: 0, csize: raw.length, usize: st.size, crc: index.crc[row] };
+    const opts = { span: MiB, maxBytes: di.INDEX_SHARE * st.size };
+    for (const [name, make] of [
+      ['passWasm', createWasmInflater],
+      ['passPako', di.createPakoInflater],
+    ]) {
+      t = process.cpuUsage();
+      const built = await di.buildCheckpoints(entry, '/bench', opts, make());
+      out[`${name}CpuMs`] = cpuMs(t);
+      out[`${name}Points`] = built.points.length;
+    }
   }
   await zip.close();
   process.stdout.write(JSON.stringify(out));
@@ -185,6 +237,11 @@ if (process.argv.includes('--child')) {
   );
   console.log(
     `inflater alone over the raw bytes in memory: native zlib ${raw.nativeCpuMs.toFixed(0)} ms, pako inflate(Z_BLOCK) ${raw.pakoCpuMs.toFixed(0)} ms ` +
-      `(${(raw.pakoCpuMs / raw.nativeCpuMs).toFixed(2)}x), ${raw.blocks} block boundaries`,
+      `(${(raw.pakoCpuMs / raw.nativeCpuMs).toFixed(2)}x), WASM zlib ${raw.wasmCpuMs.toFixed(0)} ms (${(raw.wasmCpuMs / raw.nativeCpuMs).toFixed(2)}x, ` +
+      `of which copying out of WASM memory about ${raw.copyCpuMs.toFixed(0)} ms), ${raw.blocks} block boundaries`,
+  );
+  console.log(
+    `checkpoint pass over the raw bytes in memory: WASM ${raw.passWasmCpuMs.toFixed(0)} ms (${(raw.passWasmCpuMs / plain.cpuMs).toFixed(2)}x plain), ` +
+      `pako ${raw.passPakoCpuMs.toFixed(0)} ms (${(raw.passPakoCpuMs / plain.cpuMs).toFixed(2)}x plain); ${raw.passWasmPoints} / ${raw.passPakoPoints} points`,
   );
 }

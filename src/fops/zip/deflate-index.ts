@@ -2,6 +2,7 @@ import { crc32, deflateRawSync, inflateRawSync, constants as zc } from 'node:zli
 import { ZStream, Z_BLOCK, Z_BUF_ERROR, Z_NO_FLUSH, Z_STREAM_END, zlibInflate, zlibInflateEnd, zlibInflateInit2 } from 'pako';
 import { FopError } from '../errors.js';
 import { readExact, type RandomAccessSource } from './source.js';
+import { createWasmInflater } from './wasm-inflater.js';
 
 /**
  * Random access into a raw deflate stream (RFC 1951), after zlib's
@@ -357,6 +358,19 @@ export function createPakoInflater(): BoundaryInflater {
   };
 }
 
+/**
+ * The inflater the checkpoint pass uses by default: zlib itself compiled to
+ * WebAssembly ({@link createWasmInflater}), or pako where WebAssembly is
+ * unavailable or will not instantiate.
+ */
+export function createBoundaryInflater(): BoundaryInflater {
+  try {
+    return createWasmInflater();
+  } catch {
+    return createPakoInflater();
+  }
+}
+
 /** How the checkpoint pass spaces its points. */
 export interface CheckpointOptions {
   /** Least output between two access points (default 1 MiB): a read inflates at most about this much to reach its offset. */
@@ -383,7 +397,7 @@ export async function buildCheckpoints(
   entry: DeflateEntry,
   path: string,
   options: CheckpointOptions,
-  inflater: BoundaryInflater = createPakoInflater(),
+  inflater: BoundaryInflater = createBoundaryInflater(),
 ): Promise<CheckpointIndex> {
   const { source, dataStart, csize, usize } = entry;
   const input = new Uint8Array(Math.max(1, Math.min(INPUT_CHUNK, csize)));
