@@ -118,6 +118,26 @@ export function fopReadAt(fd: FopFd, buf: Uint8Array, position: number): Promise
 }
 
 /**
+ * A scatter read at `position`: `fd.readvAt` where the backend has it, else
+ * {@link fopReadAt} into each buffer in turn. Resolves to the bytes read,
+ * short only at end of file.
+ */
+export async function fopReadvAt(fd: FopFd, buffers: readonly Uint8Array[], position: number): Promise<number> {
+  if (fd.readvAt) return fd.readvAt(buffers, position);
+  let done = 0;
+  for (const buf of buffers) {
+    let got = 0;
+    while (got < buf.length) {
+      const n = await fopReadAt(fd, got === 0 ? buf : buf.subarray(got), position + done + got);
+      if (n <= 0) return done + got;
+      got += n;
+    }
+    done += got;
+  }
+  return done;
+}
+
+/**
  * Reads the rest of the handle into one Buffer. It grows by chunks as bytes
  * arrive and never allocates from the declared length; past `maxBytes` it
  * rejects with `LIMIT_EXCEEDED`.

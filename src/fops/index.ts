@@ -8,6 +8,7 @@ export {
   fopChanged,
   fopIdentity,
   fopReadAt,
+  fopReadvAt,
   fopRealPath,
   fopStat,
   hasRealPath,

@@ -70,6 +70,13 @@ export interface FopFd {
    */
   readAt?(buf: Uint8Array, position: number): Promise<number>;
   /**
+   * Optional capability: a scatter read (`preadv(2)`): fills `buffers` in order from the absolute
+   * position, without touching `pos`; safe to call concurrently. Resolves to the bytes read, short
+   * only at end of file. Lets a reader skip framing between pieces of data (the 5-byte headers of
+   * deflate's stored blocks) in one system call and no copy.
+   */
+  readvAt?(buffers: readonly Uint8Array[], position: number): Promise<number>;
+  /**
    * Optional capability: reads up to `maxLength` bytes at `pos`, advances `pos`,
    * and returns them in a Buffer the caller owns (an empty Buffer only at end
    * of file). Backends that produce bytes in their own fresh buffers (an

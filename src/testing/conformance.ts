@@ -17,7 +17,7 @@ import { after, before, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { FopError, type FopErrorCode } from '../fops/errors.js';
 import { FopFlags } from '../fops/flags.js';
-import { createFopReadStream, fopReadAt, fopStat, readAll, vfsGetLength, vfsGetModTime, vfsSeekEnd, vfsSeekSet, vfsTell } from '../fops/helpers.js';
+import { createFopReadStream, fopReadAt, fopReadvAt, fopStat, readAll, vfsGetLength, vfsGetModTime, vfsSeekEnd, vfsSeekSet, vfsTell } from '../fops/helpers.js';
 import type { FileOps, FopFd } from '../fops/types.js';
 
 /** What a backend under test serves. */
@@ -231,6 +231,31 @@ export function describeFopsConformance(name: string, setup: () => Promise<Confo
           }
           assert.equal(vfsTell(fd), before, `${path}: positional reads moved pos`);
           if (fd.readAt) assert.equal(await fd.readAt(Buffer.alloc(4), content.length), 0, `${path}: readAt at end`);
+        } finally {
+          await fd.close();
+        }
+      }
+    });
+
+    it('scatter-reads (readvAt or the fallback) into several buffers without moving pos', async () => {
+      for (const [path, content] of files) {
+        const fd = await open(path);
+        try {
+          const before = vfsTell(fd);
+          for (const p of positions(content.length, 4)) {
+            // Pieces of 0, 1, 7 and 300 bytes: short and empty ones must be filled in order too.
+            const bufs = [0, 1, 7, 300].map((n) => Buffer.alloc(n));
+            const want = Math.min(308, content.length - p);
+            const n = await fopReadvAt(fd, bufs, p);
+            assert.equal(n, want, `${path}: scatter read at ${p} read ${n} of ${want}`);
+            assert.ok(
+              Buffer.concat(bufs)
+                .subarray(0, n)
+                .equals(content.subarray(p, p + n)),
+              `${path}: scatter read at ${p}`,
+            );
+          }
+          assert.equal(vfsTell(fd), before, `${path}: scatter reads moved pos`);
         } finally {
           await fd.close();
         }

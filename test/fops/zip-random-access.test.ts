@@ -319,6 +319,12 @@ describe('ZipFops: deflate streams made only of stored blocks', () => {
     const mismatched = Buffer.from(data);
     mismatched[150_000]! ^= 1;
     const zip = zipFops({ 'ok.bin': { data, raw }, 'crc.bin': { data: mismatched, raw } });
+    // In memory (reads and a copy per block) and on disk (one scatter read, preadv).
+    const dir = tmpDir();
+    writeFileSync(join(dir, 'a.zip'), makeZip({ entries: [{ name: 'ok.bin', data, method: 8, stored: raw }] }));
+    const onDisk = new ZipFops({ inflateCache: { maxBytes: 0 } });
+    const diskFd = await onDisk.open(join(dir, 'a.zip', 'ok.bin'));
+    assert.ok((await readAll(diskFd)).equals(data));
     const ok = await zip.open('/a.zip/ok.bin');
     assert.ok((await readAll(ok)).equals(data));
     // Reads that start and end anywhere, within a block and across two or several
@@ -332,7 +338,11 @@ describe('ZipFops: deflate streams made only of stored blocks', () => {
       [5, 199_995],
     ] as const) {
       assert.ok((await readAtAll(ok, pos, len)).equals(data.subarray(pos, pos + len)), `readAt ${pos}+${len}`);
+      assert.ok((await readAtAll(diskFd, pos, len)).equals(data.subarray(pos, pos + len)), `readAt ${pos}+${len} on disk`);
     }
+    await diskFd.close();
+    await onDisk.close();
+    rmTree(dir);
     const crc = await zip.open('/a.zip/crc.bin');
     await assert.rejects(readAll(crc), (err: unknown) => FopError.is(err, 'CORRUPT_ARCHIVE') && /CRC-32/.test(err.message));
     await Promise.all([ok.close(), crc.close()]);

@@ -246,6 +246,7 @@ export function storedBlockSource(entry: DeflateEntry, map: StoredBlockMap): Ran
   const { outStart, inStart, usize } = map;
   const blockEnd = (k: number): number => (k + 1 < outStart.length ? outStart[k + 1]! : usize);
   const rawAt = (k: number, pos: number): number => inStart[k]! + (pos - outStart[k]!);
+  const header = new Uint8Array(5); // where scatter reads drop block headers (never read back)
   return {
     size: usize,
     /**
@@ -261,6 +262,25 @@ export function storedBlockSource(entry: DeflateEntry, map: StoredBlockMap): Ran
       while (blockEnd(last) < position + want) last++;
       const from = entry.dataStart + rawAt(first, position);
       if (first === last) return entry.source.read(buf.subarray(0, want), from);
+      if (entry.source.readv) {
+        // One scatter read: each block's bytes straight to their place in buf, each header to scratch.
+        const pieces: Uint8Array[] = [];
+        for (let k = first; k <= last; k++) {
+          if (k > first) pieces.push(header);
+          pieces.push(buf.subarray(Math.max(position, outStart[k]!) - position, Math.min(position + want, blockEnd(k)) - position));
+        }
+        const n = await entry.source.readv(pieces, from);
+        // Bytes that landed in buf: all of them but the headers passed (a short read ends early).
+        let done = 0;
+        let left = n;
+        for (const [i, piece] of pieces.entries()) {
+          const take = Math.min(left, piece.length);
+          if (i % 2 === 0) done += take;
+          left -= take;
+          if (take < piece.length) break;
+        }
+        return done;
+      }
       const raw = Buffer.allocUnsafe(entry.dataStart + rawAt(last, position + want) - from);
       let got = 0;
       while (got < raw.length) {

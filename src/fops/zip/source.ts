@@ -1,5 +1,5 @@
 import { FopError } from '../errors.js';
-import { fopReadAt } from '../helpers.js';
+import { fopReadAt, fopReadvAt } from '../helpers.js';
 import type { FopFd } from '../types.js';
 
 /**
@@ -9,11 +9,14 @@ import type { FopFd } from '../types.js';
 export interface RandomAccessSource {
   readonly size: number;
   read(buf: Uint8Array, position: number): Promise<number>;
+  /** Optional: a scatter read in one call (`preadv`), short only at the end of data. */
+  readv?(buffers: readonly Uint8Array[], position: number): Promise<number>;
 }
 
-/** A source over an open handle of any backend (its `readAt`, or serialised seek+read). */
+/** A source over an open handle of any backend (its `readAt`, or serialised seek+read; `readvAt` where it has one). */
 export function sourceFromFd(fd: FopFd): RandomAccessSource {
-  return { size: fd.length, read: (buf, position) => fopReadAt(fd, buf, position) };
+  const source: RandomAccessSource = { size: fd.length, read: (buf, position) => fopReadAt(fd, buf, position) };
+  return fd.readvAt ? { ...source, readv: (buffers, position) => fopReadvAt(fd, buffers, position) } : source;
 }
 
 /** A source over bytes in memory. */
