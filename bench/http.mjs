@@ -70,6 +70,7 @@ import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os'
 import { join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { BENCH_DIR, DATA_DIR, distFingerprint, emitResult, fmt, log, median, MiB, ROOT, table } from './lib/common.mjs';
+import { git, pinSelf, rssOf } from './lib/proc.mjs';
 import { httpFixtures } from './lib/httpgen.mjs';
 import { summarizeProfile } from './lib/profile.mjs';
 
@@ -313,24 +314,6 @@ function snapshotBefore(path) {
     commit = undefined;
   }
   return { index: join(dst, 'index.js'), fingerprint, commit, path: src };
-}
-
-function pinSelf() {
-  try {
-    execFileSync('taskset', ['-a', '-pc', '0', String(process.pid)], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function rssOf(pid) {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function cpuTicks(pid) {
@@ -661,14 +644,6 @@ async function measure(server, c, fixture, distIndex, fileData, { execArgv = [],
     };
   } finally {
     await srv.stop();
-  }
-}
-
-function git(args) {
-  try {
-    return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return undefined;
   }
 }
 

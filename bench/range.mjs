@@ -93,6 +93,7 @@ import { join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import yauzl from 'yauzl';
 import { BENCH_DIR, DATA_DIR, distFingerprint, emitResult, fmt, log, MB, median, MiB, ROOT, table } from './lib/common.mjs';
+import { git, pinSelf, rssOf } from './lib/proc.mjs';
 import { LOG_GEN_VERSION, logBytes, logChunks } from './lib/loggen.mjs';
 import { randomChunks } from './lib/zipgen.mjs';
 
@@ -389,32 +390,6 @@ function snapshotBefore(path) {
   const fingerprint = dirFingerprint(dst);
   if (fingerprint !== dirFingerprint(src)) throw new Error(`--before ${path}: it changed while it was copied`);
   return { index: join(dst, 'index.js'), fingerprint, commit: git(['-C', join(src, '..'), 'rev-parse', '--short', 'HEAD']), path: src };
-}
-
-function git(args) {
-  try {
-    return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return undefined;
-  }
-}
-
-function pinSelf() {
-  try {
-    execFileSync('taskset', ['-a', '-pc', '0', String(process.pid)], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function rssOf(pid) {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** utime + stime of a process, in clock ticks. */

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { FopError, FopFlags, MemFops, PlatFops, Vfs, readAll, type FileOps, type FopFd, type FopStat } from '../../src/index.js';
 import { prose, rmTree, tmpDir } from '../helpers/fixtures.js';
+import { fopErrorCode } from '../helpers/errors.js';
 import { makeZip } from '../helpers/zip-writer.js';
 
 class Counting extends PlatFops {
@@ -25,16 +26,6 @@ async function text(vfs: FileOps, path: string, flags = 0): Promise<string> {
     return (await readAll(fd)).toString();
   } finally {
     await fd.close();
-  }
-}
-
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (err) {
-    assert.ok(FopError.is(err), String(err));
-    return err.code;
   }
 }
 
@@ -82,12 +73,12 @@ describe('Vfs: choosing the backend by path signature', () => {
     const { ZipFops } = await import('../../src/index.js');
     const zip = new ZipFops();
     assert.equal(await text(zip, join(dir, 'folder.zip/real.zip/index.html')), 'zip index');
-    assert.equal(await code(zip.open(join(dir, 'folder.zip/deeper/plain.txt'))), 'NOT_FOUND');
+    assert.equal(await fopErrorCode(zip.open(join(dir, 'folder.zip/deeper/plain.txt'))), 'NOT_FOUND');
   });
 
   it('enters an archive inside an archive (the zip backend resolves the nesting), and the inner archive is still a file', async () => {
     assert.equal(await text(new Vfs(), join(dir, 'site.zip/inner.zip/x')), 'nested');
-    assert.equal(await code(new Vfs({ zip: { limits: { maxDepth: 0 } } }).open(join(dir, 'site.zip/inner.zip/x'))), 'LIMIT_EXCEEDED');
+    assert.equal(await fopErrorCode(new Vfs({ zip: { limits: { maxDepth: 0 } } }).open(join(dir, 'site.zip/inner.zip/x'))), 'LIMIT_EXCEEDED');
     assert.equal((await new Vfs().stat(join(dir, 'site.zip/inner.zip'))).type, 'file');
   });
 
@@ -100,10 +91,10 @@ describe('Vfs: choosing the backend by path signature', () => {
 
   it('gives clear errors: missing archive, missing member, non-archive, directory member', async () => {
     const vfs = new Vfs();
-    assert.equal(await code(vfs.open(join(dir, 'missing.zip/index.html'))), 'NOT_FOUND');
-    assert.equal(await code(vfs.open(join(dir, 'site.zip/missing.html'))), 'NOT_FOUND');
-    assert.equal(await code(vfs.open(join(dir, 'fake.zip/index.html'))), 'CORRUPT_ARCHIVE');
-    assert.equal(await code(vfs.open(join(dir, 'site.zip/css'))), 'NOT_A_FILE');
+    assert.equal(await fopErrorCode(vfs.open(join(dir, 'missing.zip/index.html'))), 'NOT_FOUND');
+    assert.equal(await fopErrorCode(vfs.open(join(dir, 'site.zip/missing.html'))), 'NOT_FOUND');
+    assert.equal(await fopErrorCode(vfs.open(join(dir, 'fake.zip/index.html'))), 'CORRUPT_ARCHIVE');
+    assert.equal(await fopErrorCode(vfs.open(join(dir, 'site.zip/css'))), 'NOT_A_FILE');
     const err = (await vfs.open(join(dir, 'missing.zip/index.html')).catch((e: unknown) => e)) as FopError;
     assert.equal(err.path, join(dir, 'missing.zip/index.html'), 'the error names the path asked for');
   });
@@ -133,7 +124,7 @@ describe('Vfs: choosing the backend by path signature', () => {
     assert.ok(fd.flags & FopFlags.VIRTUAL);
     await fd.close();
     assert.equal(await text(vfs, join(dir, 'plain.txt')), 'plain disk file');
-    assert.equal(await code(vfs.open('/virtualx/hello.txt')), 'NOT_FOUND'); // segment boundary, then disk
+    assert.equal(await fopErrorCode(vfs.open('/virtualx/hello.txt')), 'NOT_FOUND'); // segment boundary, then disk
     // Archives inside a prefix namespace: a Vfs with that backend as its base.
     assert.equal(await text(new Vfs({ base: mem }), '/virtual/pack.zip/a.txt'), 'in a zip in memory');
   });
@@ -142,13 +133,13 @@ describe('Vfs: choosing the backend by path signature', () => {
     const base = new Counting();
     const vfs = new Vfs({ base });
     for (const p of ['site.zip/index.html', `${dir}/site.zip/../site.zip/index.html`, `${dir}//site.zip/index.html`, `${dir}/site.zip/index.html/`]) {
-      assert.equal(await code(vfs.open(p)), 'INVALID_PATH', p);
+      assert.equal(await fopErrorCode(vfs.open(p)), 'INVALID_PATH', p);
     }
     assert.deepEqual(base.stats, []);
     assert.deepEqual(base.opens, []);
   });
 
   it('refuses writes into archives', async () => {
-    assert.equal(await code(new Vfs().open(join(dir, 'site.zip/index.html'), 2 /* O_RDWR */)), 'READ_ONLY');
+    assert.equal(await fopErrorCode(new Vfs().open(join(dir, 'site.zip/index.html'), 2 /* O_RDWR */)), 'READ_ONLY');
   });
 });

@@ -13,21 +13,9 @@ import {
 } from '../../src/fops/zip/deflate-index.js';
 import { createWasmInflater, wasmMemoryBytes } from '../../src/fops/zip/wasm-inflater.js';
 import { sourceFromBytes } from '../../src/fops/zip/source.js';
+import { logText } from '../helpers/fixtures.js';
 
-/** Log-like text with enough variety that zlib emits many blocks of every kind. */
-function text(length: number, seed = 11): Buffer {
-  const words = ['alpha', 'beta', 'gamma', 'delta', '/api/v1/users', 'GET', 'POST', '200', '404', 'Mozilla/5.0'];
-  let s = seed;
-  const next = (): number => (s = (s * 1103515245 + 12345) & 0x7fffffff);
-  const parts: string[] = [];
-  let len = 0;
-  while (len < length) {
-    const line = `${words[next() % words.length]!} ${next() % 100000} ${words[next() % words.length]!}\n`;
-    parts.push(line);
-    len += line.length;
-  }
-  return Buffer.from(parts.join('')).subarray(0, length);
-}
+const text = (length: number, seed = 11): Buffer => logText(length, seed);
 
 interface Run {
   readonly output: Buffer;

@@ -10,6 +10,7 @@ import { after, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { FopError, FopFlags, Vfs, ZipFops, createFopReadStream, readAll, type FopFd, type ZipFopsOptions } from '../../src/index.js';
 import { fixture, noise, prose, rmTree, tmpDir } from '../helpers/fixtures.js';
+import { fopErrorCode } from '../helpers/errors.js';
 import { makeZip } from '../helpers/zip-writer.js';
 
 interface ManifestFile {
@@ -32,16 +33,6 @@ async function readWhole(zip: ZipFops | Vfs, path: string, flags = 0): Promise<{
     return { data: await readAll(fd), fd };
   } finally {
     await fd.close();
-  }
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (err) {
-    assert.ok(FopError.is(err), String(err));
-    return err.code;
   }
 }
 
@@ -111,8 +102,8 @@ describe('archives inside archives: tool-made fixtures, every byte as unzip -p g
     assert.equal(sha256((await readWhole(three, nested(deep.path))).data), deep.sha256);
     await assertNoLeaks(three);
     const none = new ZipFops({ limits: { maxDepth: 0 } });
-    assert.equal(await codeOf(none.open(nested('stored-inner.zip/docs/manual.zip/index.html'))), 'LIMIT_EXCEEDED');
-    assert.equal(await codeOf(none.stat(nested('stored-inner.zip/docs/manual.zip/index.html'))), 'LIMIT_EXCEEDED');
+    assert.equal(await fopErrorCode(none.open(nested('stored-inner.zip/docs/manual.zip/index.html'))), 'LIMIT_EXCEEDED');
+    assert.equal(await fopErrorCode(none.stat(nested('stored-inner.zip/docs/manual.zip/index.html'))), 'LIMIT_EXCEEDED');
     const inner = manifest.find((f) => f.path === 'stored-inner.zip/docs/manual.zip')!;
     assert.equal(sha256((await readWhole(none, nested(inner.path))).data), inner.sha256);
     await assertNoLeaks(none);
@@ -137,14 +128,14 @@ describe('archives inside archives: tool-made fixtures, every byte as unzip -p g
     const index = await zip.index(inner);
     assert.deepEqual([...index.files.keys()].sort(), ['empty.txt', 'guide.txt', 'index.html', 'logo.bin']);
     assert.deepEqual([...(await zip.index(nested('depth3.zip/l1.zip/l2.zip'))).files.keys()].sort(), ['l2.txt', 'l3.zip']);
-    assert.equal(await codeOf(zip.index(nested('depth3.zip/l1.zip/l2.zip/l3.zip'))), 'LIMIT_EXCEEDED');
-    assert.equal(await codeOf(zip.index(nested('deflated-inner.zip/docs'))), 'NOT_FOUND');
-    assert.equal(await codeOf(zip.index(nested('deflated-inner.zip/docs/missing.zip'))), 'NOT_FOUND');
-    assert.equal(await codeOf(zip.index(nested('deflated-inner.zip/readme.txt'))), 'CORRUPT_ARCHIVE', 'a file that is not an archive');
+    assert.equal(await fopErrorCode(zip.index(nested('depth3.zip/l1.zip/l2.zip/l3.zip'))), 'LIMIT_EXCEEDED');
+    assert.equal(await fopErrorCode(zip.index(nested('deflated-inner.zip/docs'))), 'NOT_FOUND');
+    assert.equal(await fopErrorCode(zip.index(nested('deflated-inner.zip/docs/missing.zip'))), 'NOT_FOUND');
+    assert.equal(await fopErrorCode(zip.index(nested('deflated-inner.zip/readme.txt'))), 'CORRUPT_ARCHIVE', 'a file that is not an archive');
     const dirStat = await vfs.stat(nested('depth3.zip/l1.zip/l2.zip/l3.zip'));
     assert.equal(dirStat.type, 'file');
-    assert.equal(await codeOf(vfs.stat(nested('deflated-inner.zip/docs/manual.zip/missing.txt'))), 'NOT_FOUND');
-    assert.equal(await codeOf(vfs.open(nested('deflated-inner.zip/docs/manual.zip/missing.txt'))), 'NOT_FOUND');
+    assert.equal(await fopErrorCode(vfs.stat(nested('deflated-inner.zip/docs/manual.zip/missing.txt'))), 'NOT_FOUND');
+    assert.equal(await fopErrorCode(vfs.open(nested('deflated-inner.zip/docs/manual.zip/missing.txt'))), 'NOT_FOUND');
     const outerReal = realpathSync(nested('deflated-inner.zip'));
     assert.equal(await vfs.realPath(`${inner}/guide.txt`), outerReal);
     assert.equal(await vfs.realPath(nested('depth3.zip/l1.zip/l2.zip/l2.txt')), realpathSync(nested('depth3.zip')));
@@ -154,7 +145,7 @@ describe('archives inside archives: tool-made fixtures, every byte as unzip -p g
   it('a directory entry named pkg.zip/ is a directory, and an archive inside it is entered', async () => {
     const zip = new ZipFops();
     assert.equal((await zip.stat(nested('dir-named-zip.zip/pkg.zip'))).type, 'directory');
-    assert.equal(await codeOf(zip.open(nested('dir-named-zip.zip/pkg.zip'))), 'NOT_A_FILE');
+    assert.equal(await fopErrorCode(zip.open(nested('dir-named-zip.zip/pkg.zip'))), 'NOT_A_FILE');
     assert.equal((await readWhole(zip, nested('dir-named-zip.zip/pkg.zip/plain.txt'))).data.toString(), 'a plain file in a directory named pkg.zip\n');
     assert.equal((await readWhole(zip, nested('dir-named-zip.zip/pkg.zip/inner.zip/f.txt'))).data.toString(), 'inside inner.zip\n');
     assert.equal((await zip.stat(nested('dir-named-zip.zip/pkg.zip/inner.zip/f.txt'))).size, 17);
@@ -309,11 +300,11 @@ describe('archives inside archives: hostile and changing archives (zip-writer)',
     assert.ok(FopError.is(err, 'LIMIT_EXCEEDED'), String(err));
     assert.match(err.message, /ratio exceeds the limit of 50:1 across the archives/);
     // In both forms: passthrough would hand the whole product to the client.
-    assert.equal(await codeOf(zip.open(`${path}/inner.zip/bomb.bin`, FopFlags.COMPR_ACCEPTABLE_GZIP)), 'LIMIT_EXCEEDED');
+    assert.equal(await fopErrorCode(zip.open(`${path}/inner.zip/bomb.bin`, FopFlags.COMPR_ACCEPTABLE_GZIP)), 'LIMIT_EXCEEDED');
     // A stored entry is amplified by the levels above it alone (about 37:1 here): within the limit.
     assert.ok((await readWhole(zip, `${path}/inner.zip/pad.bin`)).data.equals(Buffer.alloc(40_000)));
     const tighter = new ZipFops({ limits: { maxRatio: 20, ratioMinSize: 1024 } });
-    assert.equal(await codeOf(tighter.open(`${path}/inner.zip/pad.bin`)), 'LIMIT_EXCEEDED', 'stored, but 37:1 through the level above');
+    assert.equal(await fopErrorCode(tighter.open(`${path}/inner.zip/pad.bin`)), 'LIMIT_EXCEEDED', 'stored, but 37:1 through the level above');
     const looser = new ZipFops({ limits: { maxRatio: 2000, ratioMinSize: 1024 } });
     assert.ok((await readWhole(looser, `${path}/inner.zip/bomb.bin`)).data.equals(bombData), 'the same archive under a higher limit');
     for (const z of [zip, tighter, looser]) await assertNoLeaks(z);

@@ -6,23 +6,10 @@ import { constants as zc, crc32, deflateRawSync, inflateRawSync } from 'node:zli
 import { FopError, MemFops, ZipFops, type FopFd } from '../../src/index.js';
 import { buildCheckpoints, preface, pointWindow, walkStoredBlocks, type CheckpointIndex, type DeflateEntry } from '../../src/fops/zip/deflate-index.js';
 import { sourceFromBytes } from '../../src/fops/zip/source.js';
-import { fixture, noise, prose, rmTree, tmpDir } from '../helpers/fixtures.js';
+import { fixture, logText, noise, prose, rmTree, tmpDir } from '../helpers/fixtures.js';
 import { makeZip } from '../helpers/zip-writer.js';
 
-/** Text with enough variety that zlib emits many blocks of every kind. */
-function text(length: number, seed = 7): Buffer {
-  const words = ['alpha', 'beta', 'gamma', 'delta', '/api/v1/users', 'GET', 'POST', '200', '404', 'Mozilla/5.0'];
-  let s = seed;
-  const next = (): number => (s = (s * 1103515245 + 12345) & 0x7fffffff);
-  const parts: string[] = [];
-  let len = 0;
-  while (len < length) {
-    const line = `${words[next() % words.length]!} ${next() % 100000} ${words[next() % words.length]!}\n`;
-    parts.push(line);
-    len += line.length;
-  }
-  return Buffer.from(parts.join('')).subarray(0, length);
-}
+const text = (length: number, seed = 7): Buffer => logText(length, seed);
 
 function entryOf(data: Buffer, raw: Uint8Array): DeflateEntry {
   return { source: sourceFromBytes(raw), dataStart: 0, csize: raw.length, usize: data.length, crc: crc32(data) >>> 0 };

@@ -31,6 +31,21 @@ export function prose(length: number): Buffer {
   return Buffer.from(s.slice(0, length));
 }
 
+/** Log-like text with enough variety that zlib emits many blocks of every kind (deterministic per seed). */
+export function logText(length: number, seed = 7): Buffer {
+  const words = ['alpha', 'beta', 'gamma', 'delta', '/api/v1/users', 'GET', 'POST', '200', '404', 'Mozilla/5.0'];
+  let s = seed;
+  const next = (): number => (s = (s * 1103515245 + 12345) & 0x7fffffff);
+  const parts: string[] = [];
+  let len = 0;
+  while (len < length) {
+    const line = `${words[next() % words.length]!} ${next() % 100000} ${words[next() % words.length]!}\n`;
+    parts.push(line);
+    len += line.length;
+  }
+  return Buffer.from(parts.join('')).subarray(0, length);
+}
+
 /** The sample tree every backend serves in the conformance runs (relative names). */
 export function sampleTree(): Record<string, Buffer> {
   return {
