@@ -35,7 +35,7 @@ SIZE=$(wc -c < "$TMP/zlib.wasm" | tr -d ' ')
   echo '// redistribute it freely, subject to the restrictions in scripts/zlib-wasm/zlib/LICENSE.'
   echo ''
   echo "/** The compiled module, base64. */"
-  printf "export const ZLIB_WASM_BASE64 =\n  '"
+  printf "export const ZLIB_WASM_BASE64: string =\n  '"
   base64 -w 0 "$TMP/zlib.wasm"
   echo "';"
 } > "$OUT"
