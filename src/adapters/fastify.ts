@@ -45,7 +45,8 @@ export const vfservePlugin: FastifyPluginAsync<VfservePluginOptions, RawServerBa
     fastify.route({
       // Other methods only for callback mounts (file mounts answer them 405), so that a plain
       // static plugin does not claim OPTIONS /* from a CORS plugin.
-      method: hasCallbacks ? fastify.supportedMethods : ['GET', 'HEAD'],
+      // A `cors` mount answers its own preflights, so it claims OPTIONS too.
+      method: hasCallbacks ? fastify.supportedMethods : engine.mounts.some((m) => m.cors) ? ['GET', 'HEAD', 'OPTIONS'] : ['GET', 'HEAD'],
       url,
       handler(request, reply) {
         const req = request.raw;

@@ -21,8 +21,11 @@ export interface HandlerOptions extends EngineOptions {
   /** Handlers for `callback://name` mounts, by name. */
   readonly callbacks?: Readonly<Record<string, CallbackHandler>>;
   /**
-   * With Connect/Express: call `next()` instead of answering 404 when no mount
-   * or no file answers (default true). Without `next`, a 404 page is sent.
+   * With Connect/Express: call `next()` instead of answering when a mount
+   * cannot serve the request (default true): no mount or no file answers (404),
+   * a method other than GET and HEAD (405: later POST routes and OPTIONS
+   * handlers are reached), or a type the whitelist refuses (403). Without
+   * `next`, vfserve's page is sent.
    */
   readonly fallthrough?: boolean;
   /**
@@ -75,7 +78,9 @@ export function createHandler(options: HandlerOptions): NodeHandler & { readonly
         runCallback(callbacks[out.callback.name]!, req, res, out, fail);
         return;
       }
-      if (out.notFound === true && next && fallthrough) {
+      if ((out.notFound === true || out.declined === true) && next && fallthrough) {
+        // A whitelist refusal passed on is still worth its one line in the operator's log.
+        if (out.error !== undefined) fail(out.error);
         discardBody(out);
         next();
         return;

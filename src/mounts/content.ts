@@ -34,7 +34,12 @@ export interface CoreResponse {
   readonly callback?: CallbackTarget;
   /** The response is a 404 for a path no mount (or no file) answers: Connect adapters may call `next()` instead. */
   readonly notFound?: boolean;
-  /** The error behind a 5xx, for the adapter to log (never sent). */
+  /**
+   * The mount declined a request it is not for: a method other than GET and HEAD (405), or a type its
+   * whitelist refuses (403). Connect adapters with `fallthrough` may call `next()` instead, as for `notFound`.
+   */
+  readonly declined?: boolean;
+  /** The error behind a 5xx, or a note for the operator (a whitelist refusal), for the adapter to log (never sent). */
   readonly error?: unknown;
 }
 

@@ -1,3 +1,4 @@
+import { lookup as mimeLookup } from 'mime-types';
 import { makeEtag, negotiateEncoding } from '../cache/http.js';
 import { LruCache } from '../cache/lru.js';
 import { CONTAINER_SIGNATURES } from '../fops/container.js';
@@ -5,7 +6,7 @@ import { FopError } from '../fops/errors.js';
 import { FopFlags } from '../fops/flags.js';
 import { fopChanged, fopIdentity, fopRealPath, fopStat, readAll, vfsGetModTime } from '../fops/helpers.js';
 import { PlatFops } from '../fops/plat.js';
-import type { FileOps, FopFd } from '../fops/types.js';
+import type { FileOps, FopFd, FopStat } from '../fops/types.js';
 import { Vfs } from '../fops/vfs.js';
 import { canonicalizePath, encodePath, type CanonicalPath } from './canonical.js';
 import {
@@ -18,6 +19,7 @@ import {
   type Snapshot,
   type SnapshotContent,
 } from './content.js';
+import { suffixOf, wellKnownType } from './mime.js';
 import { headerPairs, isReadonlyArray, resolveMount, type MountOptions, type ResolvedMount } from './options.js';
 import { isArchiveRefusal, statusForError, statusPage } from './status.js';
 
@@ -63,7 +65,14 @@ export interface EngineOptions {
 /** What a request path under a file mount resolved to: lookups only, cached for `resolveCacheMs`. */
 type Resolution =
   | { readonly kind: 'file'; readonly identity: Representation; readonly encoded: readonly Representation[] }
-  | { readonly kind: 'page'; readonly status: number; readonly reason?: string; readonly notFound?: boolean }
+  | {
+      readonly kind: 'page';
+      readonly status: number;
+      readonly reason?: string;
+      readonly notFound?: boolean;
+      /** A 403 of the whitelist: the fops path refused, for the operator's log. */
+      readonly refusedType?: string;
+    }
   | { readonly kind: 'redirect'; readonly location: string };
 
 interface CachedResolution {
@@ -84,6 +93,10 @@ const SIBLINGS: readonly (readonly [string, string])[] = [
 ];
 // A file rewritten while it is read is read again, at most this many times, before the request fails.
 const READ_ATTEMPTS = 3;
+// Preflight answers may be reused this long (seconds); Chromium caps it at 7200 anyway.
+const PREFLIGHT_MAX_AGE = '7200';
+// A list of header names, as Access-Control-Request-Headers carries it: echoed back only if it is one.
+const HEADER_LIST = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:[ \t]*,[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*$/;
 // Headers of the 404 document that describe it, not the missing resource the client asked for.
 const NOT_FOUND_DROPPED_HEADERS: ReadonlySet<string> = new Set(['etag', 'last-modified', 'cache-control', 'vary']);
 
@@ -109,6 +122,8 @@ export class ServeEngine {
   readonly #pages = new Map<ResolvedMount, (status: number) => CoreResponse>();
   // Archive refusals already reported: the backend returns one error object per archive version.
   readonly #reported = new WeakSet<object>();
+  // Whitelist refusals already logged, as mountpoint NUL suffix: once each is enough to tell the operator.
+  readonly #refusedTypes = new Set<string>();
 
   constructor(options: EngineOptions) {
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- checked for JavaScript callers
@@ -187,9 +202,10 @@ export class ServeEngine {
       return { status: 0, headers: this.#configured({}, m), body: null, callback: { name: m.callback, remainder: rest, mountpoint: m.mountpoint, pmo: m.pmo } };
     }
     if (m.kind === 'redirect') return this.#redirect(m.redirect, m.headers);
+    if (req.method === 'OPTIONS' && m.cors) return this.#preflight(req, m);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       const page = this.#page(405, m.headers);
-      return { ...page, headers: { ...page.headers, allow: 'GET, HEAD' } };
+      return { ...page, headers: { ...page.headers, allow: m.cors ? 'GET, HEAD, OPTIONS' : 'GET, HEAD' }, declined: true };
     }
     const key = `${m.mountpoint}\0${canon.path}\0${canon.trailingSlash ? '/' : ''}`;
     // The hot path: a fresh resolution and a fresh snapshot in memory. peek, not get: both are
@@ -203,8 +219,25 @@ export class ServeEngine {
     return this.#serveFile(req, canon, m, remainder, key);
   }
 
+  /**
+   * A CORS preflight (or any OPTIONS) on a `cors` mount: 204, the methods a file mount answers, the
+   * request's own header names back when they are a valid list. The answer depends on those request
+   * headers, so it varies on them; the origin is `*`, so not on Origin.
+   */
+  #preflight(req: CoreRequest, m: ResolvedMount): CoreResponse {
+    const headers = this.#configured({}, m);
+    headers.allow = 'GET, HEAD, OPTIONS';
+    headers['access-control-allow-methods'] = 'GET, HEAD, OPTIONS';
+    const asked = req.header('access-control-request-headers')?.trim();
+    if (asked !== undefined && asked !== '' && HEADER_LIST.test(asked)) headers['access-control-allow-headers'] = asked;
+    headers['access-control-max-age'] = PREFLIGHT_MAX_AGE;
+    headers.vary = addVary(headers.vary, 'Access-Control-Request-Method, Access-Control-Request-Headers');
+    headers['content-length'] = '0';
+    return { status: 204, headers, body: null };
+  }
+
   /** Finds the file (resolution), opens the representation the client takes, serves that snapshot. */
-  async #serveFile(req: CoreRequest, canon: CanonicalPath, m: ResolvedMount, remainder: string, key: string): Promise<CoreResponse> {
+  async #serveFile(req: CoreRequest, canon: CanonicalPath, m: ResolvedMount, remainder: string, key: string, spa = true): Promise<CoreResponse> {
     for (let fresh = this.#resolved === undefined; ; fresh = true) {
       let resolution: Resolution;
       let cached = false;
@@ -218,8 +251,12 @@ export class ServeEngine {
       switch (resolution.kind) {
         case 'redirect':
           return this.#redirect(`${resolution.location}${canon.query}`, m.headers);
-        case 'page':
-          return { ...this.#page(resolution.status, m.headers, resolution.reason), ...(resolution.notFound ? { notFound: true } : {}) };
+        case 'page': {
+          const page = { ...this.#page(resolution.status, m.headers, resolution.reason), ...(resolution.notFound ? { notFound: true } : {}) };
+          if (resolution.notFound === true && spa && m.spaFallback !== '' && spaPath(canon)) return this.#spa(req, m, page);
+          if (resolution.refusedType !== undefined) return { ...page, declined: true, ...this.#typeNotice(m, resolution.refusedType) };
+          return page;
+        }
         case 'file': {
           const rep = negotiate(req, resolution);
           let content: SnapshotContent;
@@ -241,6 +278,48 @@ export class ServeEngine {
         }
       }
     }
+  }
+
+  /**
+   * A missing path the SPA fallback may answer: the fallback file with 200 and `no-cache` for a client
+   * that accepts HTML, the 404 otherwise. Either way the answer depends on Accept, and says so.
+   */
+  async #spa(req: CoreRequest, m: ResolvedMount, notFound: CoreResponse): Promise<CoreResponse> {
+    const vary = (out: CoreResponse): CoreResponse => ({ ...out, headers: { ...out.headers, vary: addVary(out.headers.vary, 'Accept') } });
+    if (!acceptsHtml(req.header('accept'))) return vary(notFound);
+    const url = encodePath(m.mountpoint === '/' ? m.spaFallback : `${m.mountpoint}${m.spaFallback}`);
+    const canon = canonicalizePath(url);
+    if ('status' in canon) return vary(notFound);
+    const remainder = m.mountpoint === '/' ? canon.path : canon.path.slice(m.mountpoint.length);
+    const out = await this.#serveFile(req, canon, m, remainder, `${m.mountpoint}\0${canon.path}\0`, false);
+    if (out.status !== 200 && out.status !== 206 && out.status !== 304) {
+      // A fallback that cannot be served is the operator's mistake: the client gets the 404 it would have.
+      discard(out);
+      return vary(notFound);
+    }
+    // The same app shell answers every route: revalidated each time, so a deploy is seen at once.
+    return vary({ ...out, headers: { ...out.headers, 'cache-control': 'no-cache' } });
+  }
+
+  /** The operator's hint for a whitelist refusal, once per suffix per mount: which key would allow it. */
+  #typeNotice(m: ResolvedMount, path: string): { error?: FopError } {
+    const suffix = suffixOf(path);
+    const id = `${m.mountpoint}\0${suffix}`;
+    if (this.#refusedTypes.has(id)) return {};
+    this.#refusedTypes.add(id);
+    const how =
+      suffix === ''
+        ? `a name without a suffix is served with "mimetype-preset": "downloads" (mimetypePreset in code) or "extra-mimetypes": {"*": "application/octet-stream"}`
+        : `serve it with "extra-mimetypes": {"${suffix}": "${suggestedType(suffix)}"} (extraMimetypes in code, --allow ${suffix} on the command line)`;
+    const what = suffix === '' ? 'names without a suffix are' : `the suffix ${suffix} is`;
+    return {
+      error: new FopError(
+        'FORBIDDEN',
+        'whitelist',
+        path,
+        `refused with 403 on mount ${JSON.stringify(m.mountpoint)}: ${what} not in its mimetype whitelist; ${how}`,
+      ),
+    };
   }
 
   /**
@@ -281,18 +360,48 @@ export class ServeEngine {
       const s = canon.segments[i]!;
       if (s.startsWith('.') && !(i === 0 && s === '.well-known')) return { kind: 'page', status: 404, notFound: true };
     }
+    const missing: Resolution = { kind: 'page', status: 404, notFound: true };
     let path = remainder === '' || remainder === '/' ? m.root : `${m.root}${remainder}`;
-    let st = m.archive && path === m.root ? { type: 'directory' as const, size: 0 } : await fopStat(this.#vfs, path);
-    if (st.type === 'directory') {
-      if (!canon.trailingSlash) return { kind: 'redirect', location: encodePath(`${canon.path}/`) };
-      path = `${path}/${m.defaultFile}`;
-      st = await fopStat(this.#vfs, path);
-    } else if (canon.trailingSlash) {
-      return { kind: 'page', status: 404, notFound: true }; // a file is not a directory
+    let st = m.archive && path === m.root ? { type: 'directory' as const, size: 0 } : await this.#statIfAny(path);
+    if (st === undefined && !canon.trailingSlash) {
+      // Clean URLs: `/about` is `about.html` when `about` itself does not exist.
+      for (const ext of m.extensions) {
+        const alt = await this.#statIfAny(`${path}${ext}`);
+        if (alt?.type === 'file') {
+          path = `${path}${ext}`;
+          st = alt;
+          break;
+        }
+      }
     }
-    if (st.type !== 'file') return { kind: 'page', status: 404, notFound: true };
-    const mime = m.mime(path);
-    if (!mime.allowed) return { kind: 'page', status: 403, reason: mime.reason };
+    if (st === undefined) return missing;
+    let directory = st.type === 'directory';
+    if (st.type === 'file' && isContainer(path)) {
+      // An archive in a served folder is entered as a directory is; the file itself is served only when
+      // the whitelist allows its type (a download), otherwise `/site.zip` leads into it.
+      if (canon.trailingSlash) directory = true;
+      else if (!m.mime(path).allowed) return { kind: 'redirect', location: encodePath(`${canon.path}/`) };
+    }
+    if (directory) {
+      if (!canon.trailingSlash) return { kind: 'redirect', location: encodePath(`${canon.path}/`) };
+      const dir = path;
+      st = undefined;
+      for (const name of m.defaultFiles) {
+        path = `${dir}/${name}`;
+        st = await this.#statIfAny(path);
+        if (st !== undefined) break;
+      }
+      if (st === undefined) return missing;
+    } else if (canon.trailingSlash) {
+      return missing; // a file is not a directory
+    }
+    if (st.type !== 'file') return missing;
+    let mime = m.mime(path);
+    if (!mime.allowed && canon.segments[0] === '.well-known' && suffixOf(path) === '') {
+      // RFC 8615 resources have fixed names, most without a suffix (ACME http-01 tokens).
+      mime = { allowed: true, contentType: wellKnownType(path.slice(path.lastIndexOf('/') + 1)) };
+    }
+    if (!mime.allowed) return { kind: 'page', status: 403, reason: mime.reason, refusedType: path };
     if (!m.followSymlinks && !(await this.#contained(m, path))) return { kind: 'page', status: 404, notFound: true };
     const encoded: { encoding: string; path: string; flags: number }[] = [];
     if (st.gzipAvailable === true) encoded.push({ encoding: 'gzip', path, flags: FopFlags.COMPR_ACCEPTABLE_GZIP });
@@ -315,6 +424,16 @@ export class ServeEngine {
         key: `${m.mountpoint}\0${p}\0${flags}\0${encoding ?? ''}`,
       });
     return { kind: 'file', identity: rep(path, 0, undefined), encoded: encoded.map((e) => rep(e.path, e.flags, e.encoding)) };
+  }
+
+  /** The stat of `path`, or undefined when nothing servable is there (a 404 cause); other failures throw. */
+  async #statIfAny(path: string): Promise<FopStat | undefined> {
+    try {
+      return await fopStat(this.#vfs, path);
+    } catch (err) {
+      if (statusForError(err) === 404) return undefined;
+      throw err;
+    }
   }
 
   /**
@@ -398,6 +517,8 @@ export class ServeEngine {
     // Not the resource the client asked for: no validators or caching for it.
     const headers: Record<string, string> = Object.fromEntries(Object.entries(doc.headers).filter(([name]) => !NOT_FOUND_DROPPED_HEADERS.has(name)));
     headers['cache-control'] = 'no-store';
+    // What the 404 itself varied on (Accept, under an SPA fallback) still holds for its replacement.
+    if (fallback.headers.vary !== undefined) headers.vary = fallback.headers.vary;
     const head = req.method === 'HEAD';
     if (head && !Buffer.isBuffer(doc.body)) doc.body.destroy();
     return { status: 404, headers, body: head ? null : doc.body, notFound: true };
@@ -471,4 +592,62 @@ function negotiate(req: CoreRequest, file: Extract<Resolution, { kind: 'file' }>
     file.encoded.map((r) => r.encoding!),
   );
   return file.encoded.find((r) => r.encoding === chosen) ?? file.identity;
+}
+
+/** Whether `path` names an archive the Vfs enters (`.zip`, `.jar`, `.war`). */
+function isContainer(path: string): boolean {
+  const lower = `${path}/`.toLowerCase();
+  return CONTAINER_SIGNATURES.some((sig) => lower.endsWith(sig));
+}
+
+/** Whether a missing path is a route the SPA fallback may answer: no dotfile segment, and no suffix on the last one (not an asset). */
+function spaPath(canon: CanonicalPath): boolean {
+  if (canon.segments.some((s) => s.startsWith('.'))) return false;
+  const last = canon.segments[canon.segments.length - 1];
+  return last === undefined || canon.trailingSlash || suffixOf(last) === '';
+}
+
+/**
+ * Whether a client takes HTML, for the SPA fallback. Yes when Accept is absent, when it names text/html or
+ * application/xhtml+xml with q > 0, or when every range it accepts is a wildcard (`*\/*`, `text/*`: curl,
+ * fetch's default). No when it names only other types (`application/json`), even beside a low-q `*\/*`: a
+ * client that names what it wants and leaves HTML out is a script, and a script should get its 404.
+ */
+export function acceptsHtml(accept: string | undefined): boolean {
+  if (accept === undefined || accept.trim() === '') return true;
+  let wildcard = false;
+  for (const part of accept.split(',')) {
+    const [range = '', ...params] = part.split(';').map((x) => x.trim().toLowerCase());
+    if (range === '') continue;
+    const q = params.find((p) => p.startsWith('q='));
+    const weight = q === undefined ? 1 : Number(q.slice(2));
+    if (range === 'text/html' || range === 'application/xhtml+xml') {
+      if (weight > 0) return true;
+      return false; // refused by name: explicit, whatever a wildcard says
+    }
+    if (!(weight > 0)) continue;
+    if (range === '*/*' || range === 'text/*') wildcard = true;
+    else return false;
+  }
+  return wildcard;
+}
+
+/** Adds `value` to a Vary header (`*` stays `*`). */
+function addVary(current: string | undefined, value: string): string {
+  if (current === undefined || current.trim() === '') return value;
+  if (current.trim() === '*') return current;
+  const have = new Set(current.split(',').map((v) => v.trim().toLowerCase()));
+  const more = value.split(',').filter((v) => !have.has(v.trim().toLowerCase()));
+  return more.length === 0 ? current : `${current}, ${more.map((v) => v.trim()).join(', ')}`;
+}
+
+/** The type to suggest for a refused suffix: mime-types' if it knows one, else a download. */
+function suggestedType(suffix: string): string {
+  const t = mimeLookup(suffix);
+  return t === false ? 'application/octet-stream' : t;
+}
+
+/** Releases a response's body stream, if any, without sending it. */
+function discard(out: CoreResponse): void {
+  if (out.body !== null && !Buffer.isBuffer(out.body)) out.body.destroy();
 }

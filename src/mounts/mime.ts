@@ -82,6 +82,67 @@ const OVERRIDES: Readonly<Record<string, string>> = {
   '.flac': 'audio/flac',
 };
 
+/** Named additions to the built-in list, chosen per mount with `mimetypePreset`. */
+export type MimetypePreset = 'strict' | 'downloads';
+export const MIMETYPE_PRESETS: readonly MimetypePreset[] = Object.freeze(['strict', 'downloads']);
+
+/**
+ * The `downloads` preset: what a folder of release files and documents holds. A mount's own archive is
+ * then served whole as a download (`/site.zip`), while `/site.zip/` still enters it.
+ */
+const DOWNLOADS: Readonly<Record<string, string>> = {
+  '.zip': 'application/zip',
+  '.docx': 'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
+  '.xlsx': 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+  '.pptx': 'application/vnd.openxmlformats-officedocument.presentationml.presentation',
+  '.epub': 'application/epub+zip',
+  '.iso': 'application/x-iso9660-image',
+  '.bin': 'application/octet-stream',
+  // RFC 9512 registers application/yaml; mime-types still says text/yaml.
+  '.yaml': 'application/yaml; charset=utf-8',
+  '.yml': 'application/yaml; charset=utf-8',
+  // CommonJS is JavaScript (RFC 9239); mime-types says application/node, which browsers would not run or show.
+  '.cjs': 'text/javascript; charset=utf-8',
+  '.heic': 'image/heic',
+};
+
+/** Names without a suffix that are text by convention; under `downloads` every other such name is a binary. */
+const TEXT_NAMES: ReadonlySet<string> = new Set([
+  'LICENSE',
+  'LICENCE',
+  'COPYING',
+  'NOTICE',
+  'README',
+  'AUTHORS',
+  'CONTRIBUTORS',
+  'CHANGELOG',
+  'CHANGES',
+  'CNAME',
+  'VERSION',
+]);
+
+const TEXT_PLAIN = 'text/plain; charset=utf-8';
+
+/**
+ * The type of an extensionless file under `/.well-known/` (RFC 8615): ACME http-01 tokens are text, Apple's
+ * app-site-association file is JSON (the only extensionless JSON name registered there that clients check).
+ */
+export function wellKnownType(name: string): string {
+  return name === 'apple-app-site-association' ? 'application/json' : TEXT_PLAIN;
+}
+
+/**
+ * The suffix the whitelist would decide `path` by, lower-cased with its dot (`.yaml`), or `''` for a last
+ * segment without one (leading dots do not start a suffix). For messages and for telling names like
+ * `LICENSE` apart; the lookup itself is {@link createMimeLookup}.
+ */
+export function suffixOf(path: string): string {
+  let first = path.lastIndexOf('/') + 1;
+  while (first < path.length && path.charCodeAt(first) === DOT) first++;
+  const dot = path.lastIndexOf('.');
+  return dot < first ? '' : path.slice(dot).toLowerCase();
+}
+
 /** The built-in list: lower-case suffix with its dot → type (no charset). Frozen. */
 export const BUILTIN_MIMETYPES: Readonly<Record<string, string>> = buildBuiltins();
 
@@ -155,6 +216,10 @@ const show = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) 
  * Text types (text/*, XML, JSON, JavaScript, their +xml/+json kin, anything mime-db gives a charset) are
  * sent as `type; charset=utf-8`.
  *
+ * `preset`: `"downloads"` adds .zip .docx .xlsx .pptx .epub .iso .bin .yaml .yml .cjs .heic, and serves names
+ * without a suffix as `text/plain` (LICENSE, COPYING, NOTICE, README, AUTHORS, CNAME, … in any case) or
+ * `application/octet-stream` (anything else); `extra` still overrides it, and `"*"` decides unsuffixed names too.
+ *
  * `extra`: lwsws `extra-mimetypes`. Keys are suffixes like `.zip` or `.tar.gz`; a key without its leading dot
  * (`zip`) means the same as with it (as mime-types' `lookup` reads both). Keys match case-insensitively and
  * add to or override the built-ins (`.HTML` overrides `.html`). Values are media types; a bare text type gets
@@ -166,9 +231,11 @@ const show = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) 
  * value, an empty or malformed key (`.`, `a..b`, `a/b`, `*.zip`), two keys for one suffix (`.zip` and
  * `ZIP`), or a value that is not a syntactically valid media type (RFC 9110, ASCII), except `""` for `"*"`.
  */
-export function createMimeLookup(extra?: Readonly<Record<string, string>>): (path: string) => MimeDecision {
+export function createMimeLookup(extra?: Readonly<Record<string, string>>, preset: MimetypePreset = 'strict'): (path: string) => MimeDecision {
   const table = new Map<string, MimeDecision>();
   for (const [suffix, type] of Object.entries(BUILTIN_MIMETYPES)) table.set(suffix, allow(contentTypeFor(type)));
+  const downloads = preset === 'downloads';
+  if (downloads) for (const [suffix, type] of Object.entries(DOWNLOADS)) table.set(suffix, allow(contentTypeFor(type)));
 
   let fallback: MimeDecision = DENIED;
   let maxDots = 1;
@@ -199,7 +266,12 @@ export function createMimeLookup(extra?: Readonly<Record<string, string>>): (pat
   }
 
   const unmatched = fallback; // a const, for the closure
+  // `"*"` decides every unmatched name; otherwise the preset decides names without a suffix.
+  const bare = downloads && unmatched === DENIED;
+  const textName = allow(TEXT_PLAIN);
+  const binaryName = allow('application/octet-stream');
   return (path: string): MimeDecision => {
+    if (bare && suffixOf(path) === '') return TEXT_NAMES.has(path.slice(path.lastIndexOf('/') + 1).toUpperCase()) ? textName : binaryName;
     const len = path.length;
     let first = path.lastIndexOf('/') + 1;
     while (first < len && path.charCodeAt(first) === DOT) first++; // leading dots are part of the name

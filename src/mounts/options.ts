@@ -1,6 +1,7 @@
+import { resolve as resolvePath } from 'node:path';
 import { cacheControl } from '../cache/http.js';
 import { validFopPath } from '../fops/path.js';
-import { createMimeLookup, type MimeDecision } from './mime.js';
+import { createMimeLookup, MIMETYPE_PRESETS, type MimeDecision, type MimetypePreset } from './mime.js';
 
 /**
  * `Array.isArray` for a value typed as a readonly array: TypeScript's own guard
@@ -23,10 +24,27 @@ export interface MountOptions {
    * - `>https://host/path` or `>http://…`: a 301 redirect to that URL;
    * - `callback://name`: the handler registered under `name`;
    * - `cgi://` and reverse-proxy origins are refused until they are implemented.
+   *
+   * A relative file origin (`./public`, `file://public`) or one with `..` in it (`${__dirname}/../public`)
+   * is resolved to an absolute path once, when the mount is resolved: against `process.cwd()` here, against
+   * the configuration file's directory in a configuration file. Request paths keep their strict rules.
    */
   readonly origin: string;
-  /** The file served for a directory (default `index.html`). */
-  readonly default?: string;
+  /** The file served for a directory (default `index.html`); a list is tried in order and the first that exists wins. */
+  readonly default?: string | readonly string[];
+  /** Suffixes tried in order for a path that does not exist (`["html"]`: `/about` serves `about.html`); none by default. */
+  readonly extensions?: string | readonly string[];
+  /**
+   * A file inside the mount (`/index.html`) answered with 200 and `Cache-Control: no-cache` for a GET or
+   * HEAD of a path that does not exist, whose last segment has no suffix and no segment of which is a
+   * dotfile, from a client that accepts HTML (see the README for the Accept rule). Anything else that is
+   * missing stays a 404.
+   */
+  readonly spaFallback?: string;
+  /** `Access-Control-Allow-Origin: *` on every response of the mount, and OPTIONS (preflights) answered 204. */
+  readonly cors?: boolean;
+  /** `"downloads"` adds archives, office documents, disk images, YAML and files without a suffix to the whitelist (default `"strict"`). */
+  readonly mimetypePreset?: MimetypePreset;
   /** Seconds a client may reuse a response; needs `cacheReuse` (lws). */
   readonly cacheMaxAge?: number;
   readonly cacheReuse?: boolean;
@@ -60,7 +78,15 @@ export interface ResolvedMount {
   readonly archive: boolean;
   readonly redirect: string;
   readonly callback: string;
+  /** The first of `defaultFiles`. */
   readonly defaultFile: string;
+  /** The files tried for a directory, in order. */
+  readonly defaultFiles: readonly string[];
+  /** Suffixes tried for a missing path, each with its leading dot (`.html`). */
+  readonly extensions: readonly string[];
+  /** The SPA fallback as a path inside the mount (`/index.html`), or `''` for none. */
+  readonly spaFallback: string;
+  readonly cors: boolean;
   readonly cacheControl: string;
   readonly mime: (path: string) => MimeDecision;
   readonly headers: readonly (readonly [string, string])[];
@@ -84,6 +110,10 @@ const KEYS: Readonly<Record<string, keyof MountOptions>> = {
   pmo: 'pmo',
   'follow-symlinks': 'followSymlinks',
   precompressed: 'precompressed',
+  extensions: 'extensions',
+  'spa-fallback': 'spaFallback',
+  cors: 'cors',
+  'mimetype-preset': 'mimetypePreset',
 };
 
 /**
@@ -101,13 +131,23 @@ export function mountFromConfig(obj: Readonly<Record<string, unknown>>, where = 
   return out as unknown as MountOptions;
 }
 
+// The configuration file's one vocabulary for booleans (src/server/config.ts), so a mount key reads as a vhost key does.
 function bool(v: unknown, where: string): boolean {
   if (v === undefined) return false;
   if (typeof v === 'boolean') return v;
-  if (v === 1 || v === '1' || v === 'true' || v === 'on') return true;
-  if (v === 0 || v === '0' || v === 'false' || v === 'off') return false;
-  throw new TypeError(`${where} must be a boolean (or 0/1), got ${JSON.stringify(v)}`);
+  if (v === 1 || (typeof v === 'string' && /^(1|on|yes|true)$/i.test(v))) return true;
+  if (v === 0 || (typeof v === 'string' && /^(0|off|no|false)$/i.test(v))) return false;
+  throw new TypeError(`${where} must be a boolean (true/false, 1/0, on/off, yes/no), got ${JSON.stringify(v)}`);
 }
+
+/** A string or a list of strings, as a list (`"html"` is `["html"]`). */
+function stringList(v: unknown, where: string): readonly string[] {
+  const list: unknown[] = typeof v === 'string' ? [v] : Array.isArray(v) ? v : [null];
+  for (const s of list) if (typeof s !== 'string') throw new TypeError(`${where} must be a string or a list of strings`);
+  return list as string[];
+}
+
+const EXTENSION = /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/;
 
 function seconds(v: unknown, where: string): number {
   if (v === undefined) return 0;
@@ -140,6 +180,12 @@ export function mergeHeaders(vhost: readonly (readonly [string, string])[], moun
   return [...vhost.filter(([n]) => !names.has(n)), ...mount];
 }
 
+/** What `cors: true` adds: any origin may read, and read the headers a range or revalidation needs. */
+const CORS_HEADERS: readonly (readonly [string, string])[] = [
+  ['access-control-allow-origin', '*'],
+  ['access-control-expose-headers', 'Content-Range, Accept-Ranges, Content-Encoding, ETag'],
+];
+
 /** Canonical mountpoint: `/`, or `/a/b` with no trailing slash, no `.`/`..`/empty segments. */
 function canonicalMountpoint(mp: unknown, where: string): string {
   if (typeof mp !== 'string' || !mp.startsWith('/')) throw new TypeError(`${where}.mountpoint must be a path starting with /`);
@@ -164,9 +210,21 @@ export function resolveMount(
   const mountpoint = canonicalMountpoint(m.mountpoint, where);
   const origin = m.origin;
   if (typeof origin !== 'string' || origin === '') throw new TypeError(`${where}.origin must be a non-empty string`);
-  const defaultFile = m.default ?? 'index.html';
-  if (typeof defaultFile !== 'string' || !validFopPath(`/${defaultFile}`))
-    throw new TypeError(`${where}.default must be a relative file name such as "index.html"`);
+  const defaultFiles = m.default === undefined ? ['index.html'] : stringList(m.default, `${where}.default`);
+  if (defaultFiles.length === 0 || !defaultFiles.every((f) => validFopPath(`/${f}`)))
+    throw new TypeError(`${where}.default must be a relative file name such as "index.html", or a non-empty list of them`);
+  const extensions = (m.extensions === undefined ? [] : stringList(m.extensions, `${where}.extensions`)).map((e) => {
+    const bare = e.startsWith('.') ? e.slice(1) : e;
+    if (!EXTENSION.test(bare)) throw new TypeError(`${where}.extensions: ${JSON.stringify(e)} is not a suffix such as "html"`);
+    return `.${bare}`;
+  });
+  const spa: unknown = m.spaFallback ?? '';
+  if (typeof spa !== 'string' || (spa !== '' && (!spa.startsWith('/') || spa === '/' || !validFopPath(spa))))
+    throw new TypeError(`${where}.spaFallback must be a file path inside the mount such as "/index.html"`);
+  const preset: unknown = m.mimetypePreset ?? 'strict';
+  if (typeof preset !== 'string' || !MIMETYPE_PRESETS.includes(preset as MimetypePreset))
+    throw new TypeError(`${where}.mimetypePreset must be one of ${MIMETYPE_PRESETS.map((p) => JSON.stringify(p)).join(', ')}`);
+  const cors = bool(m.cors, `${where}.cors`);
   const cache = cacheControl({
     maxAge: seconds(m.cacheMaxAge, `${where}.cacheMaxAge`),
     reuse: bool(m.cacheReuse, `${where}.cacheReuse`),
@@ -176,11 +234,19 @@ export function resolveMount(
     immutable: bool(m.cacheImmutable, `${where}.cacheImmutable`),
   });
   const headers = mergeHeaders(vhostHeaders, headerPairs(m.headers, `${where}.headers`));
+  if (cors) {
+    // Headers configured by name win: a mount may name its own origin or exposed headers.
+    for (const pair of CORS_HEADERS) if (!headers.some(([n]) => n === pair[0])) headers.push(pair);
+  }
   const base = {
     mountpoint,
-    defaultFile,
+    defaultFile: defaultFiles[0]!,
+    defaultFiles: Object.freeze([...defaultFiles]),
+    extensions: Object.freeze(extensions),
+    spaFallback: spa,
+    cors,
     cacheControl: cache,
-    mime: createMimeLookup(stringMap(m.extraMimetypes, `${where}.extraMimetypes`)),
+    mime: createMimeLookup(stringMap(m.extraMimetypes, `${where}.extraMimetypes`), preset as MimetypePreset),
     headers,
     pmo: stringMap(m.pmo, `${where}.pmo`),
     followSymlinks: bool(m.followSymlinks, `${where}.followSymlinks`),
@@ -211,6 +277,8 @@ export function resolveMount(
     throw new TypeError(`${where}.origin: reverse-proxy mounts are not supported yet`);
   }
   let path = origin.startsWith('file://') ? origin.slice('file://'.length) : origin;
+  // Relative origins and `..` are the operator's, resolved once here; request paths never get this.
+  if (!validFopPath(path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path)) path = resolvePath(path);
   if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
   if (!path.startsWith('/')) throw new TypeError(`${where}.origin: ${JSON.stringify(origin)} must be file:///absolute/path, >https://…, or callback://name`);
   if (!validFopPath(path)) throw new TypeError(`${where}.origin: ${JSON.stringify(origin)} is not a canonical absolute path`);

@@ -286,10 +286,11 @@ function parseMount(m: unknown, file: string, at: string, base: string): MountOp
   for (const key of ['headers', 'pmo']) if (obj[key] !== undefined) obj[key] = nameValues(obj[key], file, `${at}.${key}`);
   for (const key of MOUNT_PATHS) {
     const origin = obj[key];
-    // A relative file origin resolves against this file's directory (`file://site.zip`, `./www`).
+    // A relative file origin resolves against this file's directory (`file://site.zip`, `./www`), and
+    // `..` in any origin is resolved here, once: request paths never get that leniency.
     if (typeof origin === 'string' && !/^(>|callback:|cgi:|https?:|wss?:)/.test(origin)) {
       const p = origin.startsWith('file://') ? origin.slice('file://'.length) : origin;
-      obj[key] = `file://${within(base, p)}`;
+      obj[key] = `file://${resolve(base, p)}`;
     }
   }
   let mount: MountOptions;

@@ -48,25 +48,35 @@ async function withNext(options: Partial<HandlerOptions>): Promise<{ port: numbe
 }
 
 describe('next and fallthrough outside Express', () => {
-  it('calls next for 404s (no mount, missing file, dotfile), never for other answers', async () => {
+  it('calls next for what a mount cannot serve (404s, other methods, refused types), never for other answers', async () => {
     const s = await withNext({});
     try {
-      for (const path of ['/elsewhere', '/files/missing.txt', '/files/sub/nope/', '/files/.env']) {
-        const r = await get(s.port, path);
+      const passed: [string, string?][] = [
+        ['/elsewhere'],
+        ['/files/missing.txt'],
+        ['/files/sub/nope/'],
+        ['/files/.env'],
+        ['/files/photo.xyz'],
+        ['/files/plain.txt', 'DELETE'],
+        ['/files/plain.txt', 'OPTIONS'],
+      ];
+      for (const [path, method] of passed) {
+        const r = await get(s.port, path, {}, method);
         assert.equal(r.status, 299, path);
         assert.equal(r.body.toString(), 'next');
       }
       const answered: [string, number, string?][] = [
         ['/files/plain.txt', 200],
         ['/files/sub', 301],
-        ['/files/photo.xyz', 403],
-        ['/files/plain.txt', 405, 'DELETE'],
         ['/files/bad.zip/x.txt', 500],
         ['/files/%2e%2e/x', 403],
         ['/cb/x', 200],
       ];
       for (const [path, status, method] of answered) assert.equal((await get(s.port, path, {}, method)).status, status, path);
-      assert.deepEqual(s.nexts, ['/elsewhere', '/files/missing.txt', '/files/sub/nope/', '/files/.env']);
+      assert.deepEqual(
+        s.nexts,
+        passed.map(([path]) => path),
+      );
     } finally {
       await s.close();
     }
@@ -79,6 +89,8 @@ describe('next and fallthrough outside Express', () => {
         assert.equal(r.status, 404, path);
         assert.match(r.body.toString(), /404 Not Found/);
       }
+      assert.equal((await get(s.port, '/files/plain.txt', {}, 'DELETE')).status, 405);
+      assert.equal((await get(s.port, '/files/photo.xyz')).status, 403);
       assert.deepEqual(s.nexts, []);
     } finally {
       await s.close();
