@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { closeSync, openSync, renameSync, statSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { FopError, FopFlags, MemFops, ZipFops, fopChanged, fopIdentity, readAll } from '../../src/index.js';
+import { FopError, FopFlags, MemFops, PlatFops, ZipFops, fopChanged, fopIdentity, readAll, type FopStat } from '../../src/index.js';
 import { fixture, noise, prose, rmTree, tmpDir } from '../helpers/fixtures.js';
 import { entryText as text } from '../helpers/zip-read.js';
 import { makeZip, type EntrySpec } from '../helpers/zip-writer.js';
@@ -380,5 +380,36 @@ describe('zip.stats counts open archives and entries (for leak tests)', () => {
     await assert.rejects(zip.open(`${bad}/x`), (err: unknown) => FopError.is(err, 'CORRUPT_ARCHIVE'));
     assert.deepEqual(counts(zip), [0, 0]);
     await zip.close();
+  });
+});
+
+describe('an archive replaced between its stat and its open', () => {
+  it('is served from the file that was opened, and not cached under the stale stat', async () => {
+    const dir = tmpDir();
+    try {
+      const path = join(dir, 'site.zip');
+      const aside = join(dir, 'old.zip');
+      writeFileSync(aside, makeZip({ entries: [{ name: 'v.txt', data: 'old version' }] }));
+      writeFileSync(path, makeZip({ entries: [{ name: 'v.txt', data: 'the new version' }] }));
+      // A stat that still sees the old file (it was renamed over right after), as a rename loop gives.
+      class StaleStat extends PlatFops {
+        stale = 1;
+        override async stat(p: string): Promise<FopStat> {
+          if (p === path && this.stale-- > 0) return super.stat(aside);
+          return super.stat(p);
+        }
+      }
+      const zip = new ZipFops({ source: new StaleStat() });
+      assert.equal(await text(zip, `${path}/v.txt`), 'the new version');
+      assert.equal(zip.stats.indexBuilds, 1);
+      // Not filed under the stale stat's key: the next open (a true stat) parses again, and that one is kept.
+      assert.equal(await text(zip, `${path}/v.txt`), 'the new version');
+      assert.equal(await text(zip, `${path}/v.txt`), 'the new version');
+      assert.equal(zip.stats.indexBuilds, 2);
+      await zip.close();
+      assert.equal(zip.stats.openArchives, 0);
+    } finally {
+      rmTree(dir);
+    }
   });
 });

@@ -120,6 +120,8 @@ class OpenArchive {
   readonly nesting: Nesting;
   /** Cache keys of the archives opened inside this one: they are dropped with it. */
   readonly inner = new Set<string>();
+  /** Opened under a stat of another version (the file was replaced in between): used once, never cached. */
+  misfiled = false;
   /** Rows of stored entries a complete read has matched to their CRC-32, in this version of the archive. */
   #verified: Uint8Array | undefined;
   readonly #onClose: (closing: Promise<void>) => void;
@@ -529,6 +531,11 @@ export class ZipFops implements ContainerOps, StatOps {
     slot.promise.then(
       (arc) => {
         slot.archive = arc;
+        if (arc.misfiled) {
+          // Not the version its key names: out of the cache now; it closes once its callers are done.
+          if (this.#cache.peek(key) === slot) this.#cache.delete(key);
+          else slot.evicted = true;
+        }
         if (slot.evicted) {
           if (slot.waiting === 0) arc.retire();
         } else if (this.#cache.peek(key) === slot) this.#cache.set(key, slot); // re-weigh by entry count
@@ -569,18 +576,18 @@ export class ZipFops implements ContainerOps, StatOps {
     const fd = await this.#source.open(container, fsc.O_RDONLY);
     this.#openArchives++;
     try {
-      // The file opened is not the one stat saw (replaced in between): indexing it under that stat's key
-      // would file one version under another's identity.
+      // The file opened is not the one stat saw (replaced in between). The handle is still one whole
+      // version, so it serves the callers waiting now; but filed under that stat's key it would stand
+      // for another version, so it is marked to leave the cache at once (a rename loop under load
+      // otherwise made every retry miss, and the request failed).
       const named = st.ino !== undefined || st.version !== undefined;
-      if (fd.length !== st.size || (fd.identity !== undefined && named && fd.identity !== statIdentity(st))) {
-        const err = new FopError('IO', 'index', container, 'archive changed while being opened');
-        REPLACED.add(err);
-        throw err;
-      }
+      const misfiled = fd.length !== st.size || (fd.identity !== undefined && named && fd.identity !== statIdentity(st));
       const index = await readZipIndex(sourceFromFd(fd), this.limits, container);
       this.#indexBuilds++;
       // The open handle's own identity names the bytes it reads, even if the file was replaced since the stat.
-      return new OpenArchive(fd, index, fd.identity ?? statIdentity(st), (closing) => this.#archiveClosing(closing));
+      const arc = new OpenArchive(fd, index, fd.identity ?? statIdentity(st), (closing) => this.#archiveClosing(closing));
+      arc.misfiled = misfiled;
+      return arc;
     } catch (err) {
       await fd.close().catch(() => undefined);
       this.#openArchives--;
