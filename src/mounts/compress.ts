@@ -74,10 +74,13 @@ const LIBRARY: Readonly<Record<Coding, string>> = {
  * Whether a Content-Type is worth compressing: mime-db's `compressible` flag
  * (through the `compressible` package: text/*, JSON, JS, SVG, XML, wasm, ttf…),
  * and for types it does not know, text/* and +json/+xml/+text. Unknown and
- * absent types are not compressed.
+ * absent types, and application/octet-stream, are not compressed.
  */
 export function isCompressibleType(contentType: string | undefined): boolean {
-  return contentType !== undefined && compressible(contentType) === true;
+  if (contentType === undefined) return false;
+  // mime-db flags octet-stream compressible, but it is what unknown binaries (often already compressed) are served as.
+  if (/^\s*application\/octet-stream\s*(;|$)/i.test(contentType)) return false;
+  return compressible(contentType) === true;
 }
 
 /** Compresses `data` in `coding` at its level (asynchronously, on the libuv thread pool). */
