@@ -12,12 +12,12 @@
 // the server is pinned to CPU 1 and wrk to CPU 0. Rounds interleave the servers; each row is
 // its best round by req/s. Needs wrk (apt-get install -y wrk).
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
-import { BENCH_DIR, DIST, fmt, ROOT, table } from './lib/common.mjs';
+import { BENCH_DIR, DATA_DIR, DIST, fmt, ROOT, table } from './lib/common.mjs';
 import { httpFixtures } from './lib/httpgen.mjs';
 
 const argv = process.argv.slice(2);
@@ -33,6 +33,7 @@ const PIN = !argv.includes('--no-pin');
 const SERVERS = ['vfs-compress', 'express', 'serve'];
 const FILES = ['app.js', 'small.html'];
 const CODINGS = ['br', 'gzip'];
+const RUN_DIR = join(DATA_DIR, 'compress-run');
 
 const pinned = (cpu, cmd, args) => (PIN ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args]);
 
@@ -51,11 +52,17 @@ async function start(kind, dir) {
   let child;
   if (kind === 'serve') {
     port = await freePort();
+    // cleanUrls off: by default serve answers /small.html with a 301 to /small.
+    const config = join(RUN_DIR, 'serve.json');
+    mkdirSync(RUN_DIR, { recursive: true });
+    writeFileSync(config, JSON.stringify({ cleanUrls: false }));
     const [cmd, args] = pinned(1, process.execPath, [
       join(ROOT, 'node_modules/serve/build/main.js'),
       '-L',
       '-n',
       '--no-port-switching',
+      '-c',
+      config,
       '-l',
       `tcp://127.0.0.1:${port}`,
       dir,
