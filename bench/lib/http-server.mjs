@@ -4,7 +4,8 @@
 //   node bench/lib/http-server.mjs <kind> <dataDir> <distIndexJs> [zipName]
 //
 // kind: vfs-disk | vfs-disk-noprecomp | vfs-disk-gz | vfs-zip | sirv | serve-static | express | node-limit
-//       | vfs-range
+//       | vfs-range | vfs-compress
+// vfs-compress: dataDir with `compress: true` and no precompressed siblings (bench/compress.mjs).
 // (distIndexJs is only read by the vfs-* kinds; bench/http.mjs passes a second
 // dist/ there for its vfs-*-before servers.)
 //
@@ -93,6 +94,10 @@ async function makeListener() {
               ? { mountpoint: '/', origin: precompressedDir() }
               : { mountpoint: '/', origin: dataDir };
       return createHandler({ mounts: [mount], onError });
+    }
+    case 'vfs-compress': {
+      const { createHandler } = await import(pathToFileURL(distIndex).href);
+      return createHandler({ mounts: [{ mountpoint: '/', origin: dataDir, compress: true, precompressed: false }], onError });
     }
     case 'vfs-range': {
       const lib = await import(pathToFileURL(distIndex).href);

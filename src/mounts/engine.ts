@@ -9,6 +9,7 @@ import { PlatFops } from '../fops/plat.js';
 import type { FileOps, FopFd, FopStat } from '../fops/types.js';
 import { Vfs } from '../fops/vfs.js';
 import { canonicalizePath, encodePath, type CanonicalPath } from './canonical.js';
+import { CODINGS, Compressor, isCompressibleType, readUnchanged, type Coding, type CompressionOptions } from './compress.js';
 import {
   FRAMING,
   makeSnapshot,
@@ -60,11 +61,20 @@ export interface EngineOptions {
    * validators and `Cache-Control: no-store`: it is not the resource asked for.
    */
   readonly notFoundDocument?: string;
+  /** Compression on the fly for mounts with `compress` (see `CompressionOptions`: size window, cache bytes). */
+  readonly compression?: CompressionOptions;
 }
 
 /** What a request path under a file mount resolved to: lookups only, cached for `resolveCacheMs`. */
 type Resolution =
-  | { readonly kind: 'file'; readonly identity: Representation; readonly encoded: readonly Representation[] }
+  | {
+      readonly kind: 'file';
+      readonly identity: Representation;
+      /** The codings offered, in server preference order: ready-made ones (siblings, passthrough), and those made on the fly. */
+      readonly encoded: readonly Representation[];
+      /** The entries of `encoded` made on the fly from the identity (mount `compress`). */
+      readonly fly: readonly Representation[];
+    }
   | {
       readonly kind: 'page';
       readonly status: number;
@@ -119,6 +129,7 @@ export class ServeEngine {
   readonly #small: LruCache<string, CachedContent> | undefined;
   readonly #smallMax: number;
   readonly #notFoundDocument: string | undefined;
+  readonly #compressor: Compressor;
   readonly #pages = new Map<ResolvedMount, (status: number) => CoreResponse>();
   // Archive refusals already reported: the backend returns one error object per archive version.
   readonly #reported = new WeakSet<object>();
@@ -146,6 +157,7 @@ export class ServeEngine {
     const doc = options.notFoundDocument;
     if (doc !== undefined && (typeof doc !== 'string' || !doc.startsWith('/'))) throw new TypeError('notFoundDocument must be a URL path starting with "/"');
     this.#notFoundDocument = doc;
+    this.#compressor = new Compressor(options.compression);
     const mounts = options.mounts.map((m, i) => resolveMount(m, this.#headers, `mounts[${i}]`, CONTAINER_SIGNATURES));
     const seen = new Set<string>();
     for (const m of mounts) {
@@ -261,7 +273,7 @@ export class ServeEngine {
           const rep = negotiate(req, resolution);
           let content: SnapshotContent;
           try {
-            content = await this.#content(rep);
+            content = resolution.fly.includes(rep) ? await this.#flyContent(rep, resolution.identity) : await this.#content(rep);
           } catch (err) {
             // The file went away since it was resolved: forget that, and look again once.
             this.#resolved?.delete(key);
@@ -411,8 +423,10 @@ export class ServeEngine {
         if (sib?.type === 'file') encoded.push({ encoding, path: `${path}${ext}`, flags: 0 });
       }
     }
-    const vary = encoded.length > 0;
-    const rep = (p: string, flags: number, encoding: string | undefined): Representation =>
+    // On the fly: the compressible codings no ready-made form (sibling, passthrough) gives.
+    const fly = m.compress && isCompressibleType(mime.contentType) ? CODINGS.filter((c) => !encoded.some((e) => e.encoding === c)) : [];
+    const vary = encoded.length > 0 || fly.length > 0;
+    const rep = (p: string, flags: number, encoding: string | undefined, made = false): Representation =>
       Object.freeze({
         path: p,
         flags,
@@ -421,9 +435,13 @@ export class ServeEngine {
         vary,
         cacheControl: m.cacheControl,
         configured: m.headers,
-        key: `${m.mountpoint}\0${p}\0${flags}\0${encoding ?? ''}`,
+        key: `${m.mountpoint}\0${p}\0${flags}\0${encoding ?? ''}${made ? '\0fly' : ''}`,
       });
-    return { kind: 'file', identity: rep(path, 0, undefined), encoded: encoded.map((e) => rep(e.path, e.flags, e.encoding)) };
+    const ready = encoded.map((e) => rep(e.path, e.flags, e.encoding));
+    const made = fly.map((c) => rep(path, 0, c, true));
+    const offered =
+      made.length === 0 ? ready : [...ready, ...made].sort((a, b) => CODINGS.indexOf(a.encoding as Coding) - CODINGS.indexOf(b.encoding as Coding));
+    return { kind: 'file', identity: rep(path, 0, undefined), encoded: offered, fly: made };
   }
 
   /** The stat of `path`, or undefined when nothing servable is there (a 404 cause); other failures throw. */
@@ -483,6 +501,59 @@ export class ServeEngine {
       else small.delete(rep.key);
       return content;
     }
+  }
+
+  /**
+   * A representation made on the fly (`rep.encoding`) from the identity
+   * snapshot: fresh from memory, else from the identity's content (opened and
+   * revalidated as {@link #content} does) and the compressor's cache keyed by
+   * that snapshot's identity, else compressed from those bytes, read whole and
+   * unchanged. The identity content itself when the snapshot is outside the
+   * size window, has no identity to key a cache and an ETag on, or does not
+   * get smaller.
+   */
+  async #flyContent(rep: Representation, identityRep: Representation): Promise<SnapshotContent> {
+    const small = this.#small;
+    const kept = small?.peek(rep.key);
+    if (kept !== undefined && kept.expires > Date.now()) return kept;
+    const coding = rep.encoding as Coding;
+    for (let attempt = 1; ; attempt++) {
+      const content = await this.#content(identityRep);
+      const snap = content.snapshot;
+      const id = snap.identity;
+      // As fresh as the identity snapshot it is made from: the small-content contract, not a new one.
+      const expires = 'expires' in content && typeof content.expires === 'number' ? content.expires : Date.now() + this.#resolveMs;
+      if (id === undefined || !this.#compressor.sizeAllowed(snap.length)) return this.#keep(rep, content, expires);
+      let coded = this.#compressor.cached(id, coding);
+      if ('fd' in content) {
+        if (coded !== undefined) await content.fd.close();
+        else {
+          const data = await readUnchanged(content.fd, snap.length);
+          if (data === undefined) {
+            if (attempt < READ_ATTEMPTS) continue;
+            throw new FopError('IO', 'read', snap.path, 'the file kept changing while it was read');
+          }
+          coded = await this.#compressor.encode(id, coding, data);
+        }
+      } else coded ??= await this.#compressor.encode(id, coding, content.data);
+      if (coded.length >= snap.length) return 'fd' in content ? this.#content(identityRep) : this.#keep(rep, content, expires);
+      const snapshot = makeSnapshot(rep, {
+        length: coded.length,
+        etag: this.#compressor.etag(id, snap.length, coding),
+        lastModified: snap.lastModified,
+        encoding: coding,
+        identity: `${coding}\0fly\0${id}`,
+      });
+      return this.#keep(rep, { snapshot, data: coded }, expires);
+    }
+  }
+
+  /** Keeps a small content under `rep`'s key too, until `expires`, so the next request for it is answered synchronously. */
+  #keep(rep: Representation, content: SnapshotContent, expires: number): SnapshotContent {
+    if ('data' in content && this.#small !== undefined && content.data.length <= this.#smallMax && content.snapshot.identity !== undefined) {
+      this.#small.set(rep.key, 'expires' in content && typeof content.expires === 'number' ? (content as CachedContent) : { ...content, expires });
+    }
+    return content;
   }
 
   /** Opens a representation and takes its snapshot from the handle: length, identity, validators. */
@@ -584,7 +655,12 @@ export class ServeEngine {
   }
 }
 
-/** The representation the client takes: an encoded one it prefers (RFC 9110 §12.5.3), else identity. */
+/**
+ * The representation the client takes: an encoded one it prefers (RFC 9110
+ * §12.5.3), else identity. On a q tie the order is br, zstd, gzip (see
+ * `CODINGS`); a coding a ready-made form gives (sibling, passthrough) is
+ * served from it, never made on the fly.
+ */
 function negotiate(req: CoreRequest, file: Extract<Resolution, { kind: 'file' }>): Representation {
   if (file.encoded.length === 0) return file.identity;
   const chosen = negotiateEncoding(

@@ -66,6 +66,12 @@ export interface MountOptions {
   readonly followSymlinks?: boolean;
   /** Serve `x.br` / `x.gz` siblings of a disk file `x` to clients that accept them (default true). */
   readonly precompressed?: boolean;
+  /**
+   * Compress compressible responses on the fly (br, zstd where Node has it,
+   * gzip) for clients that accept them, caching the results by snapshot
+   * identity (default false; see README "Compression on the fly").
+   */
+  readonly compress?: boolean;
 }
 
 /** A mount checked once and precomputed: the request path is a lookup plus copies of these. */
@@ -93,6 +99,7 @@ export interface ResolvedMount {
   readonly pmo: Readonly<Record<string, string>>;
   readonly followSymlinks: boolean;
   readonly precompressed: boolean;
+  readonly compress: boolean;
 }
 
 const KEYS: Readonly<Record<string, keyof MountOptions>> = {
@@ -114,6 +121,7 @@ const KEYS: Readonly<Record<string, keyof MountOptions>> = {
   'spa-fallback': 'spaFallback',
   cors: 'cors',
   'mimetype-preset': 'mimetypePreset',
+  compress: 'compress',
 };
 
 /**
@@ -251,6 +259,7 @@ export function resolveMount(
     pmo: stringMap(m.pmo, `${where}.pmo`),
     followSymlinks: bool(m.followSymlinks, `${where}.followSymlinks`),
     precompressed: m.precompressed === undefined ? true : bool(m.precompressed, `${where}.precompressed`),
+    compress: bool(m.compress, `${where}.compress`),
     root: '',
     archive: false,
     redirect: '',
