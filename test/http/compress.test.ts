@@ -353,8 +353,9 @@ describe('compression on the fly', () => {
         await s.close();
       }
     }
+    // The config's one boolean vocabulary (true/false, 1/0, on/off, yes/no); anything else is an error.
     assert.throws(
-      () => createHandler({ mounts: [mountFromConfig({ mountpoint: '/', origin: `file://${www}`, compress: 'yes' })] }),
+      () => createHandler({ mounts: [mountFromConfig({ mountpoint: '/', origin: `file://${www}`, compress: 'maybe' })] }),
       /compress must be a boolean/,
     );
   });
