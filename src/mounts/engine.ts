@@ -3,7 +3,8 @@ import { LruCache } from '../cache/lru.js';
 import { CONTAINER_SIGNATURES } from '../fops/container.js';
 import { FopError } from '../fops/errors.js';
 import { FopFlags } from '../fops/flags.js';
-import { fopChanged, fopIdentity, fopRealPath, fopStat, readAll, vfsGetModTime } from '../fops/helpers.js';
+import { fopChanged, fopIdentity, fopReadDir, fopRealPath, fopStat, readAll, vfsGetModTime } from '../fops/helpers.js';
+import { signatureSplits, validFopPath } from '../fops/path.js';
 import { PlatFops } from '../fops/plat.js';
 import type { FileOps, FopFd } from '../fops/types.js';
 import { Vfs } from '../fops/vfs.js';
@@ -18,6 +19,7 @@ import {
   type Snapshot,
   type SnapshotContent,
 } from './content.js';
+import { compareEntries, listingResponse, type ListingEntry } from './listing.js';
 import { headerPairs, isReadonlyArray, resolveMount, type MountOptions, type ResolvedMount } from './options.js';
 import { isArchiveRefusal, statusForError, statusPage } from './status.js';
 
@@ -64,7 +66,8 @@ export interface EngineOptions {
 type Resolution =
   | { readonly kind: 'file'; readonly identity: Representation; readonly encoded: readonly Representation[] }
   | { readonly kind: 'page'; readonly status: number; readonly reason?: string; readonly notFound?: boolean }
-  | { readonly kind: 'redirect'; readonly location: string };
+  | { readonly kind: 'redirect'; readonly location: string }
+  | { readonly kind: 'listing'; readonly dir: string };
 
 interface CachedResolution {
   readonly resolution: Resolution;
@@ -220,6 +223,13 @@ export class ServeEngine {
           return this.#redirect(`${resolution.location}${canon.query}`, m.headers);
         case 'page':
           return { ...this.#page(resolution.status, m.headers, resolution.reason), ...(resolution.notFound ? { notFound: true } : {}) };
+        case 'listing':
+          try {
+            return await this.#listing(req, canon, m, resolution.dir);
+          } catch (err) {
+            this.#resolved?.delete(key);
+            return this.#errorPage(err, m);
+          }
         case 'file': {
           const rep = negotiate(req, resolution);
           let content: SnapshotContent;
@@ -283,10 +293,22 @@ export class ServeEngine {
     }
     let path = remainder === '' || remainder === '/' ? m.root : `${m.root}${remainder}`;
     let st = m.archive && path === m.root ? { type: 'directory' as const, size: 0 } : await fopStat(this.#vfs, path);
-    if (st.type === 'directory') {
+    // With listings on, an archive asked for as a directory (`/files/site.zip/`) is one, as its listing shows it.
+    if (st.type === 'directory' || (m.listing && canon.trailingSlash && st.type === 'file' && isArchivePath(path))) {
       if (!canon.trailingSlash) return { kind: 'redirect', location: encodePath(`${canon.path}/`) };
+      const dir = path;
       path = `${path}/${m.defaultFile}`;
-      st = await fopStat(this.#vfs, path);
+      if (m.listing) {
+        const def = await fopStat(this.#vfs, path).catch((err: unknown) => {
+          if (statusForError(err) === 404) return undefined;
+          throw err;
+        });
+        if (def === undefined || def.type === 'directory') {
+          if (!m.followSymlinks && !(await this.#contained(m, dir))) return { kind: 'page', status: 404, notFound: true };
+          return { kind: 'listing', dir };
+        }
+        st = def;
+      } else st = await fopStat(this.#vfs, path);
     } else if (canon.trailingSlash) {
       return { kind: 'page', status: 404, notFound: true }; // a file is not a directory
     }
@@ -315,6 +337,45 @@ export class ServeEngine {
         key: `${m.mountpoint}\0${p}\0${flags}\0${encoding ?? ''}`,
       });
     return { kind: 'file', identity: rep(path, 0, undefined), encoded: encoded.map((e) => rep(e.path, e.flags, e.encoding)) };
+  }
+
+  /**
+   * The listing of directory `dir` for a mount with `listing` on. Hidden: dotfiles, names no
+   * canonical path can hold, anything but files and directories, files the mount's mimetype
+   * whitelist refuses, and (unless `followSymlinks`) symlinks resolving outside the origin. An
+   * archive file is shown as a directory: the Vfs enters it. A backend that cannot list answers
+   * 404, as with listings off. Times and sizes the backend did not report are stat'ed for the
+   * entries shown only, so a huge directory costs one readdir plus `listingMax` stats.
+   */
+  async #listing(req: CoreRequest, canon: CanonicalPath, m: ResolvedMount, dir: string): Promise<CoreResponse> {
+    const listed = await fopReadDir(this.#vfs, dir);
+    if (listed === undefined) return { ...this.#page(404, m.headers), notFound: true };
+    const base = dir === '/' ? '' : dir;
+    const kept: (ListingEntry & { readonly path: string })[] = [];
+    for (const e of listed) {
+      const path = `${base}/${e.name}`;
+      if (e.name.startsWith('.') || !validFopPath(path) || e.type === 'other') continue;
+      let type = e.type;
+      if (type === 'file' && isArchivePath(path)) type = 'directory';
+      else if (type === 'file' && !m.mime(path).allowed) continue;
+      if (e.symlink === true && !m.followSymlinks && !(await this.#contained(m, path))) continue;
+      kept.push({ name: e.name, type, size: e.size, modTime: e.modTime, path });
+    }
+    kept.sort(compareEntries);
+    const shown = kept.slice(0, m.listingMax);
+    // Stats in batches: bounded concurrency against the disk, whatever listingMax is.
+    const entries: ListingEntry[] = [];
+    for (let i = 0; i < shown.length; i += 64) {
+      const batch = shown.slice(i, i + 64).map(async (e): Promise<ListingEntry> => {
+        if (e.modTime !== undefined && (e.type === 'directory' || e.size !== undefined))
+          return { name: e.name, type: e.type, size: e.size, modTime: e.modTime };
+        const st = await fopStat(this.#vfs, e.path).catch(() => undefined);
+        return { name: e.name, type: e.type, size: e.type === 'file' ? (e.size ?? st?.size) : undefined, modTime: e.modTime ?? st?.modTime };
+      });
+      entries.push(...(await Promise.all(batch)));
+    }
+    const urlDir = canon.path === '/' ? '/' : `${canon.path}/`;
+    return listingResponse(req.header('accept'), { path: urlDir, mountpoint: m.mountpoint, entries, total: kept.length }, m.headers);
   }
 
   /**
@@ -461,6 +522,11 @@ export class ServeEngine {
     if (realRoot === undefined || real === undefined) return realRoot === undefined && real === undefined;
     return real === realRoot || real.startsWith(realRoot === '/' ? '/' : `${realRoot}/`);
   }
+}
+
+/** Whether `path` ends in an archive signature (`.zip`, `.jar`, `.war`): the Vfs enters it as a directory. */
+function isArchivePath(path: string): boolean {
+  return signatureSplits(`${path}/`, CONTAINER_SIGNATURES).includes(path.length);
 }
 
 /** The representation the client takes: an encoded one it prefers (RFC 9110 §12.5.3), else identity. */

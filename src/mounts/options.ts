@@ -48,6 +48,13 @@ export interface MountOptions {
   readonly followSymlinks?: boolean;
   /** Serve `x.br` / `x.gz` siblings of a disk file `x` to clients that accept them (default true). */
   readonly precompressed?: boolean;
+  /**
+   * Answer a directory that has no default file with a listing of it (HTML, or JSON to clients
+   * that ask for `application/json`) instead of a 404 (default false). See `listing.ts`.
+   */
+  readonly listing?: boolean;
+  /** Most entries a listing shows, after hiding; more are left out with a note (default 1000). */
+  readonly listingMax?: number;
 }
 
 /** A mount checked once and precomputed: the request path is a lookup plus copies of these. */
@@ -67,6 +74,8 @@ export interface ResolvedMount {
   readonly pmo: Readonly<Record<string, string>>;
   readonly followSymlinks: boolean;
   readonly precompressed: boolean;
+  readonly listing: boolean;
+  readonly listingMax: number;
 }
 
 const KEYS: Readonly<Record<string, keyof MountOptions>> = {
@@ -84,6 +93,8 @@ const KEYS: Readonly<Record<string, keyof MountOptions>> = {
   pmo: 'pmo',
   'follow-symlinks': 'followSymlinks',
   precompressed: 'precompressed',
+  listing: 'listing',
+  'listing-max': 'listingMax',
 };
 
 /**
@@ -113,6 +124,13 @@ function seconds(v: unknown, where: string): number {
   if (v === undefined) return 0;
   const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new TypeError(`${where} must be a non-negative integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function listingMax(v: unknown, where: string): number {
+  if (v === undefined) return 1000;
+  const n = seconds(v, where);
+  if (n < 1) throw new TypeError(`${where} must be a positive integer, got ${JSON.stringify(v)}`);
   return n;
 }
 
@@ -185,6 +203,8 @@ export function resolveMount(
     pmo: stringMap(m.pmo, `${where}.pmo`),
     followSymlinks: bool(m.followSymlinks, `${where}.followSymlinks`),
     precompressed: m.precompressed === undefined ? true : bool(m.precompressed, `${where}.precompressed`),
+    listing: bool(m.listing, `${where}.listing`),
+    listingMax: listingMax(m.listingMax, `${where}.listingMax`),
     root: '',
     archive: false,
     redirect: '',
