@@ -4,3 +4,4 @@ export { mountFromConfig, resolveMount, type MountOptions, type ResolvedMount } 
 export { statusForError, statusPage } from './status.js';
 export { ServeEngine, type EngineOptions } from './engine.js';
 export type { CallbackTarget, CoreRequest, CoreResponse } from './content.js';
+export { listingJson, prefersJson, renderListingHtml, type Listing, type ListingEntry, type ListingJson } from './listing.js';
