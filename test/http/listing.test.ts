@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createHandler, prefersJson, type ListingJson } from '../../src/index.js';
+import { createHandler, fopReadDir, MemFops, prefersJson, Vfs, type ListingJson } from '../../src/index.js';
 import { ConfigError, loadConfig } from '../../src/server/config.js';
 import { rmTree, tmpDir, writeTree } from '../helpers/fixtures.js';
 import { get, listen, rawRequest, type RawResponse } from '../helpers/http.js';
@@ -44,6 +44,12 @@ before(async () => {
     'sub/index.html': Buffer.from('<p>sub home</p>'),
     'nodefault/x.txt': Buffer.from('x'),
     'files/site.zip': archive,
+    'nest/outer.zip': makeZip({
+      entries: [
+        { name: 'lib/inner.zip', data: archive, method: 0 },
+        { name: 'lib/notes.txt', data: 'n', mtime: ZIP_TIME },
+      ],
+    }),
     ...Object.fromEntries(HOSTILE.map((n) => [`hostile/${n}`, Buffer.from(n)])),
     ...Object.fromEntries(Array.from({ length: 25 }, (_, i) => [`many/f${String(i).padStart(2, '0')}.txt`, Buffer.from(String(i))])),
   });
@@ -308,6 +314,45 @@ describe('archives', () => {
       [['app.css', 6]],
     );
     assert.equal((await get(port, '/files/site.zip/nope/')).status, 404);
+  });
+
+  it('lists archives inside archives: the inner root and a directory in it', async () => {
+    const lib = json(await get(port, '/nest/outer.zip/lib/', asJson));
+    assert.deepEqual(
+      lib.entries.map((e) => [e.name, e.type]),
+      [
+        ['inner.zip', 'directory'],
+        ['notes.txt', 'file'],
+      ],
+    );
+    const inner = json(await get(port, '/nest/outer.zip/lib/inner.zip/', asJson));
+    assert.deepEqual(
+      inner.entries.map((e) => e.name),
+      ['css', 'docs', 'readme.txt'],
+    );
+    const guide = json(await get(port, '/nest/outer.zip/lib/inner.zip/docs/guide/', asJson));
+    assert.deepEqual(
+      guide.entries.map((e) => [e.name, e.size, e.href]),
+      [['intro.html', 12, '/nest/outer.zip/lib/inner.zip/docs/guide/intro.html']],
+    );
+    assert.equal((await get(port, '/nest/outer.zip/lib/notes.txt/')).status, 404);
+  });
+});
+
+describe('backends that cannot list', () => {
+  it('answers 404, as with listings off, when the filesystem has no readDir', async () => {
+    const mem = new MemFops({ '/www/dir/a.txt': 'a', '/www/home/index.html': '<p>home</p>' });
+    assert.equal(await fopReadDir(mem, '/www/dir'), undefined);
+    // A Vfs over it reports the same "cannot list" for the paths it hands down.
+    assert.equal(await new Vfs({ base: mem }).readDir('/www/dir'), undefined);
+    const server = await listen(createHandler({ vfs: mem, mounts: [{ mountpoint: '/', origin: '/www', listing: true }] }));
+    try {
+      assert.equal((await get(server.port, '/dir/')).status, 404);
+      assert.equal(html(await get(server.port, '/home/')), '<p>home</p>');
+      assert.equal((await get(server.port, '/dir/a.txt')).status, 200);
+    } finally {
+      await server.close();
+    }
   });
 });
 
