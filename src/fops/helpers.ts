@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { FopError } from './errors.js';
 import { FopFlags } from './flags.js';
-import type { FileOps, FopFd, FopStat, RealPathOps, StatOps } from './types.js';
+import type { FileOps, FopDirEntry, FopFd, FopStat, ListOps, RealPathOps, StatOps } from './types.js';
 
 /** `lws_vfs_tell`: the handle's current position. */
 export function vfsTell(fd: FopFd): number {
@@ -75,6 +75,19 @@ export function fopIdentity(fd: FopFd): string | undefined {
 /** The handle's {@link FopFd.changed}, or false for backends that cannot tell. */
 export function fopChanged(fd: FopFd): Promise<boolean> {
   return fd.changed ? fd.changed() : Promise.resolve(false);
+}
+
+/** Reports whether a backend has the `readDir` capability. */
+export function hasReadDir(fops: FileOps): fops is ListOps {
+  return typeof (fops as Partial<ListOps>).readDir === 'function';
+}
+
+/**
+ * The entries of the directory `path` through the backend's `readDir`, or
+ * undefined when the backend cannot list. Rejects as the backend does.
+ */
+export function fopReadDir(fops: FileOps, path: string): Promise<readonly FopDirEntry[] | undefined> {
+  return hasReadDir(fops) ? fops.readDir(path) : Promise.resolve(undefined);
 }
 
 /** Reports whether a backend has the `realPath` capability. */

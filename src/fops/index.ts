@@ -1,6 +1,6 @@
 export { FopError, FOP_ERROR_CODES, fromSystemError, type FopErrorCode } from './errors.js';
 export { FopFlags, hasFlag } from './flags.js';
-export type { ContainerOps, FileOps, FopFd, FopStat, RealPathOps, StatOps } from './types.js';
+export type { ContainerOps, FileOps, FopDirEntry, FopFd, FopStat, ListOps, RealPathOps, StatOps } from './types.js';
 export { FopHandle, type FopHandleInit } from './handle.js';
 export { assertFopPath, parentPath, signatureSplits, validFopPath } from './path.js';
 export {
@@ -8,9 +8,11 @@ export {
   fopChanged,
   fopIdentity,
   fopReadAt,
+  fopReadDir,
   fopReadvAt,
   fopRealPath,
   fopStat,
+  hasReadDir,
   hasRealPath,
   hasStat,
   readAll,

@@ -4,17 +4,19 @@ import {
   fstat as fsFstat,
   open as fsOpen,
   read as fsRead,
+  readdir as fsReaddir,
   readv as fsReadv,
   realpath as fsRealpath,
   stat as fsStat,
   write as fsWrite,
+  type Dirent,
   type Stats,
 } from 'node:fs';
 import { FopError, fromSystemError } from './errors.js';
 import { FopFlags } from './flags.js';
 import { FopHandle } from './handle.js';
 import { assertFopPath } from './path.js';
-import type { FopFd, FopStat, RealPathOps, StatOps } from './types.js';
+import type { FopDirEntry, FopFd, FopStat, ListOps, RealPathOps, StatOps } from './types.js';
 
 const ACCESS_MODE = fsc.O_RDONLY | fsc.O_WRONLY | fsc.O_RDWR;
 // O_NONBLOCK: opening a FIFO for reading would otherwise block a threadpool
@@ -35,6 +37,9 @@ function closeFd(fd: number): Promise<void> {
 }
 function statPath(path: string): Promise<Stats> {
   return new Promise((resolve, reject) => fsStat(path, (err, st) => (err ? reject(err) : resolve(st))));
+}
+function readDirents(path: string): Promise<Dirent[]> {
+  return new Promise((resolve, reject) => fsReaddir(path, { withFileTypes: true }, (err, list) => (err ? reject(err) : resolve(list))));
 }
 function realPath(path: string): Promise<string> {
   return new Promise((resolve, reject) => fsRealpath(path, (err, real) => (err ? reject(err) : resolve(real))));
@@ -139,7 +144,7 @@ class PlatHandle extends FopHandle {
  *
  * Subclass it to wrap opens (`override async open(...) { ...; return super.open(...) }`).
  */
-export class PlatFops implements StatOps, RealPathOps {
+export class PlatFops implements StatOps, RealPathOps, ListOps {
   async open(path: string, flags = 0): Promise<FopFd> {
     assertFopPath(path, 'open');
     let fd: number;
@@ -175,6 +180,34 @@ export class PlatFops implements StatOps, RealPathOps {
     } catch (err) {
       throw fromSystemError(err, 'stat', path);
     }
+  }
+
+  /**
+   * `readdir(3)` with the types the directory reports; only symlinks are stat'ed (to follow them),
+   * so sizes and times are left to the caller to ask for, for the names it keeps.
+   */
+  async readDir(path: string): Promise<readonly FopDirEntry[]> {
+    assertFopPath(path, 'readDir');
+    let list: Dirent[];
+    try {
+      list = await readDirents(path);
+    } catch (err) {
+      throw fromSystemError(err, 'readDir', path);
+    }
+    const base = path === '/' ? '' : path;
+    const out = await Promise.all(
+      list.map(async (d): Promise<FopDirEntry> => {
+        const name = d.name;
+        if (d.isFile()) return { name, type: 'file' };
+        if (d.isDirectory()) return { name, type: 'directory' };
+        if (!d.isSymbolicLink()) return { name, type: 'other' };
+        // A dangling link, or one the process may not follow, names nothing servable.
+        const st = await statPath(`${base}/${name}`).catch(() => undefined);
+        const type = st === undefined ? 'other' : st.isFile() ? 'file' : st.isDirectory() ? 'directory' : 'other';
+        return { name, type, symlink: true };
+      }),
+    );
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   /** `realpath(3)`: symlinks resolved, for containment checks. */

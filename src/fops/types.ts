@@ -116,6 +116,34 @@ export interface StatOps extends FileOps {
   stat(path: string): Promise<FopStat>;
 }
 
+/** One name in a directory, as {@link ListOps.readDir} reports it. */
+export interface FopDirEntry {
+  /** One path segment: never empty, `.`, `..`, and never containing `/`. */
+  readonly name: string;
+  /** What the name is, symlinks followed (a dangling or special one is `other`). */
+  readonly type: 'file' | 'directory' | 'other';
+  /** The name is a symbolic link (disk backends): its target may lie anywhere. */
+  readonly symlink?: boolean;
+  /** Bytes, for files, when the backend knows it without another call (archive entries). */
+  readonly size?: number;
+  /** Milliseconds since the epoch, when the backend knows it without another call. */
+  readonly modTime?: number;
+}
+
+/**
+ * Optional capability, after Go's `io/fs.ReadDirFS`: the names in a directory.
+ * {@link fopReadDir} resolves undefined for backends without it ("cannot list").
+ */
+export interface ListOps extends FileOps {
+  /**
+   * The entries of the directory `path`, sorted by name (code unit order), without `.` and `..`;
+   * undefined when the path belongs to a backend that cannot list (a chain delegating to one).
+   * Rejects with a {@link FopError}: `NOT_FOUND` when `path` names no directory. An archive file
+   * named as the path is listed as its root directory by backends that enter archives.
+   */
+  readDir(path: string): Promise<readonly FopDirEntry[] | undefined>;
+}
+
 /**
  * Optional capability of backends that sit on a real disk: the canonical
  * on-disk path a path resolves to, symlinks followed (`realpath(3)`). For a

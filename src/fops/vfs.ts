@@ -1,8 +1,8 @@
 import { locateContainer } from './container.js';
-import { fopRealPath, fopStat } from './helpers.js';
+import { fopReadDir, fopRealPath, fopStat } from './helpers.js';
 import { PlatFops } from './plat.js';
 import { assertFopPath, signatureSplits } from './path.js';
-import type { ContainerOps, FileOps, FopFd, FopStat, RealPathOps, StatOps } from './types.js';
+import type { ContainerOps, FileOps, FopDirEntry, FopFd, FopStat, ListOps, RealPathOps, StatOps } from './types.js';
 import { ZipFops, type ZipFopsOptions } from './zip/zip-fops.js';
 
 /** A wholly virtual namespace: paths equal to `prefix` or under it go to `fops` unchanged. */
@@ -44,7 +44,7 @@ interface Selected {
  * directory named `x.zip` is a directory, and matching continues past it.
  * Matching is ASCII-case-insensitive. Paths with no signature cost no stat.
  */
-export class Vfs implements StatOps, RealPathOps {
+export class Vfs implements StatOps, RealPathOps, ListOps {
   readonly base: FileOps;
   readonly containers: readonly ContainerOps[];
   readonly prefixes: readonly VfsPrefix[];
@@ -84,6 +84,22 @@ export class Vfs implements StatOps, RealPathOps {
     if (prefixed) return fopRealPath(prefixed, path);
     const sel = await this.#select(path, 'realPath');
     return fopRealPath(this.base, sel ? sel.container : path);
+  }
+
+  /**
+   * Lists a directory: the prefix backend's, the container's for a directory inside an archive
+   * or for an archive file itself (its root), else the base's. Undefined where that backend cannot list.
+   */
+  async readDir(path: string): Promise<readonly FopDirEntry[] | undefined> {
+    assertFopPath(path, 'readDir');
+    const prefixed = this.#prefixed(path);
+    if (prefixed) return fopReadDir(prefixed, path);
+    const sel = await this.#select(path, 'readDir');
+    if (sel) return fopReadDir(sel.ops, path);
+    // `/srv/site.zip` itself: a file to open, a directory to list (the archive's root).
+    const owner = path === '/' ? undefined : this.#owner(path);
+    if (owner && (await fopStat(this.base, path)).type === 'file') return fopReadDir(owner, path);
+    return fopReadDir(this.base, path);
   }
 
   #prefixed(path: string): FileOps | undefined {

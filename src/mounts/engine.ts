@@ -4,7 +4,8 @@ import { LruCache } from '../cache/lru.js';
 import { CONTAINER_SIGNATURES } from '../fops/container.js';
 import { FopError } from '../fops/errors.js';
 import { FopFlags } from '../fops/flags.js';
-import { fopChanged, fopIdentity, fopRealPath, fopStat, readAll, vfsGetModTime } from '../fops/helpers.js';
+import { fopChanged, fopIdentity, fopReadDir, fopRealPath, fopStat, readAll, vfsGetModTime } from '../fops/helpers.js';
+import { validFopPath } from '../fops/path.js';
 import { PlatFops } from '../fops/plat.js';
 import type { FileOps, FopFd, FopStat } from '../fops/types.js';
 import { Vfs } from '../fops/vfs.js';
@@ -21,6 +22,7 @@ import {
   type SnapshotContent,
 } from './content.js';
 import { suffixOf, wellKnownType } from './mime.js';
+import { compareEntries, listingResponse, type ListingEntry } from './listing.js';
 import { headerPairs, isReadonlyArray, resolveMount, type MountOptions, type ResolvedMount } from './options.js';
 import { isArchiveRefusal, statusForError, statusPage } from './status.js';
 
@@ -83,7 +85,8 @@ type Resolution =
       /** A 403 of the whitelist: the fops path refused, for the operator's log. */
       readonly refusedType?: string;
     }
-  | { readonly kind: 'redirect'; readonly location: string };
+  | { readonly kind: 'redirect'; readonly location: string }
+  | { readonly kind: 'listing'; readonly dir: string };
 
 interface CachedResolution {
   readonly resolution: Resolution;
@@ -269,6 +272,13 @@ export class ServeEngine {
           if (resolution.refusedType !== undefined) return { ...page, declined: true, ...this.#typeNotice(m, resolution.refusedType) };
           return page;
         }
+        case 'listing':
+          try {
+            return await this.#listing(req, canon, m, resolution.dir);
+          } catch (err) {
+            this.#resolved?.delete(key);
+            return this.#errorPage(err, m);
+          }
         case 'file': {
           const rep = negotiate(req, resolution);
           let content: SnapshotContent;
@@ -403,6 +413,11 @@ export class ServeEngine {
         st = await this.#statIfAny(path);
         if (st !== undefined) break;
       }
+      // No default file (or a directory by that name): a listing where the mount has them.
+      if (m.listing && (st === undefined || st.type === 'directory')) {
+        if (!m.followSymlinks && !(await this.#contained(m, dir))) return missing;
+        return { kind: 'listing', dir };
+      }
       if (st === undefined) return missing;
     } else if (canon.trailingSlash) {
       return missing; // a file is not a directory
@@ -452,6 +467,45 @@ export class ServeEngine {
       if (statusForError(err) === 404) return undefined;
       throw err;
     }
+  }
+
+  /**
+   * The listing of directory `dir` for a mount with `listing` on. Hidden: dotfiles, names no
+   * canonical path can hold, anything but files and directories, files the mount's mimetype
+   * whitelist refuses, and (unless `followSymlinks`) symlinks resolving outside the origin. An
+   * archive file is shown as a directory: the Vfs enters it. A backend that cannot list answers
+   * 404, as with listings off. Times and sizes the backend did not report are stat'ed for the
+   * entries shown only, so a huge directory costs one readdir plus `listingMax` stats.
+   */
+  async #listing(req: CoreRequest, canon: CanonicalPath, m: ResolvedMount, dir: string): Promise<CoreResponse> {
+    const listed = await fopReadDir(this.#vfs, dir);
+    if (listed === undefined) return { ...this.#page(404, m.headers), notFound: true };
+    const base = dir === '/' ? '' : dir;
+    const kept: (ListingEntry & { readonly path: string })[] = [];
+    for (const e of listed) {
+      const path = `${base}/${e.name}`;
+      if (e.name.startsWith('.') || !validFopPath(path) || e.type === 'other') continue;
+      let type = e.type;
+      if (type === 'file' && isContainer(path)) type = 'directory';
+      else if (type === 'file' && !m.mime(path).allowed) continue;
+      if (e.symlink === true && !m.followSymlinks && !(await this.#contained(m, path))) continue;
+      kept.push({ name: e.name, type, size: e.size, modTime: e.modTime, path });
+    }
+    kept.sort(compareEntries);
+    const shown = kept.slice(0, m.listingMax);
+    // Stats in batches: bounded concurrency against the disk, whatever listingMax is.
+    const entries: ListingEntry[] = [];
+    for (let i = 0; i < shown.length; i += 64) {
+      const batch = shown.slice(i, i + 64).map(async (e): Promise<ListingEntry> => {
+        if (e.modTime !== undefined && (e.type === 'directory' || e.size !== undefined))
+          return { name: e.name, type: e.type, size: e.size, modTime: e.modTime };
+        const st = await fopStat(this.#vfs, e.path).catch(() => undefined);
+        return { name: e.name, type: e.type, size: e.type === 'file' ? (e.size ?? st?.size) : undefined, modTime: e.modTime ?? st?.modTime };
+      });
+      entries.push(...(await Promise.all(batch)));
+    }
+    const urlDir = canon.path === '/' ? '/' : `${canon.path}/`;
+    return listingResponse(req.header('accept'), { path: urlDir, mountpoint: m.mountpoint, entries, total: kept.length }, m.headers);
   }
 
   /**

@@ -5,3 +5,4 @@ export { statusForError, statusPage } from './status.js';
 export { ServeEngine, type EngineOptions } from './engine.js';
 export type { CallbackTarget, CoreRequest, CoreResponse } from './content.js';
 export { CODINGS, HAS_ZSTD, LEVELS, isCompressibleType, type Coding, type CompressionOptions } from './compress.js';
+export { listingJson, prefersJson, renderListingHtml, type Listing, type ListingEntry, type ListingJson } from './listing.js';

@@ -72,6 +72,13 @@ export interface MountOptions {
    * identity (default false; see README "Compression on the fly").
    */
   readonly compress?: boolean;
+  /**
+   * Answer a directory that has no default file with a listing of it (HTML, or JSON to clients
+   * that ask for `application/json`) instead of a 404 (default false). See `listing.ts`.
+   */
+  readonly listing?: boolean;
+  /** Most entries a listing shows, after hiding; more are left out with a note (default 1000). */
+  readonly listingMax?: number;
 }
 
 /** A mount checked once and precomputed: the request path is a lookup plus copies of these. */
@@ -100,6 +107,8 @@ export interface ResolvedMount {
   readonly followSymlinks: boolean;
   readonly precompressed: boolean;
   readonly compress: boolean;
+  readonly listing: boolean;
+  readonly listingMax: number;
 }
 
 const KEYS: Readonly<Record<string, keyof MountOptions>> = {
@@ -122,6 +131,8 @@ const KEYS: Readonly<Record<string, keyof MountOptions>> = {
   cors: 'cors',
   'mimetype-preset': 'mimetypePreset',
   compress: 'compress',
+  listing: 'listing',
+  'listing-max': 'listingMax',
 };
 
 /**
@@ -161,6 +172,13 @@ function seconds(v: unknown, where: string): number {
   if (v === undefined) return 0;
   const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new TypeError(`${where} must be a non-negative integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function listingMax(v: unknown, where: string): number {
+  if (v === undefined) return 1000;
+  const n = seconds(v, where);
+  if (n < 1) throw new TypeError(`${where} must be a positive integer, got ${JSON.stringify(v)}`);
   return n;
 }
 
@@ -260,6 +278,8 @@ export function resolveMount(
     followSymlinks: bool(m.followSymlinks, `${where}.followSymlinks`),
     precompressed: m.precompressed === undefined ? true : bool(m.precompressed, `${where}.precompressed`),
     compress: bool(m.compress, `${where}.compress`),
+    listing: bool(m.listing, `${where}.listing`),
+    listingMax: listingMax(m.listingMax, `${where}.listingMax`),
     root: '',
     archive: false,
     redirect: '',

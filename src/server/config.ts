@@ -284,6 +284,9 @@ function parseMount(m: unknown, file: string, at: string, base: string): MountOp
   if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new ConfigError(file, at, 'must be an object');
   const obj = { ...(m as Record<string, unknown>) };
   for (const key of ['headers', 'pmo']) if (obj[key] !== undefined) obj[key] = nameValues(obj[key], file, `${at}.${key}`);
+  // The config's own boolean and integer vocabulary, with errors naming the file and JSON path.
+  if (obj.listing !== undefined) obj.listing = bool(obj.listing, file, `${at}["listing"]`);
+  if (obj['listing-max'] !== undefined) obj['listing-max'] = int(obj['listing-max'], file, `${at}["listing-max"]`, 1);
   for (const key of MOUNT_PATHS) {
     const origin = obj[key];
     // A relative file origin resolves against this file's directory (`file://site.zip`, `./www`), and

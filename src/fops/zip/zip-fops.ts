@@ -6,7 +6,7 @@ import { CONTAINER_SIGNATURES, locateContainer } from '../container.js';
 import { fopChanged, fopStat } from '../helpers.js';
 import { PlatFops } from '../plat.js';
 import { assertFopPath, signatureSplits, validFopPath } from '../path.js';
-import type { ContainerOps, FileOps, FopFd, FopStat, StatOps } from '../types.js';
+import type { ContainerOps, FileOps, FopDirEntry, FopFd, FopStat, ListOps, StatOps } from '../types.js';
 import { GP_DATA_DESCRIPTOR, KIND_DIR, KIND_FILE, KIND_SYMLINK, readZipIndex, type ZipIndex } from './central.js';
 import {
   EmptyEntryHandle,
@@ -200,6 +200,24 @@ function entryIdentity(arc: OpenArchive, row: number): string {
   return `${arc.identity}:${row}:${arc.index.crc[row]!.toString(16)}:${arc.index.usize[row]!}`;
 }
 
+/** The entries directly inside directory `dir` (`''`: the root) of an index, sorted by name. */
+function listIndex(index: ZipIndex, dir: string): FopDirEntry[] {
+  const prefix = dir === '' ? '' : `${dir}/`;
+  const out: FopDirEntry[] = [];
+  for (const [name, row] of index.files) {
+    if (!name.startsWith(prefix) || name.indexOf('/', prefix.length) !== -1) continue;
+    const kind = index.kind[row]! & 0x0f;
+    const base = name.slice(prefix.length);
+    if (kind === KIND_SYMLINK) out.push({ name: base, type: 'other', symlink: true });
+    else out.push({ name: base, type: 'file', size: index.usize[row]!, modTime: index.mtime[row]! });
+  }
+  for (const name of index.dirs) {
+    if (name === '' || !name.startsWith(prefix) || name.indexOf('/', prefix.length) !== -1) continue;
+    out.push({ name: name.slice(prefix.length), type: 'directory' });
+  }
+  return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
 function once(fn: () => void): () => void {
   let done = false;
   return () => {
@@ -228,7 +246,7 @@ function once(fn: () => void): () => void {
  *   to the product of the ratios on the way. An inner archive is cached under its entry's identity,
  *   which names every archive version around it.
  */
-export class ZipFops implements ContainerOps, StatOps {
+export class ZipFops implements ContainerOps, StatOps, ListOps {
   readonly signatures: readonly string[];
   readonly limits: ZipLimits;
   readonly #source: FileOps;
@@ -343,6 +361,41 @@ export class ZipFops implements ContainerOps, StatOps {
       const inner = await this.#enter(arc, member, row, 'index', archivePath);
       inner.release();
       return inner.index;
+    } finally {
+      arc.release();
+    }
+  }
+
+  /**
+   * Lists a directory of an archive (`/srv/site.zip/css`), an archive's root named by the archive
+   * itself (`/srv/site.zip`), or an archive inside one (`/srv/site.zip/docs/manual.zip`). From the
+   * index alone: files carry their size and time, directories and symbolic links (`other`) neither.
+   */
+  async readDir(path: string): Promise<readonly FopDirEntry[]> {
+    assertFopPath(path, 'readDir');
+    const loc = await locateContainer(this.#source, path, this.signatures, 'readDir');
+    let arc: OpenArchive;
+    let member = '';
+    if (!loc) {
+      const st = await fopStat(this.#source, path);
+      if (st.type !== 'file') throw new FopError('NOT_FOUND', 'readDir', path, 'not an archive file');
+      arc = await this.#archive(path, st);
+    } else {
+      const { arc: outer } = await this.#fresh(loc.container, loc.stat, path);
+      ({ arc, member } = await this.#descend(outer, loc.member, 'readDir', path));
+    }
+    try {
+      if (member !== '' && !arc.index.dirs.has(member)) {
+        // The path names an archive entry itself: list its root when it is an archive.
+        const row = arc.index.files.get(member);
+        const isArchive = signatureSplits(`/${member}/`, this.signatures).includes(member.length + 1);
+        if (row === undefined || (arc.index.kind[row]! & 0x0f) !== KIND_FILE || !isArchive) throw new FopError('NOT_FOUND', 'readDir', path, 'not a directory');
+        const inner = await this.#enter(arc, member, row, 'readDir', path);
+        arc.release();
+        arc = inner;
+        member = '';
+      }
+      return listIndex(arc.index, member);
     } finally {
       arc.release();
     }
