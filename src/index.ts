@@ -3,6 +3,8 @@
  *
  * The fops layer (`src/fops`) is the foundation: backends that open a path
  * and return a handle, chained by path signature as in libwebsockets.
+ *
+ * @module vfserve
  */
 export * from './fops/index.js';
 export { LruCache, type LruOptions } from './cache/lru.js';

@@ -2,7 +2,8 @@
  * The README's examples run as written: every ```js block is saved inside the
  * package (so `import 'vfserve'` resolves to the built package by its own
  * name), run with node from the repository root, and must exit 0 and print
- * each of its `// → ` lines, in order.
+ * each of its `// → ` lines, in order. The table of contents between the
+ * <!-- toc --> markers must be what scripts/readme-toc.mjs makes of the headings.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -44,6 +45,16 @@ describe('README examples run as written', () => {
         assert.ok(found >= 0, `example ${i + 1} did not print ${JSON.stringify(line)}; it printed:\n${stdout}`);
         at = found + 1;
       }
+    });
+  });
+});
+
+describe('README table of contents', () => {
+  it('is up to date, and every [link](#anchor) names a heading (npm run readme:toc rewrites it)', async () => {
+    const check = run(process.execPath, [join(root, 'scripts', 'readme-toc.mjs'), '--check'], { cwd: root, timeout: 30_000 });
+    await check.catch((err: unknown) => {
+      const stderr = (err as { stderr?: string }).stderr ?? '';
+      assert.fail(stderr === '' ? String(err) : stderr);
     });
   });
 });

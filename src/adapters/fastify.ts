@@ -2,6 +2,8 @@
  * Fastify adapter: the serving core behind a catch-all route of the plugin's
  * prefix. Only types come from 'fastify', so loading this module never
  * requires it.
+ *
+ * @module vfserve/fastify
  */
 import type { FastifyPluginAsync, RawServerBase } from 'fastify';
 import { coreRequest, createHandler, discardBody, once, runCallback, safeOnError, sendResponse, type HandlerOptions, type NodeRequest } from './node.js';

@@ -30,4 +30,5 @@ export { Vfs, type VfsOptions, type VfsPrefix } from './vfs.js';
 export { ZipFops, type ZipFopsOptions, type ZipFopsStats } from './zip/zip-fops.js';
 export { DEFAULT_ZIP_LIMITS, type ZipLimits } from './zip/limits.js';
 export { readZipIndex, ZipIndex, type RefusedEntry, type ZipEnd, type ZipEntryInfo } from './zip/central.js';
+export type { BadNameReason } from './zip/names.js';
 export { sourceFromBytes, sourceFromFd, type RandomAccessSource } from './zip/source.js';

@@ -8,7 +8,7 @@ import { FopError } from '../fops/errors.js';
  *   method, a link opened directly) or over a per-entry limit (a zip bomb):
  *   403 (the engine stats first, and answers a link entry, not a file, 404);
  * - a refused archive (corrupt, unsupported, or over a limit for the whole
- *   archive, such as its entry count: {@link isArchiveRefusal}), an I/O
+ *   archive, such as its entry count), an I/O
  *   error, anything else: 500.
  */
 export function statusForError(err: unknown): 404 | 403 | 500 {

@@ -10,6 +10,8 @@
  * reads at every buffer size, seeks and clamping, positional reads, streams
  * and ranges, independent handles, close semantics, error codes, canonical
  * paths, directories, stat, gzip output and (optionally) writes.
+ *
+ * @module vfserve/testing
  */
 import assert from 'node:assert/strict';
 import { constants as fsc } from 'node:fs';
