@@ -1,5 +1,5 @@
 export { canonicalizePath, encodePath, type CanonicalPath, type PathRefusal } from './canonical.js';
-export { BUILTIN_MIMETYPES, createMimeLookup, type MimeDecision } from './mime.js';
+export { BUILTIN_MIMETYPES, createMimeLookup, type MimeDecision, type MimetypePreset } from './mime.js';
 export { mountFromConfig, resolveMount, type MountOptions, type ResolvedMount } from './options.js';
 export { statusForError, statusPage } from './status.js';
 export { ServeEngine, type EngineOptions } from './engine.js';

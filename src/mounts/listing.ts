@@ -34,7 +34,7 @@ export interface Listing {
   readonly path: string;
   /** The mount's own path (`/` or `/site`): the breadcrumb and the parent link stop there. */
   readonly mountpoint: string;
-  /** The entries shown: sorted with {@link compareEntries}, at most the mount's `listingMax`. */
+  /** The entries shown: sorted with `compareEntries` (directories first, then names by code unit), at most the mount's `listingMax`. */
   readonly entries: readonly ListingEntry[];
   /** How many entries there were to show before the cap. */
   readonly total: number;
