@@ -12,6 +12,7 @@ import {
   FRAMING,
   makeSnapshot,
   serveContent,
+  type BodySource,
   type CoreRequest,
   type CoreResponse,
   type Representation,
@@ -21,7 +22,13 @@ import {
 import { headerPairs, isReadonlyArray, resolveMount, type MountOptions, type ResolvedMount } from './options.js';
 import { isArchiveRefusal, statusForError, statusPage } from './status.js';
 
-export type { CallbackTarget, CoreRequest, CoreResponse } from './content.js';
+export type { BodySource, CallbackTarget, CoreRequest, CoreResponse } from './content.js';
+
+/** Lookups and hits of the engine's caches since it was made, and what they hold now. */
+export interface EngineCacheStats {
+  readonly resolutions: { readonly entries: number; readonly hits: number; readonly misses: number };
+  readonly smallContents: { readonly entries: number; readonly bytes: number; readonly hits: number; readonly misses: number };
+}
 
 /** Options for {@link ServeEngine}. */
 export interface EngineOptions {
@@ -109,6 +116,21 @@ export class ServeEngine {
   readonly #pages = new Map<ResolvedMount, (status: number) => CoreResponse>();
   // Archive refusals already reported: the backend returns one error object per archive version.
   readonly #reported = new WeakSet<object>();
+  readonly #counts = { resolveHits: 0, resolveMisses: 0, smallHits: 0, smallMisses: 0 };
+
+  /** The filesystem mounts resolve into (for operators' statistics). */
+  get vfs(): FileOps {
+    return this.#vfs;
+  }
+
+  /** Cache statistics, for status pages. */
+  get cacheStats(): EngineCacheStats {
+    const c = this.#counts;
+    return {
+      resolutions: { entries: this.#resolved?.size ?? 0, hits: c.resolveHits, misses: c.resolveMisses },
+      smallContents: { entries: this.#small?.size ?? 0, bytes: this.#small?.weight ?? 0, hits: c.smallHits, misses: c.smallMisses },
+    };
+  }
 
   constructor(options: EngineOptions) {
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- checked for JavaScript callers
@@ -198,7 +220,11 @@ export class ServeEngine {
     const hit = this.#resolved?.peek(key);
     if (hit !== undefined && hit.expires > now && hit.resolution.kind === 'file') {
       const kept = this.#small?.peek(negotiate(req, hit.resolution).key);
-      if (kept !== undefined && kept.expires > now) return serveContent(req, kept, this.#pageFor(m), this.#maxRanges);
+      if (kept !== undefined && kept.expires > now) {
+        this.#counts.resolveHits++;
+        this.#counts.smallHits++;
+        return withSource(serveContent(req, kept, this.#pageFor(m), this.#maxRanges), 'cached');
+      }
     }
     return this.#serveFile(req, canon, m, remainder, key);
   }
@@ -211,6 +237,7 @@ export class ServeEngine {
       try {
         const hit = fresh ? undefined : this.#resolved?.peek(key);
         cached = hit !== undefined && hit.expires > Date.now();
+        if (this.#resolved !== undefined) this.#counts[cached ? 'resolveHits' : 'resolveMisses']++;
         resolution = cached ? hit!.resolution : await this.#resolveAndCache(key, canon, m, remainder);
       } catch (err) {
         return this.#errorPage(err, m);
@@ -223,6 +250,7 @@ export class ServeEngine {
         case 'file': {
           const rep = negotiate(req, resolution);
           let content: SnapshotContent;
+          const before = this.#small?.peek(rep.key);
           try {
             content = await this.#content(rep);
           } catch (err) {
@@ -231,8 +259,13 @@ export class ServeEngine {
             if (cached && statusForError(err) === 404) continue;
             return this.#errorPage(err, m);
           }
+          // Served from memory: the snapshot kept before this request (the same object) came back.
+          const fromMemory = before !== undefined && content === before;
+          if (this.#small !== undefined) this.#counts[fromMemory ? 'smallHits' : 'smallMisses']++;
+          // An entry asked for as gzip that turned out to have no gzip form was inflated after all.
+          const source = fromMemory ? 'cached' : rep.source === 'passthrough' && content.snapshot.encoding === undefined ? 'inflated' : rep.source;
           try {
-            return serveContent(req, content, this.#pageFor(m), this.#maxRanges);
+            return withSource(serveContent(req, content, this.#pageFor(m), this.#maxRanges), source);
           } catch (err) {
             // A bug, not the request's fault: still never a leaked handle.
             if ('fd' in content) await content.fd.close().catch(() => undefined);
@@ -303,8 +336,10 @@ export class ServeEngine {
       }
     }
     const vary = encoded.length > 0;
+    const inflates = st.gzipAvailable === true;
     const rep = (p: string, flags: number, encoding: string | undefined): Representation =>
       Object.freeze({
+        source: encoding === undefined ? (inflates ? 'inflated' : 'read') : flags !== 0 ? 'passthrough' : 'precompressed',
         path: p,
         flags,
         encoding,
@@ -471,4 +506,9 @@ function negotiate(req: CoreRequest, file: Extract<Resolution, { kind: 'file' }>
     file.encoded.map((r) => r.encoding!),
   );
   return file.encoded.find((r) => r.encoding === chosen) ?? file.identity;
+}
+
+/** `out` marked with how its body was produced, when it has one from the file. */
+function withSource(out: CoreResponse, source: BodySource): CoreResponse {
+  return out.body === null || (out.status !== 200 && out.status !== 206) ? out : { ...out, source };
 }
