@@ -80,11 +80,24 @@ const SPECS: readonly FlagSpec[] = [
     default: 'none',
     zeroConfig: true,
   },
-  { long: 'ssl-cert', value: 'FILE', group: 'TLS', help: 'PEM certificate: serve https (with --ssl-key) → "host-ssl-cert"', default: 'plain http', zeroConfig: true },
+  {
+    long: 'ssl-cert',
+    value: 'FILE',
+    group: 'TLS',
+    help: 'PEM certificate: serve https (with --ssl-key) → "host-ssl-cert"',
+    default: 'plain http',
+    zeroConfig: true,
+  },
   { long: 'ssl-key', value: 'FILE', group: 'TLS', help: 'PEM private key → "host-ssl-key"', zeroConfig: true },
   { long: 'access-log', value: 'FILE', group: 'Logging', help: 'append Apache combined log lines to FILE → "access-log"', default: 'none', zeroConfig: true },
   { long: 'quiet', short: 'q', group: 'Logging', help: 'no request or indexing lines on the terminal (start-up lines stay)', default: 'off' },
-  { long: 'config', short: 'c', value: 'PATH', group: 'Configuration', help: 'lwsws-style JSON configuration: a file, or a directory holding conf and conf.d/' },
+  {
+    long: 'config',
+    short: 'c',
+    value: 'PATH',
+    group: 'Configuration',
+    help: 'lwsws-style JSON configuration: a file, or a directory holding conf and conf.d/',
+  },
   { long: 'print-config', group: 'Configuration', help: 'print the configuration file equivalent to the other flags, and exit' },
   { long: 'check', group: 'Configuration', help: 'load and check the configuration (or flags), print where it would listen, exit 0 or 2' },
   { long: 'help', short: 'h', group: 'Other', help: 'this text' },
@@ -135,7 +148,8 @@ export function parseFlags(argv: readonly string[]): ParsedArgs {
     } else if (inline !== undefined) value = inline;
     else if (!spec.optional) {
       const next = argv[i + 1];
-      if (next === undefined || (next.startsWith('-') && next !== '-' && !/^-\d/.test(next))) throw new FlagError(`${flag} needs a value: ${flag} ${spec.value} ${SEE_HELP}`);
+      if (next === undefined || (next.startsWith('-') && next !== '-' && !/^-\d/.test(next)))
+        throw new FlagError(`${flag} needs a value: ${flag} ${spec.value} ${SEE_HELP}`);
       value = next;
       i++;
     }
@@ -222,7 +236,8 @@ export function flagsToConfig(args: ParsedArgs, target: string, cwd: string): Re
   const single = one(args, 'single');
   if (single !== undefined) {
     const file = single === '' ? 'index.html' : single.replace(/^\/+/, '');
-    if (file === '' || file.split('/').some((s) => s === '' || s === '.' || s === '..')) throw new FlagError(`--single must name a file under the served root, got ${single}`);
+    if (file === '' || file.split('/').some((s) => s === '' || s === '.' || s === '..'))
+      throw new FlagError(`--single must name a file under the served root, got ${single}`);
     mount['spa-fallback'] = file;
   }
   if (args.values.has('listing')) mount.listing = 1;
@@ -246,7 +261,9 @@ export function flagsToConfig(args: ParsedArgs, target: string, cwd: string): Re
     const eq = a.indexOf('=');
     const suffix = eq === -1 ? a : a.slice(0, eq);
     if (!(suffix === '*' || /^\.[\w.+-]+$/.test(suffix))) {
-      throw new FlagError(`--allow takes a suffix such as .pdf, .pdf=application/pdf or *, or a preset (${[...ALLOW_PRESETS].join(', ')}), got ${JSON.stringify(a)}`);
+      throw new FlagError(
+        `--allow takes a suffix such as .pdf, .pdf=application/pdf or *, or a preset (${[...ALLOW_PRESETS].join(', ')}), got ${JSON.stringify(a)}`,
+      );
     }
     let type = eq === -1 ? undefined : a.slice(eq + 1);
     if (type === undefined) {

@@ -38,7 +38,10 @@ function readFlagFile(flag: string, file: string): Buffer {
  * are spelt (the path exists and can be served, TLS files load, the access log opens), then built
  * into lwsws JSON and parsed as a configuration file would be.
  */
-async function zeroConfig(args: ParsedArgs, onIndex: ((e: ZipIndexEvent) => void) | undefined): Promise<{ json: Record<string, unknown>; config: ServerConfig }> {
+async function zeroConfig(
+  args: ParsedArgs,
+  onIndex: ((e: ZipIndexEvent) => void) | undefined,
+): Promise<{ json: Record<string, unknown>; config: ServerConfig }> {
   if (args.positionals.length !== 1) fail('give one directory or archive to serve, or --config (see vfserve --help)');
   const target = resolve(args.positionals[0]!);
   let st;
@@ -111,13 +114,16 @@ async function main(argv: readonly string[]): Promise<void> {
     return;
   }
   const quiet = values.quiet;
-  // Indexing lines: progress of a slow index and one line per archive indexed (--quiet: none).
-  const onIndex = quiet ? undefined : (e: ZipIndexEvent): void => void process.stdout.write(`${indexLine(e)}\n`);
+  // Indexing lines: progress of a slow index and one line per archive indexed (none with --quiet, or --check, whose output is its verdict).
+  const onIndex = quiet || values.check ? undefined : (e: ZipIndexEvent): void => void process.stdout.write(`${indexLine(e)}\n`);
   let config: ServerConfig;
   if (values.config !== undefined) {
     const extra = zeroConfigFlags(args);
     if (args.positionals.length > 0) fail('--config cannot be combined with a path to serve: mount it in the configuration');
-    if (extra.length > 0) fail(`${extra.join(', ')} cannot be combined with --config: set ${extra.length > 1 ? 'them' : 'it'} in the configuration (vfserve --help names the keys)`);
+    if (extra.length > 0)
+      fail(
+        `${extra.join(', ')} cannot be combined with --config: set ${extra.length > 1 ? 'them' : 'it'} in the configuration (vfserve --help names the keys)`,
+      );
     if (values.printConfig) fail('--print-config prints the configuration the flags stand for; with --config the file is the configuration');
     try {
       config = await loadCheckedConfig(values.config, onIndex);

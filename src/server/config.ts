@@ -320,12 +320,12 @@ function knownMountKey(key: string): boolean {
 
 function parseMount(m: unknown, file: string, at: string, base: string): MountOptions {
   if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new ConfigError(file, at, 'must be an object');
-  const obj = { ...(m as Record<string, unknown>) };
+  const obj: Record<string, unknown> = {};
   const pending: Record<string, unknown> = {};
-  for (const [key, name] of Object.entries(PENDING_MOUNT_KEYS)) {
-    if (!(key in obj) || knownMountKey(key)) continue;
-    pending[name] = obj[key];
-    delete obj[key];
+  for (const [key, value] of Object.entries(m as Record<string, unknown>)) {
+    const name = PENDING_MOUNT_KEYS[key];
+    if (name !== undefined && !knownMountKey(key)) pending[name] = value;
+    else obj[key] = value;
   }
   for (const key of ['headers', 'pmo']) if (obj[key] !== undefined) obj[key] = nameValues(obj[key], file, `${at}.${key}`);
   for (const key of MOUNT_PATHS) {

@@ -29,7 +29,7 @@ export function findJsonSyntaxError(text: string): JsonSyntaxError | undefined {
   const ws = (): void => {
     while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++;
   };
-  const what = (): string => (i >= text.length ? 'the end of the input' : `${JSON.stringify(text[i])}`);
+  const what = (): string => (i >= text.length ? 'the end of the input' : JSON.stringify(text[i]));
   const fail = (expected: string): never => {
     throw new Fail(i, `expected ${expected}, found ${what()}`);
   };

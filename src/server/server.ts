@@ -424,7 +424,7 @@ function servedAt(vhosts: readonly Vhost[], path: string): string | undefined {
 export async function checkServer(config: ServerConfig, options: StartOptions = {}): Promise<ListenerInfo[]> {
   const stats = new Stats();
   const groups = await buildGroups(config, { ...options, clusterWorker: true }, 0, () => stats.report([], ''));
-  await Promise.all([...groups.values()].flatMap((g) => g.vhosts.map((v) => v.log?.retire())));
+  await Promise.all([...groups.values()].flatMap((g) => g.vhosts.map((v) => v.log?.retire() ?? Promise.resolve())));
   return [...groups.values()].map((g) => ({
     host: g.host,
     port: g.unix ? 0 : g.port,
@@ -444,7 +444,11 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const live = new Map<string, { server: Server; group: Group; state: ListenerState }>();
   const stats = new Stats();
   // The status page reports the configuration current when it is asked.
-  const status = (): ServerStatus => stats.report([...live.values()].flatMap((l) => l.state.vhosts), options.version ?? 'unknown');
+  const status = (): ServerStatus =>
+    stats.report(
+      [...live.values()].flatMap((l) => l.state.vhosts),
+      options.version ?? 'unknown',
+    );
   for (const [key, group] of await buildGroups(config, options, reloads, status)) {
     const state: ListenerState = { vhosts: group.vhosts, config };
     live.set(key, { server: await listen(group, state, options, stats), group, state });

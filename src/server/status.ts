@@ -28,7 +28,13 @@ export interface VhostStatus {
   readonly statuses: Readonly<Record<string, number>>;
   readonly caches: {
     readonly resolutions: { readonly entries: number; readonly hits: number; readonly misses: number; readonly hitRate: number | null };
-    readonly smallContents: { readonly entries: number; readonly bytes: number; readonly hits: number; readonly misses: number; readonly hitRate: number | null };
+    readonly smallContents: {
+      readonly entries: number;
+      readonly bytes: number;
+      readonly hits: number;
+      readonly misses: number;
+      readonly hitRate: number | null;
+    };
   };
 }
 
@@ -113,10 +119,28 @@ export function prometheusText(s: ServerStatus): string {
     s.vhosts.map((v) => [{ vhost: v.name }, v.bytes] as const),
   );
   const caches = (pick: (v: VhostStatus, cache: 'resolutions' | 'smallContents') => number): (readonly [Record<string, string>, number])[] =>
-    s.vhosts.flatMap((v) => [[{ vhost: v.name, cache: 'resolutions' }, pick(v, 'resolutions')] as const, [{ vhost: v.name, cache: 'small-contents' }, pick(v, 'smallContents')] as const]);
-  family('vfserve_cache_hits_total', 'counter', 'Cache lookups answered from memory.', caches((v, c) => v.caches[c].hits));
-  family('vfserve_cache_misses_total', 'counter', 'Cache lookups that went to the filesystem.', caches((v, c) => v.caches[c].misses));
-  family('vfserve_cache_entries', 'gauge', 'Entries held in a cache now.', caches((v, c) => v.caches[c].entries));
+    s.vhosts.flatMap((v) => [
+      [{ vhost: v.name, cache: 'resolutions' }, pick(v, 'resolutions')] as const,
+      [{ vhost: v.name, cache: 'small-contents' }, pick(v, 'smallContents')] as const,
+    ]);
+  family(
+    'vfserve_cache_hits_total',
+    'counter',
+    'Cache lookups answered from memory.',
+    caches((v, c) => v.caches[c].hits),
+  );
+  family(
+    'vfserve_cache_misses_total',
+    'counter',
+    'Cache lookups that went to the filesystem.',
+    caches((v, c) => v.caches[c].misses),
+  );
+  family(
+    'vfserve_cache_entries',
+    'gauge',
+    'Entries held in a cache now.',
+    caches((v, c) => v.caches[c].entries),
+  );
   family(
     'vfserve_cache_bytes',
     'gauge',
@@ -128,7 +152,17 @@ export function prometheusText(s: ServerStatus): string {
   family('vfserve_archives_open', 'gauge', 'Archive files open now.', [[{}, a.open]]);
   family('vfserve_archive_entries_open', 'gauge', 'Archive entry handles open now.', [[{}, a.openEntries]]);
   family('vfserve_archive_access_index_bytes', 'gauge', 'Bytes of random-access indexes into deflated entries.', [[{}, a.accessIndexBytes]]);
-  family('vfserve_archive_index_entries', 'gauge', 'Entries of each indexed archive, by URL path.', a.indexes.map((x) => [{ archive: x.url }, x.entries] as const));
-  family('vfserve_archive_index_bytes', 'gauge', 'Approximate memory of each archive index, by URL path.', a.indexes.map((x) => [{ archive: x.url }, x.bytes] as const));
+  family(
+    'vfserve_archive_index_entries',
+    'gauge',
+    'Entries of each indexed archive, by URL path.',
+    a.indexes.map((x) => [{ archive: x.url }, x.entries] as const),
+  );
+  family(
+    'vfserve_archive_index_bytes',
+    'gauge',
+    'Approximate memory of each archive index, by URL path.',
+    a.indexes.map((x) => [{ archive: x.url }, x.bytes] as const),
+  );
   return `${out.join('\n')}\n`;
 }

@@ -111,7 +111,20 @@ function indexBytes(index: ZipIndex): number {
   let bytes = INDEX_BYTES.get(index);
   if (bytes !== undefined) return bytes;
   bytes = 0;
-  for (const col of [index.lfhOffset, index.limit, index.cdPos, index.csize, index.usize, index.mtime, index.crc, index.method, index.gpFlags, index.nameLen, index.kind, index.dataStart]) {
+  for (const col of [
+    index.lfhOffset,
+    index.limit,
+    index.cdPos,
+    index.csize,
+    index.usize,
+    index.mtime,
+    index.crc,
+    index.method,
+    index.gpFlags,
+    index.nameLen,
+    index.kind,
+    index.dataStart,
+  ]) {
     bytes += col.byteLength;
   }
   for (const name of index.files.keys()) bytes += name.length * 2 + 48;
