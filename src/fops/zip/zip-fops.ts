@@ -375,10 +375,13 @@ export class ZipFops implements ContainerOps, StatOps {
     return out;
   }
 
-  /** Runs one central-directory parse, reporting it to `onIndex`. */
-  async #indexing(path: string, parse: () => Promise<ZipIndex>): Promise<ZipIndex> {
+  /** Runs one central-directory parse, reporting it to `onIndex`; without a hook, exactly `parse()` (no added ticks). */
+  #indexing(path: string, parse: () => Promise<ZipIndex>): Promise<ZipIndex> {
     const hook = this.#onIndex;
-    if (hook === undefined) return parse();
+    return hook === undefined ? parse() : this.#reportIndexing(path, parse, hook);
+  }
+
+  async #reportIndexing(path: string, parse: () => Promise<ZipIndex>, hook: (event: ZipIndexEvent) => void): Promise<ZipIndex> {
     const started = Date.now();
     const report = (event: ZipIndexEvent): void => {
       try {
