@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constants as h2, Http2ServerResponse, type Http2ServerRequest } from 'node:http2';
 import { FopError } from '../fops/errors.js';
-import { ServeEngine, type CallbackTarget, type CoreRequest, type CoreResponse, type EngineOptions } from '../mounts/engine.js';
+import { ServeEngine, type BodySource, type CallbackTarget, type CoreRequest, type CoreResponse, type EngineOptions } from '../mounts/engine.js';
 
 /** A request as node:http, node:http2's compatibility API or Express gives it. */
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
@@ -184,6 +184,16 @@ function expressBase(req: NodeRequest): { path: string; bare: boolean } | undefi
   return { path, bare: (q === -1 ? originalUrl : originalUrl.slice(0, q)) === baseUrl };
 }
 
+const SOURCES = new WeakMap<NodeResponse, BodySource>();
+
+/**
+ * How the body sent on `res` by this adapter was produced (see {@link BodySource}), for request
+ * logs; undefined for pages, redirects, callbacks and responses the adapter did not send.
+ */
+export function bodySource(res: NodeResponse): BodySource | undefined {
+  return SOURCES.get(res);
+}
+
 /**
  * Sends a core response: the status and headers in one `writeHead` (headers
  * set earlier by the app or a framework's hooks stay, the core's win), then
@@ -192,6 +202,7 @@ function expressBase(req: NodeRequest): { path: string; bare: boolean } | undefi
  * A response the app already started cannot carry this one: it is cut.
  */
 export function sendResponse(res: NodeResponse, out: CoreResponse, fail: (err: unknown) => void): void {
+  if (out.source !== undefined) SOURCES.set(res, out.source);
   if (res.headersSent) {
     discardBody(out);
     const cause = out.error === undefined ? {} : { cause: out.error };
@@ -276,4 +287,4 @@ function streamTo(body: NonNullable<Exclude<CoreResponse['body'], Buffer>>, res:
   body.pipe(res);
 }
 
-export type { CallbackTarget };
+export type { BodySource, CallbackTarget };

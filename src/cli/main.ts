@@ -4,27 +4,15 @@
  * the way lwsws is (`vfserve --config <file-or-dir>`).
  */
 import cluster from 'node:cluster';
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { ConfigError, loadCheckedConfig, type ServerConfig } from '../server/config.js';
+import { createSecureContext } from 'node:tls';
+import type { ZipIndexEvent } from '../fops/zip/zip-fops.js';
+import { ConfigError, loadCheckedConfig, parseConfigObjects, type ServerConfig } from '../server/config.js';
 import { originDefect } from '../server/origins.js';
-import { startServer } from '../server/server.js';
-
-const HELP = `Usage:
-  vfserve <dir-or-archive> [--port N] [--host H]   serve a directory or a .zip/.jar/.war at /
-  vfserve --config <file-or-dir>                    lwsws-style JSON configuration (conf + conf.d/*)
-
-Options:
-  -p, --port N      port for zero-config mode (default 7681)
-  -H, --host H      interface for zero-config mode (default 127.0.0.1)
-  -c, --config P    a configuration file, or a directory holding conf and conf.d/
-  -q, --quiet       no per-request lines on the terminal
-  -h, --help        this text
-  -v, --version     the version
-
-SIGTERM and SIGINT stop accepting and let in-flight responses finish.
-`;
+import { checkServer, startServer } from '../server/server.js';
+import { indexLine, listenerLine } from './describe.js';
+import { FlagError, flagsToConfig, helpText, parseFlags, zeroConfigFlags, type ParsedArgs } from './flags.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -36,74 +24,131 @@ function fail(message: string, code = 2): never {
   process.exit(code);
 }
 
-async function main(argv: readonly string[]): Promise<void> {
-  let args;
+/** A file a flag names must be readable now: the message names the flag, not a vhost or a JSON path. */
+function readFlagFile(flag: string, file: string): Buffer {
   try {
-    args = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      options: {
-        port: { type: 'string', short: 'p' },
-        host: { type: 'string', short: 'H' },
-        config: { type: 'string', short: 'c' },
-        quiet: { type: 'boolean', short: 'q' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-      },
-    });
+    return readFileSync(file);
   } catch (err) {
-    fail(`${(err as Error).message}\n\n${HELP}`);
+    fail(`${flag} ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
-  const { values, positionals } = args;
+}
+
+/**
+ * The zero-config configuration for the flags and the one path given: checked the way the flags
+ * are spelt (the path exists and can be served, TLS files load, the access log opens), then built
+ * into lwsws JSON and parsed as a configuration file would be.
+ */
+async function zeroConfig(
+  args: ParsedArgs,
+  onIndex: ((e: ZipIndexEvent) => void) | undefined,
+): Promise<{ json: Record<string, unknown>; config: ServerConfig }> {
+  if (args.positionals.length !== 1) fail('give one directory or archive to serve, or --config (see vfserve --help)');
+  const target = resolve(args.positionals[0]!);
+  let st;
+  try {
+    st = statSync(target);
+  } catch {
+    fail(`${target} does not exist`);
+  }
+  if (!st.isDirectory() && !/\.(zip|jar|war)$/i.test(target)) fail(`${target} is neither a directory nor a .zip, .jar or .war archive`);
+  let json: Record<string, unknown>;
+  try {
+    json = flagsToConfig(args, target, process.cwd());
+  } catch (err) {
+    if (err instanceof FlagError) fail(err.message);
+    throw err;
+  }
+  const vhost = (json.vhosts as Record<string, unknown>[])[0]!;
+  const cert = vhost['host-ssl-cert'];
+  const key = vhost['host-ssl-key'];
+  if (typeof cert === 'string' && typeof key === 'string') {
+    const pem = { cert: readFlagFile('--ssl-cert', cert), key: readFlagFile('--ssl-key', key) };
+    try {
+      createSecureContext(pem);
+    } catch (err) {
+      fail(`--ssl-cert and --ssl-key cannot be used: ${(err as Error).message}`);
+    }
+  }
+  const log = vhost['access-log'];
+  if (typeof log === 'string') {
+    try {
+      closeSync(openSync(log, 'a'));
+    } catch (err) {
+      fail(`--access-log ${log} cannot be opened (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  // An archive that cannot be read would answer 500 to everything: refuse to start instead.
+  const defect = await originDefect(target, onIndex);
+  if (defect !== undefined) fail(defect);
+  try {
+    return { json, config: parseConfigObjects([{ json, file: 'command line' }]) };
+  } catch (err) {
+    // The flags were checked above; this is a flag the configuration refuses after all.
+    if (err instanceof ConfigError) fail(`the flags give a configuration vfserve refuses: ${err.message.replace(/^command line: /, '')}`);
+    throw err;
+  }
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  let args: ParsedArgs;
+  try {
+    args = parseFlags(argv);
+  } catch (err) {
+    if (err instanceof FlagError) fail(err.message);
+    throw err;
+  }
+  const values = {
+    help: args.values.has('help'),
+    version: args.values.has('version'),
+    quiet: args.values.has('quiet'),
+    check: args.values.has('check'),
+    printConfig: args.values.has('print-config'),
+    config: args.values.get('config')?.[0],
+  };
   if (values.help) {
-    process.stdout.write(HELP);
+    process.stdout.write(helpText());
     return;
   }
   if (values.version) {
     process.stdout.write(`vfserve ${version()}\n`);
     return;
   }
+  const quiet = values.quiet;
+  // Indexing lines: progress of a slow index and one line per archive indexed (none with --quiet, or --check, whose output is its verdict).
+  const onIndex = quiet || values.check ? undefined : (e: ZipIndexEvent): void => void process.stdout.write(`${indexLine(e)}\n`);
   let config: ServerConfig;
   if (values.config !== undefined) {
-    if (positionals.length > 0 || values.port !== undefined || values.host !== undefined) fail('--config cannot be combined with a path, --port or --host');
+    const extra = zeroConfigFlags(args);
+    if (args.positionals.length > 0) fail('--config cannot be combined with a path to serve: mount it in the configuration');
+    if (extra.length > 0)
+      fail(
+        `${extra.join(', ')} cannot be combined with --config: set ${extra.length > 1 ? 'them' : 'it'} in the configuration (vfserve --help names the keys)`,
+      );
+    if (values.printConfig) fail('--print-config prints the configuration the flags stand for; with --config the file is the configuration');
     try {
-      config = await loadCheckedConfig(values.config);
+      config = await loadCheckedConfig(values.config, onIndex);
     } catch (err) {
       if (err instanceof ConfigError) fail(err.message);
       throw err;
     }
   } else {
-    if (positionals.length !== 1) fail(`give one directory or archive to serve, or --config\n\n${HELP}`);
-    const target = resolve(positionals[0]!);
-    let st;
-    try {
-      st = statSync(target);
-    } catch {
-      fail(`${target} does not exist`);
+    const built = await zeroConfig(args, onIndex);
+    if (values.printConfig) {
+      process.stdout.write(`${JSON.stringify(built.json, null, 2)}\n`);
+      return;
     }
-    if (!st.isDirectory() && !/\.(zip|jar|war)$/i.test(target)) fail(`${target} is neither a directory nor a .zip, .jar or .war archive`);
-    // An archive that cannot be read would answer 500 to everything: refuse to start instead.
-    const defect = await originDefect(target);
-    if (defect !== undefined) fail(defect);
-    const port = Number(values.port ?? 7681);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port must be 0-65535, got ${values.port ?? ''}`);
-    config = {
-      global: { countThreads: 1, pluginDirs: [], rejectServiceKeywords: [] },
-      vhosts: [
-        {
-          name: 'localhost',
-          port,
-          interface: values.host ?? '127.0.0.1',
-          unixSocket: false,
-          sts: false,
-          headers: {},
-          mounts: [{ mountpoint: '/', origin: `file://${target}` }],
-          source: 'command line',
-        },
-      ],
-    };
+    config = built.config;
   }
-  const quiet = values.quiet === true;
+  if (values.check) {
+    try {
+      const planned = await checkServer(config);
+      for (const l of planned) process.stdout.write(`${listenerLine(l, 'would serve')}\n`);
+      process.stdout.write('vfserve: configuration OK\n');
+    } catch (err) {
+      fail((err as Error).message);
+    }
+    return;
+  }
   if (config.global.countThreads > 1 && cluster.isPrimary) {
     runPrimary(config.global.countThreads);
     return;
@@ -122,7 +167,7 @@ async function main(argv: readonly string[]): Promise<void> {
         const running = server;
         const configPath = values.config;
         Promise.resolve()
-          .then(() => loadCheckedConfig(configPath))
+          .then(() => loadCheckedConfig(configPath, onIndex))
           .then((next) => running.reload(next))
           .then(
             () => process.send!({ type: 'reloaded' }),
@@ -139,16 +184,14 @@ async function main(argv: readonly string[]): Promise<void> {
   try {
     server = await startServer(config, {
       ...(quiet ? {} : { requestLog: (line: string) => process.stdout.write(`${line}\n`) }),
+      ...(onIndex ? { onIndex } : {}),
+      version: version(),
       clusterWorker: cluster.isWorker,
     });
   } catch (err) {
     fail((err as Error).message, 1);
   }
-  const lines = server.listeners.map((l) =>
-    l.unix
-      ? `vfserve: serving ${l.vhosts.join(', ')} on unix socket ${l.host}`
-      : `vfserve: serving ${l.vhosts.join(', ')} at ${l.tls ? 'https' : 'http'}://${l.host === '0.0.0.0' ? '127.0.0.1' : l.host}:${l.port}/`,
-  );
+  const lines = server.listeners.map((l) => listenerLine(l));
   // A worker reports to the primary, which prints once all of them listen.
   if (cluster.isWorker) {
     process.send!({ type: 'listening', lines });
@@ -175,7 +218,7 @@ async function main(argv: readonly string[]): Promise<void> {
       return;
     }
     Promise.resolve()
-      .then(() => loadCheckedConfig(configPath))
+      .then(() => loadCheckedConfig(configPath, onIndex))
       .then((next) => running.reload(next))
       .then(
         () => process.stdout.write(`vfserve: configuration reloaded from ${configPath}\n`),

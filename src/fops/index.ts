@@ -27,7 +27,7 @@ export { PlatFops } from './plat.js';
 export { CONTAINER_SIGNATURES, locateContainer, type ContainerLocation } from './container.js';
 export { MemFops, type MemFileInit } from './memory.js';
 export { Vfs, type VfsOptions, type VfsPrefix } from './vfs.js';
-export { ZipFops, type ZipFopsOptions, type ZipFopsStats } from './zip/zip-fops.js';
+export { ZipFops, type ZipArchiveInfo, type ZipFopsOptions, type ZipFopsStats, type ZipIndexEvent } from './zip/zip-fops.js';
 export { DEFAULT_ZIP_LIMITS, type ZipLimits } from './zip/limits.js';
 export { readZipIndex, ZipIndex, type RefusedEntry, type ZipEnd, type ZipEntryInfo } from './zip/central.js';
 export type { BadNameReason } from './zip/names.js';

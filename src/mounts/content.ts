@@ -41,7 +41,17 @@ export interface CoreResponse {
   readonly declined?: boolean;
   /** The error behind a 5xx, or a note for the operator (a whitelist refusal), for the adapter to log (never sent). */
   readonly error?: unknown;
+  /** How a file's body was produced, for request logs; absent for pages, redirects and callbacks. */
+  readonly source?: BodySource;
 }
+
+/**
+ * How a file response's body is produced: `read` as it is (a disk file, a stored entry),
+ * `inflated` from a deflated archive entry, `passthrough` a deflated entry sent as gzip byte for
+ * byte, `precompressed` a `.br`/`.gz` sibling, `compressed` on the fly, `cached` from the
+ * engine's small-content memory (no file opened).
+ */
+export type BodySource = 'read' | 'inflated' | 'passthrough' | 'precompressed' | 'compressed' | 'cached';
 
 /** What a representation is, whatever version of its bytes is read: fixed per resolution. */
 export interface Representation {
@@ -59,6 +69,8 @@ export interface Representation {
   readonly configured: readonly (readonly [string, string])[];
   /** Key of its snapshot in the small-content cache: mount, path and coding. */
   readonly key: string;
+  /** How its bytes are produced when read from the file (see {@link BodySource}). */
+  readonly source: BodySource;
 }
 
 /**

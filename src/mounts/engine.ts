@@ -15,6 +15,7 @@ import {
   FRAMING,
   makeSnapshot,
   serveContent,
+  type BodySource,
   type CoreRequest,
   type CoreResponse,
   type Representation,
@@ -26,7 +27,13 @@ import { compareEntries, listingResponse, type ListingEntry } from './listing.js
 import { headerPairs, isReadonlyArray, resolveMount, type MountOptions, type ResolvedMount } from './options.js';
 import { isArchiveRefusal, statusForError, statusPage } from './status.js';
 
-export type { CallbackTarget, CoreRequest, CoreResponse } from './content.js';
+export type { BodySource, CallbackTarget, CoreRequest, CoreResponse } from './content.js';
+
+/** Lookups and hits of the engine's caches since it was made, and what they hold now. */
+export interface EngineCacheStats {
+  readonly resolutions: { readonly entries: number; readonly hits: number; readonly misses: number };
+  readonly smallContents: { readonly entries: number; readonly bytes: number; readonly hits: number; readonly misses: number };
+}
 
 /** Options for {@link ServeEngine}. */
 export interface EngineOptions {
@@ -138,6 +145,21 @@ export class ServeEngine {
   readonly #reported = new WeakSet<object>();
   // Whitelist refusals already logged, as mountpoint NUL suffix: once each is enough to tell the operator.
   readonly #refusedTypes = new Set<string>();
+  readonly #counts = { resolveHits: 0, resolveMisses: 0, smallHits: 0, smallMisses: 0 };
+
+  /** The filesystem mounts resolve into (for operators' statistics). */
+  get vfs(): FileOps {
+    return this.#vfs;
+  }
+
+  /** Cache statistics, for status pages. */
+  get cacheStats(): EngineCacheStats {
+    const c = this.#counts;
+    return {
+      resolutions: { entries: this.#resolved?.size ?? 0, hits: c.resolveHits, misses: c.resolveMisses },
+      smallContents: { entries: this.#small?.size ?? 0, bytes: this.#small?.weight ?? 0, hits: c.smallHits, misses: c.smallMisses },
+    };
+  }
 
   constructor(options: EngineOptions) {
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- checked for JavaScript callers
@@ -229,7 +251,11 @@ export class ServeEngine {
     const hit = this.#resolved?.peek(key);
     if (hit !== undefined && hit.expires > now && hit.resolution.kind === 'file') {
       const kept = this.#small?.peek(negotiate(req, hit.resolution).key);
-      if (kept !== undefined && kept.expires > now) return serveContent(req, kept, this.#pageFor(m), this.#maxRanges);
+      if (kept !== undefined && kept.expires > now) {
+        this.#counts.resolveHits++;
+        this.#counts.smallHits++;
+        return withSource(serveContent(req, kept, this.#pageFor(m), this.#maxRanges), 'cached');
+      }
     }
     return this.#serveFile(req, canon, m, remainder, key);
   }
@@ -259,6 +285,7 @@ export class ServeEngine {
       try {
         const hit = fresh ? undefined : this.#resolved?.peek(key);
         cached = hit !== undefined && hit.expires > Date.now();
+        if (this.#resolved !== undefined) this.#counts[cached ? 'resolveHits' : 'resolveMisses']++;
         resolution = cached ? hit!.resolution : await this.#resolveAndCache(key, canon, m, remainder);
       } catch (err) {
         return this.#errorPage(err, m);
@@ -282,6 +309,7 @@ export class ServeEngine {
         case 'file': {
           const rep = negotiate(req, resolution);
           let content: SnapshotContent;
+          const before = this.#small?.peek(rep.key);
           try {
             content = resolution.fly.includes(rep) ? await this.#flyContent(rep, resolution.identity) : await this.#content(rep);
           } catch (err) {
@@ -290,8 +318,13 @@ export class ServeEngine {
             if (cached && statusForError(err) === 404) continue;
             return this.#errorPage(err, m);
           }
+          // Served from memory: the snapshot kept before this request (the same object) came back.
+          const fromMemory = before !== undefined && content === before;
+          if (this.#small !== undefined) this.#counts[fromMemory ? 'smallHits' : 'smallMisses']++;
+          // An entry asked for as gzip that turned out to have no gzip form was inflated after all.
+          const source = fromMemory ? 'cached' : rep.source === 'passthrough' && content.snapshot.encoding === undefined ? 'inflated' : rep.source;
           try {
-            return serveContent(req, content, this.#pageFor(m), this.#maxRanges);
+            return withSource(serveContent(req, content, this.#pageFor(m), this.#maxRanges), source);
           } catch (err) {
             // A bug, not the request's fault: still never a leaked handle.
             if ('fd' in content) await content.fd.close().catch(() => undefined);
@@ -441,8 +474,10 @@ export class ServeEngine {
     // On the fly: the compressible codings no ready-made form (sibling, passthrough) gives.
     const fly = m.compress && isCompressibleType(mime.contentType) ? CODINGS.filter((c) => !encoded.some((e) => e.encoding === c)) : [];
     const vary = encoded.length > 0 || fly.length > 0;
+    const inflates = st.gzipAvailable === true;
     const rep = (p: string, flags: number, encoding: string | undefined, made = false): Representation =>
       Object.freeze({
+        source: made ? 'compressed' : encoding === undefined ? (inflates ? 'inflated' : 'read') : flags !== 0 ? 'passthrough' : 'precompressed',
         path: p,
         flags,
         encoding,
@@ -780,4 +815,9 @@ function suggestedType(suffix: string): string {
 /** Releases a response's body stream, if any, without sending it. */
 function discard(out: CoreResponse): void {
   if (out.body !== null && !Buffer.isBuffer(out.body)) out.body.destroy();
+}
+
+/** `out` marked with how its body was produced, when it has one from the file. */
+function withSource(out: CoreResponse, source: BodySource): CoreResponse {
+  return out.body === null || (out.status !== 200 && out.status !== 206) ? out : { ...out, source };
 }

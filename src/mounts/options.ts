@@ -150,13 +150,28 @@ export function mountFromConfig(obj: Readonly<Record<string, unknown>>, where = 
   return out as unknown as MountOptions;
 }
 
-// The configuration file's one vocabulary for booleans (src/server/config.ts), so a mount key reads as a vhost key does.
+/**
+ * The one boolean vocabulary of every configuration value, JSON config and code alike:
+ * `true`/`false`, `1`/`0` (numbers or strings), and the strings `"true"`/`"false"`,
+ * `"on"`/`"off"`, `"yes"`/`"no"` in any case. Anything else is undefined (the caller's error).
+ */
+export function parseBoolean(v: unknown): boolean | undefined {
+  if (typeof v === 'boolean') return v;
+  if (v === 1 || v === 0) return v === 1;
+  if (typeof v !== 'string') return undefined;
+  if (/^(1|true|on|yes)$/i.test(v.trim())) return true;
+  if (/^(0|false|off|no)$/i.test(v.trim())) return false;
+  return undefined;
+}
+
+/** What a boolean may be written as, for messages. */
+export const BOOLEAN_WORDS = 'true/false, 1/0, on/off, yes/no';
+
 function bool(v: unknown, where: string): boolean {
   if (v === undefined) return false;
-  if (typeof v === 'boolean') return v;
-  if (v === 1 || (typeof v === 'string' && /^(1|on|yes|true)$/i.test(v))) return true;
-  if (v === 0 || (typeof v === 'string' && /^(0|off|no|false)$/i.test(v))) return false;
-  throw new TypeError(`${where} must be a boolean (true/false, 1/0, on/off, yes/no), got ${JSON.stringify(v)}`);
+  const b = parseBoolean(v);
+  if (b === undefined) throw new TypeError(`${where} must be a boolean (${BOOLEAN_WORDS}), got ${JSON.stringify(v)}`);
+  return b;
 }
 
 /** A string or a list of strings, as a list (`"html"` is `["html"]`). */

@@ -6,7 +6,9 @@
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { mountFromConfig, type MountOptions } from '../mounts/options.js';
+import { BOOLEAN_WORDS, mountFromConfig, parseBoolean, type MountOptions } from '../mounts/options.js';
+import type { ZipIndexEvent } from '../fops/zip/zip-fops.js';
+import { findJsonSyntaxError } from './json-syntax.js';
 import { originDefect } from './origins.js';
 
 /** A configuration problem: one clear message naming the file and JSON path. */
@@ -81,10 +83,14 @@ function parseFile(file: string): Record<string, unknown> {
     throw new ConfigError(file, '$', `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
   let json: unknown;
+  const stripped = stripComments(text);
   try {
-    json = JSON.parse(stripComments(text));
+    json = JSON.parse(stripped);
   } catch (err) {
-    throw new ConfigError(file, '$', `is not valid JSON: ${(err as Error).message}`);
+    // Comments are cut to the end of their line, so lines and columns are those of the file as written.
+    const at = findJsonSyntaxError(stripped);
+    if (at === undefined) throw new ConfigError(file, '$', `is not valid JSON: ${(err as Error).message}`);
+    throw new ConfigError(file, `line ${at.line}, column ${at.column}`, `not valid JSON: ${at.message}`);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError(file, '$', 'must be a JSON object');
   return json as Record<string, unknown>;
@@ -118,10 +124,20 @@ export function loadConfig(path: string): ServerConfig {
     for (const n of names) if (statSync(join(d, n)).isFile()) files.push(join(d, n));
   } else files = [root];
 
+  return parseConfigObjects(files.map((file) => ({ json: parseFile(file), file })));
+}
+
+/**
+ * A configuration from lwsws JSON objects already parsed, as {@link loadConfig}
+ * reads them from files: `file` names each for messages, and relative paths in
+ * it resolve against its directory. Later objects add vhosts and override
+ * global keys. The CLI builds its flags into such an object, so flags and a
+ * configuration file mean exactly the same.
+ */
+export function parseConfigObjects(parts: readonly { readonly json: Readonly<Record<string, unknown>>; readonly file: string }[]): ServerConfig {
   let global: GlobalConfig = { countThreads: 1, pluginDirs: [], rejectServiceKeywords: [] };
   const vhosts: VhostConfig[] = [];
-  for (const file of files) {
-    const json = parseFile(file);
+  for (const { json, file } of parts) {
     const base = dirname(file);
     for (const key of Object.keys(json)) {
       if (key !== 'global' && key !== 'vhosts') throw new ConfigError(file, `$.${key}`, 'unknown key (expected "global" or "vhosts")');
@@ -132,7 +148,7 @@ export function loadConfig(path: string): ServerConfig {
       json.vhosts.forEach((v: unknown, i: number) => vhosts.push(parseVhost(v, file, `$.vhosts[${i}]`, base)));
     }
   }
-  if (vhosts.length === 0) throw new ConfigError(files[0]!, '$.vhosts', 'no vhost is configured');
+  if (vhosts.length === 0) throw new ConfigError(parts[0]?.file ?? '-', '$.vhosts', 'no vhost is configured');
   return { global, vhosts };
 }
 
@@ -149,11 +165,9 @@ function int(v: unknown, file: string, at: string, min = 0, max = Number.MAX_SAF
 }
 
 function bool(v: unknown, file: string, at: string): boolean {
-  if (typeof v === 'boolean') return v;
-  if (typeof v === 'number') return v !== 0;
-  if (typeof v === 'string' && /^(1|on|yes|true)$/i.test(v)) return true;
-  if (typeof v === 'string' && /^(0|off|no|false)$/i.test(v)) return false;
-  throw new ConfigError(file, at, 'must be a boolean (true/false, 1/0, on/off, yes/no)');
+  const b = parseBoolean(v);
+  if (b === undefined) throw new ConfigError(file, at, `must be a boolean (${BOOLEAN_WORDS})`);
+  return b;
 }
 
 /** lwsws writes header and pmo lists as `[{ "Name": "value" }]`; an object is accepted too. */
@@ -282,7 +296,7 @@ function parseVhost(v: unknown, file: string, at: string, base: string): VhostCo
 
 function parseMount(m: unknown, file: string, at: string, base: string): MountOptions {
   if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new ConfigError(file, at, 'must be an object');
-  const obj = { ...(m as Record<string, unknown>) };
+  const obj: Record<string, unknown> = { ...(m as Record<string, unknown>) };
   for (const key of ['headers', 'pmo']) if (obj[key] !== undefined) obj[key] = nameValues(obj[key], file, `${at}.${key}`);
   // The config's own boolean and integer vocabulary, with errors naming the file and JSON path.
   if (obj.listing !== undefined) obj.listing = bool(obj.listing, file, `${at}["listing"]`);
@@ -311,12 +325,12 @@ function parseMount(m: unknown, file: string, at: string, base: string): MountOp
  * archive that cannot be read, is a {@link ConfigError} naming the file and
  * the JSON path of the origin. The first problem found is thrown.
  */
-export async function checkOrigins(config: ServerConfig): Promise<void> {
+export async function checkOrigins(config: ServerConfig, onIndex?: (event: ZipIndexEvent) => void): Promise<void> {
   for (const vc of config.vhosts) {
     for (const [i, m] of vc.mounts.entries()) {
       const origin: unknown = m.origin; // a bad type is createHandler's to report
       if (typeof origin !== 'string' || !origin.startsWith('file://')) continue;
-      const defect = await originDefect(origin.slice('file://'.length));
+      const defect = await originDefect(origin.slice('file://'.length), onIndex);
       if (defect === undefined) continue;
       const where = MOUNT_SOURCES.get(m) ?? { file: vc.source, at: `vhost "${vc.name}" mounts[${i}]` };
       throw new ConfigError(where.file, `${where.at}["origin"]`, defect);
@@ -325,8 +339,8 @@ export async function checkOrigins(config: ServerConfig): Promise<void> {
 }
 
 /** {@link loadConfig}, then {@link checkOrigins}: what the CLI runs at start-up and on every reload. */
-export async function loadCheckedConfig(path: string): Promise<ServerConfig> {
+export async function loadCheckedConfig(path: string, onIndex?: (event: ZipIndexEvent) => void): Promise<ServerConfig> {
   const config = loadConfig(path);
-  await checkOrigins(config);
+  await checkOrigins(config, onIndex);
   return config;
 }

@@ -8,7 +8,7 @@ import { FopError } from '../fops/errors.js';
 import { fopStat } from '../fops/helpers.js';
 import { PlatFops } from '../fops/plat.js';
 import { Vfs } from '../fops/vfs.js';
-import { ZipFops } from '../fops/zip/zip-fops.js';
+import { ZipFops, type ZipIndexEvent } from '../fops/zip/zip-fops.js';
 
 /**
  * Why the file origin at `path` (an absolute path) cannot be served, or
@@ -16,10 +16,11 @@ import { ZipFops } from '../fops/zip/zip-fops.js';
  * whose index cannot be read (corrupt, unsupported, over a limit), an archive
  * inside an archive included (`/srv/app.war/WEB-INF/lib/lib.jar`, nested no
  * deeper than `maxDepth`). Read with the default zip limits, as the engine reads it.
+ * `onIndex` hears about the archives indexed on the way (see `ZipFopsOptions.onIndex`).
  */
-export async function originDefect(path: string): Promise<string | undefined> {
+export async function originDefect(path: string, onIndex?: (event: ZipIndexEvent) => void): Promise<string | undefined> {
   const base = new PlatFops();
-  const zip = new ZipFops({ source: base });
+  const zip = new ZipFops({ source: base, ...(onIndex ? { onIndex } : {}) });
   const vfs = new Vfs({ base, containers: [zip] });
   try {
     const st = await fopStat(vfs, path); // an archive on the way is indexed here

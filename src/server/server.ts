@@ -6,19 +6,32 @@ import { connect, isIP, type AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import fg from 'fast-glob';
-import { createHandler, logError, type CallbackHandler, type NodeHandler } from '../adapters/node.js';
+import { bodySource, createHandler, logError, type CallbackHandler, type NodeHandler } from '../adapters/node.js';
+import { PlatFops } from '../fops/plat.js';
+import { Vfs } from '../fops/vfs.js';
+import { ZipFops, type ZipIndexEvent } from '../fops/zip/zip-fops.js';
+import type { ServeEngine } from '../mounts/engine.js';
 import { AccessLog } from './access-log.js';
 import type { ServerConfig, VhostConfig } from './config.js';
+import { createStatusHandler, hitRate, STATUS_HANDLER, type ServerStatus, type VhostStatus } from './status.js';
+
+/** One listening socket (or, from {@link checkServer}, one it would open) and the vhosts it serves. */
+export interface ListenerInfo {
+  /** The bound address (`0.0.0.0`, `::`, `127.0.0.1`, …), or the socket path. */
+  readonly host: string;
+  /** The port (the one picked, for port 0 once listening); 0 for a unix socket. */
+  readonly port: number;
+  readonly unix: boolean;
+  readonly tls: boolean;
+  /** The vhosts' names, in configuration order. */
+  readonly vhosts: readonly string[];
+  /** The vhosts' configurations, in the same order. */
+  readonly configs: readonly VhostConfig[];
+}
 
 /** A running server: its listeners and a graceful close. */
 export interface RunningServer {
-  readonly listeners: readonly {
-    readonly host: string;
-    readonly port: number;
-    readonly unix: boolean;
-    readonly tls: boolean;
-    readonly vhosts: readonly string[];
-  }[];
+  readonly listeners: readonly ListenerInfo[];
   /**
    * Stops accepting, lets in-flight responses finish for up to `timeoutMs`, then cuts the rest.
    * Resolves once every access log holds the line of every response and is closed.
@@ -41,11 +54,15 @@ export interface StartOptions {
   readonly onError?: (err: unknown) => void;
   /** This process is one of `count-threads` cluster workers (the CLI sets it): the port is shared. */
   readonly clusterWorker?: boolean;
+  /** Archive indexing: a `progress` event about once a second while a large one is parsed, `done` when it is indexed. */
+  readonly onIndex?: (event: ZipIndexEvent) => void;
+  /** The version the status page reports (default: none given, `"unknown"`). */
+  readonly version?: string;
 }
 
 interface Vhost {
   readonly config: VhostConfig;
-  readonly handler: NodeHandler;
+  readonly handler: NodeHandler & { readonly engine: ServeEngine };
   readonly log: AccessLog | undefined;
   readonly context: SecureContext | undefined;
 }
@@ -201,10 +218,14 @@ interface ListenerState {
  * Builds every vhost of `config` (handlers, logs, TLS contexts) grouped by
  * interface and port, or throws without side effects worth keeping.
  */
-async function buildGroups(config: ServerConfig, options: StartOptions, reloadCount: number): Promise<Map<string, Group>> {
+async function buildGroups(config: ServerConfig, options: StartOptions, reloadCount: number, status: () => ServerStatus): Promise<Map<string, Group>> {
   // count-threads is the CLI's job (node:cluster); an embedder gets an error, not one process silently.
   if (config.global.countThreads > 1 && !options.clusterWorker) throw new Error('"count-threads" above 1 needs the vfserve CLI (node:cluster workers)');
-  const callbacks = await loadPlugins(config.global.pluginDirs, reloadCount);
+  // The shipped status page, unless a plugin provides a handler of that name.
+  const callbacks = { [STATUS_HANDLER]: createStatusHandler(status), ...(await loadPlugins(config.global.pluginDirs, reloadCount)) };
+  // One filesystem for every vhost of this configuration: an archive two vhosts serve is indexed once,
+  // and the status page sees every archive. Each configuration (reload) gets its own.
+  const vfs = new Vfs({ base: new PlatFops(), zip: { storedCrc: 'first-read', ...(options.onIndex ? { onIndex: options.onIndex } : {}) } });
   const groups = new Map<string, Group>();
   const opened: AccessLog[] = [];
   const reportError = options.onError ?? logError;
@@ -214,9 +235,10 @@ async function buildGroups(config: ServerConfig, options: StartOptions, reloadCo
       const headers: Record<string, string> = { ...vc.headers };
       if (config.global.serverString !== undefined) headers.server = config.global.serverString;
       if (vc.sts) headers['strict-transport-security'] = STS;
-      let handler: NodeHandler;
+      let handler: Vhost['handler'];
       try {
         handler = createHandler({
+          vfs,
           mounts: vc.mounts,
           headers,
           callbacks,
@@ -255,8 +277,8 @@ async function buildGroups(config: ServerConfig, options: StartOptions, reloadCo
 }
 
 /** A listening server for one group, serving whatever its state holds. */
-async function listen(group: Group, state: ListenerState, options: StartOptions): Promise<Server> {
-  const listener = (req: IncomingMessage, res: ServerResponse): void => serve(req, res, state.vhosts, state.config, options);
+async function listen(group: Group, state: ListenerState, options: StartOptions, stats: Stats): Promise<Server> {
+  const listener = (req: IncomingMessage, res: ServerResponse): void => serve(req, res, state.vhosts, state.config, options, stats);
   const first = group.vhosts[0]!;
   // Several TLS vhosts on one port: the certificate is chosen by SNI, as the vhost is by Host.
   const server: Server = group.tls
@@ -271,6 +293,12 @@ async function listen(group: Group, state: ListenerState, options: StartOptions)
     : createServer(listener);
   if (first.config.keepaliveTimeout !== undefined) server.keepAliveTimeout = first.config.keepaliveTimeout * 1000;
   if (state.config.global.timeoutSecs !== undefined) server.headersTimeout = state.config.global.timeoutSecs * 1000;
+  // TLS: 'secureConnection' would miss handshakes that fail; the TCP connection is what is open.
+  server.on('connection', (socket: import('node:net').Socket) => {
+    stats.connections.open++;
+    stats.connections.total++;
+    socket.once('close', () => stats.connections.open--);
+  });
   if (group.unix) await clearStaleSocket(group.host);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -295,6 +323,118 @@ function closeGracefully(server: Server, timeoutMs: number): Promise<void> {
   });
 }
 
+/** Counters of a running server, kept across reloads; vhosts are counted by name. */
+class Stats {
+  readonly started = Date.now();
+  readonly connections = { open: 0, total: 0 };
+  readonly vhosts = new Map<string, { requests: number; bytes: number; statuses: Map<number, number> }>();
+
+  /** The counter for responses of the vhost called `name`. */
+  counter(name: string): (status: number, bytes: number) => void {
+    return (status, bytes) => {
+      let v = this.vhosts.get(name);
+      if (v === undefined) {
+        v = { requests: 0, bytes: 0, statuses: new Map() };
+        this.vhosts.set(name, v);
+      }
+      v.requests++;
+      v.bytes += bytes;
+      v.statuses.set(status, (v.statuses.get(status) ?? 0) + 1);
+    };
+  }
+
+  /** The status page's view of the counters and of what `vhosts` (the current configuration) hold. */
+  report(vhosts: readonly Vhost[], version: string): ServerStatus {
+    const byName = new Map<string, Vhost[]>();
+    for (const v of vhosts) byName.set(v.config.name, [...(byName.get(v.config.name) ?? []), v]);
+    for (const name of this.vhosts.keys()) if (!byName.has(name)) byName.set(name, []);
+    const list: VhostStatus[] = [...byName].map(([name, vs]) => {
+      const counted = this.vhosts.get(name);
+      const c = { rEntries: 0, rHits: 0, rMisses: 0, sEntries: 0, sBytes: 0, sHits: 0, sMisses: 0 };
+      for (const v of vs) {
+        const cs = v.handler.engine.cacheStats;
+        c.rEntries += cs.resolutions.entries;
+        c.rHits += cs.resolutions.hits;
+        c.rMisses += cs.resolutions.misses;
+        c.sEntries += cs.smallContents.entries;
+        c.sBytes += cs.smallContents.bytes;
+        c.sHits += cs.smallContents.hits;
+        c.sMisses += cs.smallContents.misses;
+      }
+      return {
+        name,
+        requests: counted?.requests ?? 0,
+        bytes: counted?.bytes ?? 0,
+        statuses: Object.fromEntries([...(counted?.statuses ?? [])].sort((a, b) => a[0] - b[0]).map(([k, n]) => [String(k), n])),
+        caches: {
+          resolutions: { entries: c.rEntries, hits: c.rHits, misses: c.rMisses, hitRate: hitRate(c.rHits, c.rMisses) },
+          smallContents: { entries: c.sEntries, bytes: c.sBytes, hits: c.sHits, misses: c.sMisses, hitRate: hitRate(c.sHits, c.sMisses) },
+        },
+      };
+    });
+    // Every vhost of a configuration shares one filesystem (buildGroups).
+    const vfs = vhosts[0]?.handler.engine.vfs;
+    const zip = vfs instanceof Vfs ? vfs.containers.find((c): c is ZipFops => c instanceof ZipFops) : undefined;
+    const zs = zip?.stats;
+    // Archives by the URL path they are served under: never a disk path.
+    const indexes: { url: string; entries: number; bytes: number }[] = [];
+    for (const a of zip?.archives() ?? []) {
+      const url = servedAt(vhosts, a.path);
+      if (url !== undefined) indexes.push({ url, entries: a.entries, bytes: a.bytes });
+    }
+    const uptime = (Date.now() - this.started) / 1000;
+    return {
+      server: 'vfserve',
+      version,
+      startedAt: new Date(this.started).toISOString(),
+      uptimeSeconds: Math.round(uptime * 1000) / 1000,
+      connections: { ...this.connections },
+      requests: list.reduce((n, v) => n + v.requests, 0),
+      vhosts: list,
+      archives: {
+        indexBuilds: zs?.indexBuilds ?? 0,
+        cached: zs?.cachedArchives ?? 0,
+        open: zs?.openArchives ?? 0,
+        openEntries: zs?.openEntries ?? 0,
+        accessIndexes: zs?.accessIndexes ?? 0,
+        accessIndexBytes: zs?.accessIndexBytes ?? 0,
+        indexes,
+      },
+    };
+  }
+}
+
+/** The URL path a fops path is served under by some file mount of `vhosts` (`/book`, `/files/site.zip`), or undefined. */
+function servedAt(vhosts: readonly Vhost[], path: string): string | undefined {
+  for (const v of vhosts) {
+    for (const m of v.handler.engine.mounts) {
+      if (m.kind !== 'file') continue;
+      if (path === m.root) return m.mountpoint;
+      if (path.startsWith(`${m.root}/`)) return `${m.mountpoint === '/' ? '' : m.mountpoint}${path.slice(m.root.length)}`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * What {@link startServer} would do with `config`, without listening: builds every vhost
+ * (handlers, plugins, TLS contexts; access logs are opened for appending, as at start-up, and
+ * closed again) and returns the listeners it would open. Throws what startServer would.
+ */
+export async function checkServer(config: ServerConfig, options: StartOptions = {}): Promise<ListenerInfo[]> {
+  const stats = new Stats();
+  const groups = await buildGroups(config, { ...options, clusterWorker: true }, 0, () => stats.report([], ''));
+  await Promise.all([...groups.values()].flatMap((g) => g.vhosts.map((v) => v.log?.retire() ?? Promise.resolve())));
+  return [...groups.values()].map((g) => ({
+    host: g.host,
+    port: g.unix ? 0 : g.port,
+    unix: g.unix,
+    tls: g.tls,
+    vhosts: g.vhosts.map((v) => v.config.name),
+    configs: g.vhosts.map((v) => v.config),
+  }));
+}
+
 /**
  * Starts every listener of `config`. Vhosts that share an interface and port
  * share one listener and are chosen by the Host header (and, with TLS, SNI).
@@ -302,9 +442,16 @@ function closeGracefully(server: Server, timeoutMs: number): Promise<void> {
 export async function startServer(config: ServerConfig, options: StartOptions = {}): Promise<RunningServer> {
   let reloads = 0;
   const live = new Map<string, { server: Server; group: Group; state: ListenerState }>();
-  for (const [key, group] of await buildGroups(config, options, reloads)) {
+  const stats = new Stats();
+  // The status page reports the configuration current when it is asked.
+  const status = (): ServerStatus =>
+    stats.report(
+      [...live.values()].flatMap((l) => l.state.vhosts),
+      options.version ?? 'unknown',
+    );
+  for (const [key, group] of await buildGroups(config, options, reloads, status)) {
     const state: ListenerState = { vhosts: group.vhosts, config };
-    live.set(key, { server: await listen(group, state, options), group, state });
+    live.set(key, { server: await listen(group, state, options, stats), group, state });
   }
   // Retiring a log ends it once its in-flight responses have logged; reload does not wait for that.
   const retireLogs = (vhosts: readonly Vhost[]): Promise<unknown> => Promise.all(vhosts.map((v) => v.log?.retire() ?? Promise.resolve()));
@@ -316,11 +463,12 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         unix: group.unix,
         tls: group.tls,
         vhosts: state.vhosts.map((v) => v.config.name),
+        configs: state.vhosts.map((v) => v.config),
       }));
     },
     async reload(next: ServerConfig) {
       reloads++;
-      const groups = await buildGroups(next, options, reloads); // throws: the old configuration stays
+      const groups = await buildGroups(next, options, reloads, status); // throws: the old configuration stays
       for (const [key, group] of groups) {
         const old = live.get(key);
         if (old && old.group.tls !== group.tls) {
@@ -343,7 +491,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
             });
           } else if (!old) {
             const state: ListenerState = { vhosts: group.vhosts, config: next };
-            started.set(key, { server: await listen(group, state, options), group, state });
+            started.set(key, { server: await listen(group, state, options, stats), group, state });
           }
         }
       } catch (err) {
@@ -379,13 +527,18 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   };
 }
 
-/** Counts body bytes for %b (without touching the engine) and writes the log lines when the response closes. */
+/**
+ * Counts body bytes for %b (without touching the engine), and when the response closes writes the
+ * access-log line, the terminal line (ISO time, client, method, target, status, bytes, how the body
+ * was produced or `-`, milliseconds) and counts it for the status page.
+ */
 function countAndLog(
   req: IncomingMessage,
   res: ServerResponse,
   log: AccessLog | undefined,
   requestLog: ((line: string) => void) | undefined,
   started: number,
+  counters: ((status: number, bytes: number) => void) | undefined,
 ): void {
   // Claimed now, while this response's configuration is current: the log stays open until the line is in.
   const logLine = log?.begin();
@@ -402,15 +555,18 @@ function countAndLog(
   }) as typeof res.end;
   res.once('close', () => {
     logLine?.(combinedLogLine(req, res, bytes, new Date(started)));
-    requestLog?.(`${req.socket.remoteAddress ?? '-'} ${req.method ?? '-'} ${logSafe(req.url)} ${res.statusCode} ${bytes}B ${Date.now() - started}ms`);
+    counters?.(res.statusCode, bytes);
+    requestLog?.(
+      `${new Date(started).toISOString()} ${req.socket.remoteAddress ?? '-'} ${logSafe(req.method)} ${logSafe(req.url)} ${res.statusCode} ${bytes}B ${bodySource(res) ?? '-'} ${Date.now() - started}ms`,
+    );
   });
 }
 
-function serve(req: IncomingMessage, res: ServerResponse, vhosts: readonly Vhost[], config: ServerConfig, options: StartOptions): void {
+function serve(req: IncomingMessage, res: ServerResponse, vhosts: readonly Vhost[], config: ServerConfig, options: StartOptions, stats: Stats): void {
   const started = Date.now();
   const vhost = selectVhost(vhosts, req.headers.host);
-  // Every response is logged once, refused ones included (as Apache logs its 403s).
-  if (vhost.log || options.requestLog) countAndLog(req, res, vhost.log, options.requestLog, started);
+  // Every response is logged and counted once, refused ones included (as Apache logs its 403s).
+  countAndLog(req, res, vhost.log, options.requestLog, started, stats.counter(vhost.config.name));
   const ua = req.headers['user-agent'] ?? '';
   for (const rule of config.global.rejectServiceKeywords) {
     if (ua.includes(rule.substring)) {

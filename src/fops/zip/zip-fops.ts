@@ -76,6 +76,61 @@ export interface ZipFopsOptions {
    * take more than that many cores.
    */
   readonly randomAccess?: { readonly span?: number; readonly maxBytes?: number; readonly maxShare?: number; readonly concurrentBuilds?: number };
+  /**
+   * Told about central-directory parses, for operators: `phase: 'progress'` about once a second
+   * while a parse is under way, then `phase: 'done'` with the entry count and the index's
+   * approximate memory. Not called for a parse that fails (that error is the caller's). Called
+   * synchronously; a hook that throws is ignored.
+   */
+  readonly onIndex?: (event: ZipIndexEvent) => void;
+}
+
+/** One report of {@link ZipFopsOptions.onIndex}. */
+export interface ZipIndexEvent {
+  /** The archive's fops path. */
+  readonly path: string;
+  readonly phase: 'progress' | 'done';
+  /** Milliseconds since the parse began. */
+  readonly ms: number;
+  /** With `done`: central-directory records indexed, and the index's approximate size in bytes. */
+  readonly entries?: number;
+  readonly bytes?: number;
+}
+
+/** An indexed archive held in the cache now, for operators: its path, entries and approximate index bytes. */
+export interface ZipArchiveInfo {
+  readonly path: string;
+  readonly entries: number;
+  readonly bytes: number;
+}
+
+const INDEX_BYTES = new WeakMap<ZipIndex, number>();
+
+/** The approximate memory of an index: its columns, plus its name maps at two bytes a character and some overhead. */
+function indexBytes(index: ZipIndex): number {
+  let bytes = INDEX_BYTES.get(index);
+  if (bytes !== undefined) return bytes;
+  bytes = 0;
+  for (const col of [
+    index.lfhOffset,
+    index.limit,
+    index.cdPos,
+    index.csize,
+    index.usize,
+    index.mtime,
+    index.crc,
+    index.method,
+    index.gpFlags,
+    index.nameLen,
+    index.kind,
+    index.dataStart,
+  ]) {
+    bytes += col.byteLength;
+  }
+  for (const name of index.files.keys()) bytes += name.length * 2 + 48;
+  for (const name of index.dirs) bytes += name.length * 2 + 48;
+  INDEX_BYTES.set(index, bytes);
+  return bytes;
 }
 
 /** Counters for operators and tests. */
@@ -268,9 +323,11 @@ export class ZipFops implements ContainerOps, StatOps, ListOps {
   readonly #buildSlots: number;
   #building = 0;
   readonly #buildQueue: (() => void)[] = [];
+  readonly #onIndex: ((event: ZipIndexEvent) => void) | undefined;
 
   constructor(options: ZipFopsOptions = {}) {
     this.#source = options.source ?? new PlatFops();
+    this.#onIndex = options.onIndex;
     this.limits = resolveLimits(options.limits);
     this.signatures = Object.freeze([...(options.signatures ?? CONTAINER_SIGNATURES)].map((s) => s.toLowerCase()));
     for (const sig of this.signatures) {
@@ -326,6 +383,42 @@ export class ZipFops implements ContainerOps, StatOps, ListOps {
       accessIndexes: this.#access?.size ?? 0,
       accessIndexBytes: this.#access?.weight ?? 0,
     };
+  }
+
+  /** The archives indexed and held now (not failures, not ones still loading), least recently used first. */
+  archives(): ZipArchiveInfo[] {
+    const out: ZipArchiveInfo[] = [];
+    for (const key of this.#cache.keys()) {
+      const index = this.#cache.peek(key)?.archive?.index;
+      if (index !== undefined) out.push({ path: index.path, entries: index.count, bytes: indexBytes(index) });
+    }
+    return out;
+  }
+
+  /** Runs one central-directory parse, reporting it to `onIndex`; without a hook, exactly `parse()` (no added ticks). */
+  #indexing(path: string, parse: () => Promise<ZipIndex>): Promise<ZipIndex> {
+    const hook = this.#onIndex;
+    return hook === undefined ? parse() : this.#reportIndexing(path, parse, hook);
+  }
+
+  async #reportIndexing(path: string, parse: () => Promise<ZipIndex>, hook: (event: ZipIndexEvent) => void): Promise<ZipIndex> {
+    const started = Date.now();
+    const report = (event: ZipIndexEvent): void => {
+      try {
+        hook(event);
+      } catch {
+        // an operator's hook never breaks serving
+      }
+    };
+    const timer = setInterval(() => report({ path, phase: 'progress', ms: Date.now() - started }), 1000);
+    timer.unref();
+    try {
+      const index = await parse();
+      report({ path, phase: 'done', ms: Date.now() - started, entries: index.count, bytes: indexBytes(index) });
+      return index;
+    } finally {
+      clearInterval(timer);
+    }
   }
 
   /** Opens `<archive>/<entry>`; the archive is the prefix ending at the first signature. */
@@ -475,7 +568,7 @@ export class ZipFops implements ContainerOps, StatOps, ListOps {
     this.#openArchives++;
     try {
       // Stored: a slice of the parent, read in place. Deflated: positional reads on the inflating handle.
-      const index = await readZipIndex(sourceFromFd(fd), this.limits, path);
+      const index = await this.#indexing(path, () => readZipIndex(sourceFromFd(fd), this.limits, path));
       this.#indexBuilds++;
       const p = parent.index;
       const ratio = p.method[row] === 8 ? p.usize[row]! / p.csize[row]! : 1;
@@ -635,7 +728,7 @@ export class ZipFops implements ContainerOps, StatOps, ListOps {
       // otherwise made every retry miss, and the request failed).
       const named = st.ino !== undefined || st.version !== undefined;
       const misfiled = fd.length !== st.size || (fd.identity !== undefined && named && fd.identity !== statIdentity(st));
-      const index = await readZipIndex(sourceFromFd(fd), this.limits, container);
+      const index = await this.#indexing(container, () => readZipIndex(sourceFromFd(fd), this.limits, container));
       this.#indexBuilds++;
       // The open handle's own identity names the bytes it reads, even if the file was replaced since the stat.
       const arc = new OpenArchive(fd, index, fd.identity ?? statIdentity(st), (closing) => this.#archiveClosing(closing));
