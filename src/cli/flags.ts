@@ -238,7 +238,7 @@ export function flagsToConfig(args: ParsedArgs, target: string, cwd: string): Re
     const file = single === '' ? 'index.html' : single.replace(/^\/+/, '');
     if (file === '' || file.split('/').some((s) => s === '' || s === '.' || s === '..'))
       throw new FlagError(`--single must name a file under the served root, got ${single}`);
-    mount['spa-fallback'] = file;
+    mount['spa-fallback'] = `/${file}`; // a path inside the mount, as the key takes it
   }
   if (args.values.has('listing')) mount.listing = 1;
   if (args.values.has('cors')) mount.cors = 1;

@@ -9,7 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { brotliDecompressSync, gzipSync } from 'node:zlib';
 import { after, describe, it } from 'node:test';
 import { fixture, root, rmTree, tmpDir, writeTree } from '../helpers/fixtures.js';
 import { get, type RawResponse } from '../helpers/http.js';
@@ -27,6 +27,8 @@ writeTree(www, {
   'big.css.gz': gzipSync(Buffer.from('body{}'.repeat(100))),
   'data.bin': Buffer.from('binary'),
   'notes.xyz': Buffer.from('xyz notes'),
+  'bundle.js': Buffer.from('export const answer = 42;\n'.repeat(200)),
+  'docs/guide.txt': Buffer.from('a guide'),
 });
 const site = join(dir, 'site.zip');
 writeFileSync(site, makeZip({ entries: [{ name: 'index.html', data: 'zipped home '.repeat(50) }] }));
@@ -194,7 +196,7 @@ describe('vfserve flags: --print-config', () => {
             {
               mountpoint: '/',
               origin: `file://${www}`,
-              'spa-fallback': 'index.html',
+              'spa-fallback': '/index.html',
               listing: 1,
               cors: 1,
               compress: 1,
@@ -214,12 +216,12 @@ describe('vfserve flags: --print-config', () => {
     const r = run([www, '--single=app.html', '--immutable', '--print-config']);
     assert.equal(r.code, 0, r.stderr);
     const mount = (JSON.parse(r.stdout) as { vhosts: [{ mounts: [Record<string, unknown>] }] }).vhosts[0].mounts[0];
-    assert.equal(mount['spa-fallback'], 'app.html');
+    assert.equal(mount['spa-fallback'], '/app.html');
     assert.equal(mount['cache-max-age'], 31_536_000);
     assert.equal(mount['cache-immutable'], 1);
   });
 
-  it('prints a configuration that --config accepts, including the keys other branches give meaning to', () => {
+  it('prints a configuration that --config accepts, with --single, --cors, --listing, --compress and --allow downloads', () => {
     const r = run([www, '-p', '0', '--single', '--cors', '--listing', '--compress', '--allow', 'downloads', '--print-config']);
     assert.equal(r.code, 0, r.stderr);
     const file = join(dir, 'pending.json');
@@ -227,6 +229,28 @@ describe('vfserve flags: --print-config', () => {
     const check = run(['--config', file, '--check']);
     assert.equal(check.code, 0, check.stderr);
     assert.match(check.stdout, /^vfserve: would serve directory .*www at http:\/\/127\.0\.0\.1:0\/ \(HTTP\/1\.1\)\nvfserve: configuration OK\n$/);
+  });
+
+  it('serves what --single, --cors, --compress and --listing stand for, over a socket', async () => {
+    const s = await start([www, '-p', '0', '--single', '--cors', '--compress', '--listing', '--quiet']);
+    try {
+      const route = await get(s.port, '/settings/profile', { accept: 'text/html' });
+      assert.equal(route.status, 200);
+      assert.equal(route.body.toString(), '<h1>home</h1>');
+      assert.equal(route.headers['cache-control'], 'no-cache');
+      assert.equal((await get(s.port, '/missing.png', { accept: 'text/html' })).status, 404, 'assets stay 404');
+      const preflight = await get(s.port, '/bundle.js', { origin: 'https://example.org', 'access-control-request-method': 'GET' }, 'OPTIONS');
+      assert.equal(preflight.status, 204);
+      assert.equal(preflight.headers['access-control-allow-origin'], '*');
+      const br = await get(s.port, '/bundle.js', { 'accept-encoding': 'br' });
+      assert.equal(br.headers['content-encoding'], 'br');
+      assert.equal(brotliDecompressSync(br.body).toString(), 'export const answer = 42;\n'.repeat(200));
+      const listing = await get(s.port, '/docs/', { accept: 'text/html' });
+      assert.equal(listing.status, 200);
+      assert.match(listing.body.toString(), /guide\.txt/);
+    } finally {
+      await s.stop();
+    }
   });
 
   it('round-trips: the flags and `--config <printed file>` serve the same responses', async () => {
