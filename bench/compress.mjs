@@ -68,14 +68,17 @@ async function start(kind, dir) {
       dir,
     ]);
     child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    for (let i = 0; i < 100; i++) {
+    let up = false;
+    for (let i = 0; i < 100 && !up; i++) {
       try {
         await get(port, '/small.html', {});
-        break;
+        up = true;
       } catch {
         await new Promise((r) => setTimeout(r, 100));
       }
     }
+    // Say so, rather than measure nothing (serve missing from node_modules: run npm ci).
+    if (!up) throw new Error(`serve did not answer on port ${port} within 10 s`);
   } else {
     const [cmd, args] = pinned(1, process.execPath, [join(BENCH_DIR, 'lib/http-server.mjs'), kind, dir, DIST]);
     child = spawn(cmd, args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
