@@ -48,6 +48,8 @@ function mib(bytes: number): string {
  * each second of a slow one, and one line when an archive is indexed.
  */
 export function indexLine(e: ZipIndexEvent): string {
-  if (e.phase === 'progress') return `vfserve: indexing ${e.path}: ${(e.ms / 1000).toFixed(0)} s so far`;
+  const what = e.kind === 'random-access' ? 'random-access index of' : '';
+  if (e.phase === 'progress') return `vfserve: indexing ${what ? `${what} ` : ''}${e.path}: ${(e.ms / 1000).toFixed(0)} s so far`;
+  if (what) return `vfserve: indexed ${what} ${e.path}: ${e.entries ?? 0} access points in ${e.ms} ms, index ${mib(e.bytes ?? 0)}`;
   return `vfserve: indexed ${e.path}: ${e.entries ?? 0} entries in ${e.ms} ms, index ${mib(e.bytes ?? 0)}`;
 }

@@ -7,11 +7,13 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { deflateRawSync } from 'node:zlib';
 import { PlatFops } from '../../src/fops/plat.js';
 import type { FileOps, FopFd } from '../../src/fops/types.js';
+import { indexLine } from '../../src/cli/describe.js';
 import { ZipFops, type ZipIndexEvent } from '../../src/fops/zip/zip-fops.js';
-import { rmTree, tmpDir } from '../helpers/fixtures.js';
-import { makeManyEntryZip } from '../helpers/zip-writer.js';
+import { logText, rmTree, tmpDir } from '../helpers/fixtures.js';
+import { makeManyEntryZip, makeZip } from '../helpers/zip-writer.js';
 
 const dir = tmpDir('vfserve-index-events-');
 after(() => rmTree(dir));
@@ -91,5 +93,55 @@ describe('ZipFops onIndex', () => {
     } finally {
       await throwing.close();
     }
+  });
+
+  it('reports a checkpoint pass for random access as its own kind, with progress while it is slow', async () => {
+    const big = join(dir, 'big.zip');
+    const text = logText(1_500_000, 3);
+    // Small blocks (memLevel 2) so the pass has boundaries for points every 16 KiB.
+    writeFileSync(big, makeZip({ entries: [{ name: 'log.txt', data: text, method: 8, stored: deflateRawSync(text, { level: 1, memLevel: 2 }) }] }));
+    const events: ZipIndexEvent[] = [];
+    // Reads 200 ms each: the pass reads the ~450 KB of deflate data in 64 KiB pieces, over a second in all.
+    const zip = new ZipFops({
+      source: slowDisk(200),
+      inflateCache: { maxBytes: 0 },
+      randomAccess: { span: 16 * 1024, maxShare: 1 },
+      onIndex: (e) => events.push(e),
+    });
+    try {
+      const fd = await zip.open(`${big}/log.txt`);
+      const buf = Buffer.alloc(20);
+      assert.equal(await fd.readAt!(buf, 1_400_000), 20);
+      assert.ok(buf.equals(text.subarray(1_400_000, 1_400_020)));
+      await fd.close();
+    } finally {
+      await zip.close();
+    }
+    const pass = events.filter((e) => e.kind === 'random-access');
+    assert.ok(
+      pass.some((e) => e.phase === 'progress'),
+      `progress while the pass is slow: ${JSON.stringify(events)}`,
+    );
+    const done = pass.filter((e) => e.phase === 'done');
+    assert.equal(done.length, 1);
+    assert.equal(done[0]!.path, `${big}/log.txt`);
+    assert.ok(done[0]!.entries! > 10, 'access points counted');
+    assert.ok(done[0]!.bytes! > 0);
+    assert.equal(events.filter((e) => e.kind === undefined && e.phase === 'done').length, 1, 'the central directory is still reported as before');
+  });
+});
+
+describe('the terminal line for an index event (vfserve indexLine)', () => {
+  it('names what was built: entries of a central directory, access points of a random-access index', () => {
+    assert.equal(indexLine({ path: '/s/a.zip', phase: 'progress', ms: 2100 }), 'vfserve: indexing /s/a.zip: 2 s so far');
+    assert.match(indexLine({ path: '/s/a.zip', phase: 'done', ms: 12, entries: 3, bytes: 2048 }), /^vfserve: indexed \/s\/a\.zip: 3 entries in 12 ms, index /);
+    assert.equal(
+      indexLine({ path: '/s/a.zip/log.txt', kind: 'random-access', phase: 'progress', ms: 1000 }),
+      'vfserve: indexing random-access index of /s/a.zip/log.txt: 1 s so far',
+    );
+    assert.match(
+      indexLine({ path: '/s/a.zip/log.txt', kind: 'random-access', phase: 'done', ms: 2600, entries: 998, bytes: 7_566_013 }),
+      /^vfserve: indexed random-access index of \/s\/a\.zip\/log\.txt: 998 access points in 2600 ms, index /,
+    );
   });
 });

@@ -87,8 +87,14 @@ export interface ZipFopsOptions {
 
 /** One report of {@link ZipFopsOptions.onIndex}. */
 export interface ZipIndexEvent {
-  /** The archive's fops path. */
+  /** The archive's fops path; for `random-access`, the entry's. */
   readonly path: string;
+  /**
+   * What is being built: an archive's central-directory index (`directory`, the default when absent),
+   * or a deflated entry's checkpoint index for random access (`random-access`; with `done`, `entries`
+   * counts its access points).
+   */
+  readonly kind?: 'directory' | 'random-access';
   readonly phase: 'progress' | 'done';
   /** Milliseconds since the parse began. */
   readonly ms: number;
@@ -398,10 +404,23 @@ export class ZipFops implements ContainerOps, StatOps, ListOps {
   /** Runs one central-directory parse, reporting it to `onIndex`; without a hook, exactly `parse()` (no added ticks). */
   #indexing(path: string, parse: () => Promise<ZipIndex>): Promise<ZipIndex> {
     const hook = this.#onIndex;
-    return hook === undefined ? parse() : this.#reportIndexing(path, parse, hook);
+    return hook === undefined ? parse() : this.#reportIndexing(path, parse, hook, (index) => ({ entries: index.count, bytes: indexBytes(index) }));
   }
 
-  async #reportIndexing(path: string, parse: () => Promise<ZipIndex>, hook: (event: ZipIndexEvent) => void): Promise<ZipIndex> {
+  /** Runs one checkpoint pass, reporting it to `onIndex` as `random-access` (it takes seconds on large entries). */
+  #checkpointing(path: string, build: () => Promise<CheckpointIndex>): Promise<CheckpointIndex> {
+    const hook = this.#onIndex;
+    if (hook === undefined) return build();
+    return this.#reportIndexing(path, build, hook, (index) => ({ entries: index.points.length, bytes: index.bytes }), 'random-access');
+  }
+
+  async #reportIndexing<T>(
+    path: string,
+    parse: () => Promise<T>,
+    hook: (event: ZipIndexEvent) => void,
+    measure: (built: T) => { entries: number; bytes: number },
+    kind: 'directory' | 'random-access' = 'directory',
+  ): Promise<T> {
     const started = Date.now();
     const report = (event: ZipIndexEvent): void => {
       try {
@@ -410,12 +429,13 @@ export class ZipFops implements ContainerOps, StatOps, ListOps {
         // an operator's hook never breaks serving
       }
     };
-    const timer = setInterval(() => report({ path, phase: 'progress', ms: Date.now() - started }), 1000);
+    const tag = kind === 'directory' ? {} : { kind };
+    const timer = setInterval(() => report({ path, ...tag, phase: 'progress', ms: Date.now() - started }), 1000);
     timer.unref();
     try {
-      const index = await parse();
-      report({ path, phase: 'done', ms: Date.now() - started, entries: index.count, bytes: indexBytes(index) });
-      return index;
+      const built = await parse();
+      report({ path, ...tag, phase: 'done', ms: Date.now() - started, ...measure(built) });
+      return built;
     } finally {
       clearInterval(timer);
     }
@@ -825,7 +845,7 @@ export class ZipFops implements ContainerOps, StatOps, ListOps {
       const built = await this.#accessIndex(`c\0${key}`, () =>
         this.#buildTurn(() => {
           this.#accessIndexBuilds++;
-          return buildCheckpoints(entry, path, { span: this.#span, maxBytes: budget });
+          return this.#checkpointing(path, () => buildCheckpoints(entry, path, { span: this.#span, maxBytes: budget }));
         }),
       );
       if (built?.kind !== 'checkpoints') throw new FopError('IO', 'read', path, 'checkpoint index unavailable');
