@@ -129,7 +129,7 @@ export type PageFn = (status: number) => CoreResponse;
  * here when no body needs it, otherwise by the body stream. Synchronous, so
  * a snapshot in memory is served without a microtask.
  */
-export function serveContent(req: CoreRequest, content: SnapshotContent, page: PageFn, maxRanges: number): CoreResponse {
+export function serveContent(req: CoreRequest, content: SnapshotContent, page: PageFn, maxRanges: number, source?: BodySource): CoreResponse {
   const snap = content.snapshot;
   const release = (out: CoreResponse): CoreResponse => {
     // A read-only handle has nothing to flush: a failed close changes nothing for this response.
@@ -188,8 +188,11 @@ export function serveContent(req: CoreRequest, content: SnapshotContent, page: P
     pieces = length === 0 ? [] : [{ start: 0, end: length - 1 }];
   }
   if (req.method === 'HEAD') return release({ status, headers, body: null });
-  if (pieces.length === 0) return release({ status, headers, body: Buffer.alloc(0) });
-  return { status, headers, body: 'data' in content ? bufferBody(content.data, pieces) : new HandleBody(content.fd, pieces, snap.path) };
+  // `source` goes into the one literal: a second object per response (a spread) costs on the hot path.
+  if (pieces.length === 0)
+    return release(source === undefined ? { status, headers, body: Buffer.alloc(0) } : { status, headers, body: Buffer.alloc(0), source });
+  const body = 'data' in content ? bufferBody(content.data, pieces) : new HandleBody(content.fd, pieces, snap.path);
+  return source === undefined ? { status, headers, body } : { status, headers, body, source };
 }
 
 function opt<K extends string>(key: K, value: string | undefined): { [P in K]?: string } {

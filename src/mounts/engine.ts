@@ -15,7 +15,6 @@ import {
   FRAMING,
   makeSnapshot,
   serveContent,
-  type BodySource,
   type CoreRequest,
   type CoreResponse,
   type Representation,
@@ -254,7 +253,7 @@ export class ServeEngine {
       if (kept !== undefined && kept.expires > now) {
         this.#counts.resolveHits++;
         this.#counts.smallHits++;
-        return withSource(serveContent(req, kept, this.#pageFor(m), this.#maxRanges), 'cached');
+        return serveContent(req, kept, this.#pageFor(m), this.#maxRanges, 'cached');
       }
     }
     return this.#serveFile(req, canon, m, remainder, key);
@@ -324,7 +323,7 @@ export class ServeEngine {
           // An entry asked for as gzip that turned out to have no gzip form was inflated after all.
           const source = fromMemory ? 'cached' : rep.source === 'passthrough' && content.snapshot.encoding === undefined ? 'inflated' : rep.source;
           try {
-            return withSource(serveContent(req, content, this.#pageFor(m), this.#maxRanges), source);
+            return serveContent(req, content, this.#pageFor(m), this.#maxRanges, source);
           } catch (err) {
             // A bug, not the request's fault: still never a leaked handle.
             if ('fd' in content) await content.fd.close().catch(() => undefined);
@@ -815,9 +814,4 @@ function suggestedType(suffix: string): string {
 /** Releases a response's body stream, if any, without sending it. */
 function discard(out: CoreResponse): void {
   if (out.body !== null && !Buffer.isBuffer(out.body)) out.body.destroy();
-}
-
-/** `out` marked with how its body was produced, when it has one from the file. */
-function withSource(out: CoreResponse, source: BodySource): CoreResponse {
-  return out.body === null || (out.status !== 200 && out.status !== 206) ? out : { ...out, source };
 }
