@@ -18,6 +18,7 @@ export {
   type CallbackHandler,
   type HandlerOptions,
   type NodeHandler,
+  type NodeHandlerWithEngine,
   type NodeRequest,
   type NodeResponse,
 } from './adapters/node.js';

@@ -6,7 +6,7 @@
  * @module vfserve/fastify
  */
 import type { FastifyPluginAsync, RawServerBase } from 'fastify';
-import { coreRequest, createHandler, discardBody, once, runCallback, safeOnError, sendResponse, type HandlerOptions, type NodeRequest } from './node.js';
+import { coreRequest, createHandler, discardBody, once, safeOnError, sendResponse, type HandlerOptions, type NodeRequest } from './node.js';
 import { isReadonlyArray } from '../mounts/options.js';
 
 /**
@@ -30,15 +30,18 @@ export const vfservePlugin: FastifyPluginAsync<VfservePluginOptions, RawServerBa
   const mounts = isReadonlyArray(options.mounts)
     ? options.mounts.map((m) => ({ ...m, mountpoint: `${prefix}${m.mountpoint === '/' ? '' : m.mountpoint}` || '/' }))
     : options.mounts;
-  const { engine } = createHandler({ ...options, mounts }); // checks the options and callback names
-  const callbacks = options.callbacks ?? {};
+  const handler = createHandler({ ...options, mounts }); // checks the options and callback names
+  const engine = handler.engine;
+  // Proxy mounts keep connection pools: closed with the app, after their requests in flight.
+  fastify.addHook('onClose', () => handler.close());
   const userOnError = options.onError;
   const onError = (err: unknown, req: NodeRequest, log: { error: (o: object, msg: string) => void }): void =>
     safeOnError(userOnError ?? ((e: unknown) => log.error({ err: e }, 'vfserve')))(err, req);
   const fallthrough = options.fallthrough ?? true;
-  const hasCallbacks = engine.mounts.some((m) => m.kind === 'callback');
+  // Callback handlers, proxies and CGI programs read the raw request body themselves, and answer any method.
+  const hasCallbacks = engine.mounts.some((m) => m.kind === 'callback' || m.kind === 'proxy' || m.kind === 'cgi');
   if (hasCallbacks) {
-    // Callback handlers read the raw request body themselves: Fastify must leave it unread.
+    // Fastify must leave the body unread.
     fastify.removeAllContentTypeParsers();
     fastify.addContentTypeParser('*', (_req, _body, done) => done(null));
   }
@@ -62,10 +65,7 @@ export const vfservePlugin: FastifyPluginAsync<VfservePluginOptions, RawServerBa
               return;
             }
             reply.hijack(); // from here on the raw response is ours
-            if (out.callback) {
-              runCallback(callbacks[out.callback.name]!, req, res, out, fail);
-              return;
-            }
+            if (handler.runOrigin(req, res, out, fail)) return;
             // Headers that hooks put on the reply (CORS, security headers) go out too; the core's win.
             for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) res.setHeader(name, value);
             sendResponse(res, out, fail);

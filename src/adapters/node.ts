@@ -5,8 +5,21 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constants as h2, Http2ServerResponse, type Http2ServerRequest } from 'node:http2';
+import type { Duplex } from 'node:stream';
+import { runCgi } from '../cgi/run.js';
 import { FopError } from '../fops/errors.js';
-import { ServeEngine, type BodySource, type CallbackTarget, type CoreRequest, type CoreResponse, type EngineOptions } from '../mounts/engine.js';
+import {
+  ServeEngine,
+  type BodySource,
+  type CallbackTarget,
+  type CgiTarget,
+  type CoreRequest,
+  type CoreResponse,
+  type EngineOptions,
+  type ProxyTarget,
+} from '../mounts/engine.js';
+import { forward, ProxyPools } from '../proxy/forward.js';
+import { forwardUpgrade } from '../proxy/upgrade.js';
 
 /** A request as node:http, node:http2's compatibility API or Express gives it. */
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
@@ -37,18 +50,40 @@ export interface HandlerOptions extends EngineOptions {
    * the archive, not once per request.
    */
   readonly onError?: (err: unknown, req: NodeRequest) => void;
+  /** The operator's log, one line per call: a CGI program's stderr, malformed CGI output (default: console.error). */
+  readonly log?: (line: string) => void;
 }
 
 /** A node:http request listener that is also Connect/Express middleware. */
 export type NodeHandler = (req: NodeRequest, res: NodeResponse, next?: (err?: unknown) => void) => void;
+
+/** What {@link createHandler} returns: the listener, its engine, its upgrade listener and its close. */
+export interface NodeHandlerWithEngine extends NodeHandler {
+  readonly engine: ServeEngine;
+  /**
+   * A node:http `'upgrade'` listener (`server.on('upgrade', handler.upgrade)`): WebSocket upgrades
+   * under a proxy mount pass through to its origin; any other upgrade is refused with a status and
+   * the socket closed.
+   */
+  readonly upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  /** Closes the proxy mounts' connection pools once their requests in flight are done. */
+  readonly close: () => Promise<void>;
+  /**
+   * For adapters that run the engine themselves (Fastify): carries out a callback, proxy or CGI
+   * plan on `res` and returns true; returns false for any other response, which the adapter sends.
+   */
+  readonly runOrigin: (req: NodeRequest, res: NodeResponse, out: CoreResponse, fail: (err: unknown) => void) => boolean;
+}
 
 /**
  * Creates the request handler for `mounts`. It works as a node:http or
  * node:http2 (compatibility API) request listener and as Connect/Express
  * middleware. Options are checked here: a bad mount throws a TypeError naming it.
  */
-export function createHandler(options: HandlerOptions): NodeHandler & { readonly engine: ServeEngine } {
+export function createHandler(options: HandlerOptions): NodeHandlerWithEngine {
   const engine = new ServeEngine(options);
+  const pools = new ProxyPools();
+  const log = options.log ?? ((line: string) => console.error(line));
   const callbacks = options.callbacks ?? {};
   for (const m of engine.mounts) {
     if (m.kind === 'callback' && typeof callbacks[m.callback] !== 'function') {
@@ -74,10 +109,7 @@ export function createHandler(options: HandlerOptions): NodeHandler & { readonly
       if (base !== undefined && out.headers.location?.startsWith('/')) {
         out = { ...out, headers: { ...out.headers, location: `${base.path}${out.headers.location}` } };
       }
-      if (out.callback) {
-        runCallback(callbacks[out.callback.name]!, req, res, out, fail);
-        return;
-      }
+      if (runOrigin(req, res, out, fail)) return;
       if ((out.notFound === true || out.declined === true) && next && fallthrough) {
         // A whitelist refusal passed on is still worth its one line in the operator's log.
         if (out.error !== undefined) fail(out.error);
@@ -106,7 +138,69 @@ export function createHandler(options: HandlerOptions): NodeHandler & { readonly
       }
     }
   };
-  return Object.assign(handler, { engine });
+  /** Carries out a callback, proxy or CGI plan; false for any other response. */
+  const runOrigin = (req: NodeRequest, res: NodeResponse, out: CoreResponse, fail: (err: unknown) => void): boolean => {
+    if (out.callback) runCallback(callbacks[out.callback.name]!, req, res, out, fail);
+    else if (out.proxy) forward(req, res, out as CoreResponse & { readonly proxy: ProxyTarget }, { pools, fail });
+    else if (out.cgi) runCgi(req, res, out as CoreResponse & { readonly cgi: CgiTarget }, { fail, log, localRedirect: (url) => localRedirect(url, res, fail) });
+    else return false;
+    return true;
+  };
+
+  /**
+   * A CGI local redirect (RFC 3875 §6.2.2): `url` served internally as a GET without the client's
+   * headers (as Go's net/http/cgi). Only a file mount serves it; a path under any other mount is
+   * sent to the client as a 302 instead, since its request body and headers are gone.
+   */
+  const localRedirect = (url: string, res: NodeResponse, fail: (err: unknown) => void): void => {
+    const send = (out: CoreResponse): void => {
+      if (out.callback || out.proxy || out.cgi) {
+        sendResponse(res, { status: 302, headers: { ...out.headers, location: url, 'content-length': '0' }, body: null }, fail);
+        return;
+      }
+      sendResponse(res, out, fail);
+    };
+    try {
+      const out = engine.respond({ method: 'GET', url, header: () => undefined });
+      if (out instanceof Promise) out.then(send).catch((err: unknown) => failResponse(res, err, fail));
+      else send(out);
+    } catch (err) {
+      failResponse(res, err, fail);
+    }
+  };
+
+  const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const fail = once((err: unknown): void => onError(err, req));
+    const refuse = (status: number, phrase: string): void => {
+      socket.end(`HTTP/1.1 ${status} ${phrase}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    };
+    socket.on('error', fail);
+    const answer = (out: CoreResponse): void => {
+      if (out.proxy) {
+        forwardUpgrade(req, socket, head, out as CoreResponse & { readonly proxy: ProxyTarget }, { pools, fail });
+        return;
+      }
+      discardBody(out);
+      // Only proxy mounts switch protocols; lws refuses an unsupported Upgrade with 403.
+      if (out.notFound === true) refuse(404, 'Not Found');
+      else if (out.status >= 400 && out.status < 500 && out.status !== 405) refuse(out.status, out.status === 403 ? 'Forbidden' : 'Bad Request');
+      else refuse(403, 'Forbidden');
+    };
+    try {
+      const out = engine.respond({ ...coreRequest(req), upgrade: true });
+      if (out instanceof Promise)
+        out.then(answer).catch((err: unknown) => {
+          fail(err);
+          socket.destroy();
+        });
+      else answer(out);
+    } catch (err) {
+      fail(err);
+      socket.destroy();
+    }
+  };
+
+  return Object.assign(handler, { engine, upgrade, runOrigin, close: () => pools.close() });
 }
 
 /** The framework-free view of a node request the core takes (repeated headers joined with ", "). */
@@ -290,4 +384,4 @@ function streamTo(body: NonNullable<Exclude<CoreResponse['body'], Buffer>>, res:
   body.pipe(res);
 }
 
-export type { BodySource, CallbackTarget };
+export type { BodySource, CallbackTarget, CgiTarget, ProxyTarget };

@@ -5,7 +5,9 @@
  */
 import type { Readable } from 'node:stream';
 import { evaluatePreconditions, httpDate, ifRangeAllows, multipartByteranges, parseRange } from '../cache/http.js';
+import type { CgiSettings } from '../cgi/settings.js';
 import type { FopFd } from '../fops/types.js';
+import type { ProxySettings } from '../proxy/origin.js';
 import { bufferBody, HandleBody, multipartPieces, type BodyPiece } from './body.js';
 
 /** The request as the core sees it: no framework types. Header names are lower-case. */
@@ -14,6 +16,8 @@ export interface CoreRequest {
   /** The raw request target (`req.url`): path and query, not decoded. */
   readonly url: string;
   header(name: string): string | undefined;
+  /** The request asks to switch protocols (a WebSocket upgrade): mounts with `noWsUpgrades` are skipped. */
+  readonly upgrade?: boolean;
 }
 
 /** A `callback://` mount was matched: the adapter hands the request to the handler registered under `name`. */
@@ -25,6 +29,24 @@ export interface CallbackTarget {
   readonly pmo: Readonly<Record<string, string>>;
 }
 
+/** A proxy mount was matched: the adapter forwards the request to `settings.origin` at `path`. */
+export interface ProxyTarget {
+  readonly settings: ProxySettings;
+  /** The upstream request target: the origin's path, the canonical remainder, the client's query. */
+  readonly path: string;
+  readonly mountpoint: string;
+}
+
+/** A CGI mount was matched: the adapter runs `settings.program` for the request. */
+export interface CgiTarget {
+  readonly settings: CgiSettings;
+  readonly mountpoint: string;
+  /** PATH_INFO: the URI after the mountpoint, decoded and canonical (`''`, `'/'`, `'/a/b'`). */
+  readonly pathInfo: string;
+  /** QUERY_STRING: the query without its `?`, undecoded. */
+  readonly query: string;
+}
+
 /** What to send. `body` is null for HEAD and bodiless statuses; a stream is consumed once and owns its file handle. */
 export interface CoreResponse {
   readonly status: number;
@@ -32,6 +54,10 @@ export interface CoreResponse {
   readonly body: Buffer | Readable | null;
   /** Set when a callback mount matched; `headers` then holds only the configured headers to set first. */
   readonly callback?: CallbackTarget;
+  /** Set when a proxy mount matched; `headers` then holds only the configured headers for the relayed response. */
+  readonly proxy?: ProxyTarget;
+  /** Set when a CGI mount matched; `headers` then holds only the configured headers for the program's response. */
+  readonly cgi?: CgiTarget;
   /** The response is a 404 for a path no mount (or no file) answers: Connect adapters may call `next()` instead. */
   readonly notFound?: boolean;
   /**

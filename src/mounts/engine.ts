@@ -25,8 +25,9 @@ import { suffixOf, wellKnownType } from './mime.js';
 import { compareEntries, listingResponse, type ListingEntry } from './listing.js';
 import { headerPairs, isReadonlyArray, resolveMount, type MountOptions, type ResolvedMount } from './options.js';
 import { isArchiveRefusal, statusForError, statusPage } from './status.js';
+import { upstreamPath } from '../proxy/origin.js';
 
-export type { BodySource, CallbackTarget, CoreRequest, CoreResponse } from './content.js';
+export type { BodySource, CallbackTarget, CgiTarget, CoreRequest, CoreResponse, ProxyTarget } from './content.js';
 
 /** Lookups and hits of the engine's caches since it was made, and what they hold now. */
 export interface EngineCacheStats {
@@ -192,9 +193,13 @@ export class ServeEngine {
     this.mounts = Object.freeze(mounts.sort((a, b) => b.mountpoint.length - a.mountpoint.length));
   }
 
-  /** The longest mount whose mountpoint is the path or a segment-boundary prefix of it. */
-  match(path: string): ResolvedMount | undefined {
+  /**
+   * The longest mount whose mountpoint is the path or a segment-boundary prefix of it. For an upgrade
+   * request, mounts with `noWsUpgrades` are passed over.
+   */
+  match(path: string, upgrade = false): ResolvedMount | undefined {
     for (const m of this.mounts) {
+      if (upgrade && m.noWsUpgrades) continue;
       const mp = m.mountpoint;
       if (mp === '/' || path === mp || (path.startsWith(mp) && path.charCodeAt(mp.length) === 0x2f)) return m;
     }
@@ -228,9 +233,24 @@ export class ServeEngine {
   #route(req: CoreRequest): CoreResponse | Promise<CoreResponse> {
     const canon = canonicalizePath(req.url);
     if ('status' in canon) return this.#page(canon.status, this.#headers, canon.reason);
-    const m = this.match(canon.path);
+    const m = this.match(canon.path, req.upgrade === true);
     if (!m) return { ...this.#page(404, this.#headers), notFound: true };
     const remainder = m.mountpoint === '/' ? canon.path : canon.path.slice(m.mountpoint.length);
+    if (m.kind === 'proxy') {
+      // lws: `/proxy` is redirected to `/proxy/`, so relative links resolve inside the mount.
+      if (remainder === '' && !canon.trailingSlash && m.mountpoint !== '/') return this.#redirect(`${encodePath(`${m.mountpoint}/`)}${canon.query}`, m.headers);
+      const path = upstreamPath(m.proxy!.origin.basePath, remainder === '' || remainder === '/' ? '' : encodePath(remainder), canon.trailingSlash, canon.query);
+      return { status: 0, headers: this.#configured({}, m), body: null, proxy: { settings: m.proxy!, path, mountpoint: m.mountpoint } };
+    }
+    if (m.kind === 'cgi') {
+      const pathInfo = canon.trailingSlash && !remainder.endsWith('/') ? `${remainder}/` : remainder;
+      return {
+        status: 0,
+        headers: this.#configured({}, m),
+        body: null,
+        cgi: { settings: m.cgi!, mountpoint: m.mountpoint, pathInfo, query: canon.query.slice(1) },
+      };
+    }
     if (m.kind === 'callback') {
       // lws: `/cb` gives '', `/cb/` gives '/', `/cb/a/b?q=1` gives '/a/b'.
       const rest = canon.trailingSlash && !remainder.endsWith('/') ? `${remainder}/` : remainder;

@@ -3,6 +3,8 @@ export { BUILTIN_MIMETYPES, createMimeLookup, type MimeDecision, type MimetypePr
 export { mountFromConfig, resolveMount, type MountOptions, type ResolvedMount } from './options.js';
 export { statusForError, statusPage } from './status.js';
 export { ServeEngine, type EngineCacheStats, type EngineOptions } from './engine.js';
-export type { BodySource, CallbackTarget, CoreRequest, CoreResponse } from './content.js';
+export type { BodySource, CallbackTarget, CgiTarget, CoreRequest, CoreResponse, ProxyTarget } from './content.js';
+export { parseProxyOrigin, type ProxyHeaderMode, type ProxyOrigin, type ProxySettings } from '../proxy/origin.js';
+export type { CgiSettings } from '../cgi/settings.js';
 export { CODINGS, HAS_ZSTD, LEVELS, isCompressibleType, type Coding, type CompressionOptions } from './compress.js';
 export { listingJson, prefersJson, renderListingHtml, type Listing, type ListingEntry, type ListingJson } from './listing.js';

@@ -1,5 +1,8 @@
-import { resolve as resolvePath } from 'node:path';
+import { isIP } from 'node:net';
+import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { cacheControl } from '../cache/http.js';
+import { DEFAULT_INHERIT_ENV, ENV_NAME, type CgiSettings } from '../cgi/settings.js';
+import { parseProxyOrigin, type ProxyHeaderMode, type ProxySettings } from '../proxy/origin.js';
 import { validFopPath } from '../fops/path.js';
 import { createMimeLookup, MIMETYPE_PRESETS, type MimeDecision, type MimetypePreset } from './mime.js';
 
@@ -23,7 +26,8 @@ export interface MountOptions {
    *   directory or an archive are entered by path;
    * - `>https://host/path` or `>http://…`: a 301 redirect to that URL;
    * - `callback://name`: the handler registered under `name`;
-   * - `cgi://` and reverse-proxy origins are refused until they are implemented.
+   * - `http://host[:port]/path`, `https://…` or `http://+/run/app.sock:/path` (a unix socket): a reverse proxy;
+   * - `cgi:///path/to/program`: a CGI program, run per request.
    *
    * A relative file origin (`./public`, `file://public`) or one with `..` in it (`${__dirname}/../public`)
    * is resolved to an absolute path once, when the mount is resolved: against `process.cwd()` here, against
@@ -79,12 +83,38 @@ export interface MountOptions {
   readonly listing?: boolean;
   /** Most entries a listing shows, after hiding; more are left out with a note (default 1000). */
   readonly listingMax?: number;
+  /** Proxy mounts: seconds allowed to connect to the origin (default 10). */
+  readonly proxyConnectTimeout?: number | string;
+  /** Proxy mounts: seconds allowed between two upstream reads, the response head included (default 60; 0: none). */
+  readonly proxyReadTimeout?: number | string;
+  /** Proxy mounts: peer addresses whose X-Forwarded-For/-Proto/-Host are appended to, not replaced (default none). */
+  readonly proxyTrusted?: string | readonly string[];
+  /** Proxy mounts: send the client's Host header rather than the origin's (default false). */
+  readonly proxyPreserveHost?: boolean | string | number;
+  /** Proxy mounts: verify the origin's TLS certificate (default true; false is for test origins only). */
+  readonly proxyTlsVerify?: boolean | string | number;
+  /** Proxy mounts: `"lws"` forwards exactly lws's header allowlists (default `"standard"`). */
+  readonly proxyHeaders?: ProxyHeaderMode;
+  /** Proxy mounts: requests in flight at once before 503 (default 1024). */
+  readonly proxyMaxConcurrent?: number | string;
+  /** Skip this mount for WebSocket upgrade requests (lws v5 `no-ws-upgrades`): a shorter mount answers them. */
+  readonly noWsUpgrades?: boolean | string | number;
+  /** CGI mounts: variables set last in the program's environment (lwsws writes `[{ "VAR": "value" }]`). */
+  readonly cgiEnv?: Readonly<Record<string, string>>;
+  /** CGI mounts: seconds a program may run before it is killed (default 5, as lws; 0: no limit). */
+  readonly cgiTimeout?: number | string;
+  /** CGI mounts: the program's working directory (default: the program's own directory). */
+  readonly cgiChdir?: string;
+  /** CGI mounts: programs running at once before 503 (default 16). */
+  readonly cgiMaxConcurrent?: number | string;
+  /** CGI mounts: names of the server's environment variables passed on (default LANG, LC_ALL, LC_CTYPE, TZ). */
+  readonly cgiInheritEnv?: string | readonly string[];
 }
 
 /** A mount checked once and precomputed: the request path is a lookup plus copies of these. */
 export interface ResolvedMount {
   readonly mountpoint: string;
-  readonly kind: 'file' | 'redirect' | 'callback';
+  readonly kind: 'file' | 'redirect' | 'callback' | 'proxy' | 'cgi';
   /** For files: the origin as a canonical fops path. */
   readonly root: string;
   /** For files: the origin is an archive (its root directory is served). */
@@ -109,6 +139,12 @@ export interface ResolvedMount {
   readonly compress: boolean;
   readonly listing: boolean;
   readonly listingMax: number;
+  /** For proxy mounts: where and how requests are forwarded. */
+  readonly proxy: ProxySettings | undefined;
+  /** For CGI mounts: the program and how it runs. */
+  readonly cgi: CgiSettings | undefined;
+  /** The mount is skipped for WebSocket upgrade requests. */
+  readonly noWsUpgrades: boolean;
 }
 
 const KEYS: Readonly<Record<string, keyof MountOptions>> = {
@@ -133,7 +169,31 @@ const KEYS: Readonly<Record<string, keyof MountOptions>> = {
   compress: 'compress',
   listing: 'listing',
   'listing-max': 'listingMax',
+  'proxy-connect-timeout': 'proxyConnectTimeout',
+  'proxy-read-timeout': 'proxyReadTimeout',
+  'proxy-trusted': 'proxyTrusted',
+  'proxy-preserve-host': 'proxyPreserveHost',
+  'proxy-tls-verify': 'proxyTlsVerify',
+  'proxy-headers': 'proxyHeaders',
+  'proxy-max-concurrent': 'proxyMaxConcurrent',
+  'no-ws-upgrades': 'noWsUpgrades',
+  'cgi-env': 'cgiEnv',
+  'cgi-timeout': 'cgiTimeout',
+  'cgi-chdir': 'cgiChdir',
+  'cgi-max-concurrent': 'cgiMaxConcurrent',
+  'cgi-inherit-env': 'cgiInheritEnv',
 };
+
+const PROXY_KEYS: readonly (keyof MountOptions)[] = [
+  'proxyConnectTimeout',
+  'proxyReadTimeout',
+  'proxyTrusted',
+  'proxyPreserveHost',
+  'proxyTlsVerify',
+  'proxyHeaders',
+  'proxyMaxConcurrent',
+];
+const CGI_KEYS: readonly (keyof MountOptions)[] = ['cgiEnv', 'cgiTimeout', 'cgiChdir', 'cgiMaxConcurrent', 'cgiInheritEnv'];
 
 /**
  * Maps an lwsws-style mount object (kebab-case keys, values as strings or
@@ -187,6 +247,22 @@ function seconds(v: unknown, where: string): number {
   if (v === undefined) return 0;
   const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new TypeError(`${where} must be a non-negative integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** Seconds as a number or a decimal string (`"2.5"`), into milliseconds; `fallback` when absent. */
+function durationMs(v: unknown, where: string, fallback: number, zeroAllowed: boolean): number {
+  if (v === undefined) return fallback;
+  const n = typeof v === 'string' && /^\s*\d+(?:\.\d+)?\s*$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0 || n > 86_400 || (!zeroAllowed && n === 0))
+    throw new TypeError(`${where} must be a number of seconds ${zeroAllowed ? 'from 0' : 'above 0'} to 86400, got ${JSON.stringify(v)}`);
+  return Math.round(n * 1000);
+}
+
+function positiveInt(v: unknown, where: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = seconds(v, where);
+  if (n < 1) throw new TypeError(`${where} must be a positive integer, got ${JSON.stringify(v)}`);
   return n;
 }
 
@@ -295,11 +371,19 @@ export function resolveMount(
     compress: bool(m.compress, `${where}.compress`),
     listing: bool(m.listing, `${where}.listing`),
     listingMax: listingMax(m.listingMax, `${where}.listingMax`),
+    noWsUpgrades: bool(m.noWsUpgrades, `${where}.noWsUpgrades`),
     root: '',
     archive: false,
     redirect: '',
     callback: '',
+    proxy: undefined,
+    cgi: undefined,
   };
+  const isProxy = /^https?:\/\//.test(origin);
+  const isCgi = origin.startsWith('cgi://');
+  for (const key of PROXY_KEYS)
+    if (m[key] !== undefined && !isProxy) throw new TypeError(`${where}.${key} applies only to reverse-proxy origins (http://, https://)`);
+  for (const key of CGI_KEYS) if (m[key] !== undefined && !isCgi) throw new TypeError(`${where}.${key} applies only to cgi:// origins`);
   if (origin.startsWith('>')) {
     const target = origin.slice(1);
     let url: URL;
@@ -316,17 +400,76 @@ export function resolveMount(
     if (!/^[\w.-]+$/.test(name)) throw new TypeError(`${where}.origin: callback name ${JSON.stringify(name)} must be letters, digits, _ . or -`);
     return Object.freeze({ ...base, kind: 'callback', callback: name });
   }
-  if (origin.startsWith('cgi://')) throw new TypeError(`${where}.origin: cgi:// mounts are not supported yet`);
-  if (/^https?:\/\//.test(origin) || origin.startsWith('ws://') || origin.startsWith('wss://')) {
-    throw new TypeError(`${where}.origin: reverse-proxy mounts are not supported yet`);
-  }
+  if (isCgi) return Object.freeze({ ...base, kind: 'cgi', cgi: cgiSettings(m, origin, where) });
+  if (isProxy) return Object.freeze({ ...base, kind: 'proxy', proxy: proxySettings(m, origin, where) });
+  if (origin.startsWith('ws://') || origin.startsWith('wss://'))
+    throw new TypeError(`${where}.origin: WebSocket origins are written http:// or https:// (upgrades pass through proxy mounts)`);
   let path = origin.startsWith('file://') ? origin.slice('file://'.length) : origin;
   // Relative origins and `..` are the operator's, resolved once here; request paths never get this.
   if (!validFopPath(path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path)) path = resolvePath(path);
   if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
-  if (!path.startsWith('/')) throw new TypeError(`${where}.origin: ${JSON.stringify(origin)} must be file:///absolute/path, >https://…, or callback://name`);
+  if (!path.startsWith('/'))
+    throw new TypeError(
+      `${where}.origin: ${JSON.stringify(origin)} must be file:///absolute/path, >https://…, callback://name, http(s)://host/path or cgi:///program`,
+    );
   if (!validFopPath(path)) throw new TypeError(`${where}.origin: ${JSON.stringify(origin)} is not a canonical absolute path`);
   const lower = `${path}/`.toLowerCase();
   const archive = signatures.some((sig) => lower.endsWith(sig));
   return Object.freeze({ ...base, kind: 'file', root: path, archive });
+}
+
+function proxySettings(m: MountOptions, origin: string, where: string): ProxySettings {
+  let parsed;
+  try {
+    parsed = parseProxyOrigin(origin);
+  } catch (err) {
+    throw new TypeError(`${where}.origin: ${(err as Error).message}`);
+  }
+  const mode: unknown = m.proxyHeaders ?? 'standard';
+  if (mode !== 'standard' && mode !== 'lws') throw new TypeError(`${where}.proxyHeaders must be "standard" or "lws", got ${JSON.stringify(mode)}`);
+  const trusted = (m.proxyTrusted === undefined ? [] : stringList(m.proxyTrusted, `${where}.proxyTrusted`)).map((a) => {
+    const bare = a.trim().replace(/^\[(.*)\]$/, '$1');
+    if (isIP(bare) === 0) throw new TypeError(`${where}.proxyTrusted: ${JSON.stringify(a)} is not an IP address`);
+    return normalizeIp(bare);
+  });
+  return Object.freeze({
+    origin: parsed,
+    connectTimeoutMs: durationMs(m.proxyConnectTimeout, `${where}.proxyConnectTimeout`, 10_000, false),
+    readTimeoutMs: durationMs(m.proxyReadTimeout, `${where}.proxyReadTimeout`, 60_000, true),
+    trusted: Object.freeze(trusted),
+    preserveHost: bool(m.proxyPreserveHost, `${where}.proxyPreserveHost`),
+    tlsVerify: m.proxyTlsVerify === undefined ? true : bool(m.proxyTlsVerify, `${where}.proxyTlsVerify`),
+    headerMode: mode,
+    maxConcurrent: positiveInt(m.proxyMaxConcurrent, `${where}.proxyMaxConcurrent`, 1024),
+  });
+}
+
+/** An IP address as peers report it: IPv4-mapped IPv6 (`::ffff:127.0.0.1`) as plain IPv4, IPv6 lower-case. */
+export function normalizeIp(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  return mapped ? mapped[1]! : address.toLowerCase();
+}
+
+function cgiSettings(m: MountOptions, origin: string, where: string): CgiSettings {
+  const program = origin.slice('cgi://'.length);
+  if (!isAbsolute(program) || !validFopPath(program))
+    throw new TypeError(`${where}.origin: ${JSON.stringify(origin)} must name a program by its absolute path, cgi:///path/to/program`);
+  const env = Object.entries(stringMap(m.cgiEnv, `${where}.cgiEnv`)).map(([name, value]) => {
+    if (!ENV_NAME.test(name)) throw new TypeError(`${where}.cgiEnv: ${JSON.stringify(name)} is not a valid environment variable name`);
+    if (value.includes('\0')) throw new TypeError(`${where}.cgiEnv.${name}: values cannot contain NUL`);
+    return [name, value] as const;
+  });
+  const chdir: unknown = m.cgiChdir ?? dirname(program);
+  if (typeof chdir !== 'string' || !isAbsolute(chdir)) throw new TypeError(`${where}.cgiChdir must be an absolute directory path`);
+  const inherit = m.cgiInheritEnv === undefined ? DEFAULT_INHERIT_ENV : stringList(m.cgiInheritEnv, `${where}.cgiInheritEnv`);
+  for (const name of inherit)
+    if (!ENV_NAME.test(name)) throw new TypeError(`${where}.cgiInheritEnv: ${JSON.stringify(name)} is not a valid environment variable name`);
+  return Object.freeze({
+    program,
+    env: Object.freeze(env),
+    timeoutMs: durationMs(m.cgiTimeout, `${where}.cgiTimeout`, 5000, true),
+    chdir,
+    maxConcurrent: positiveInt(m.cgiMaxConcurrent, `${where}.cgiMaxConcurrent`, 16),
+    inheritEnv: Object.freeze([...inherit]),
+  });
 }

@@ -297,7 +297,9 @@ function parseVhost(v: unknown, file: string, at: string, base: string): VhostCo
 function parseMount(m: unknown, file: string, at: string, base: string): MountOptions {
   if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new ConfigError(file, at, 'must be an object');
   const obj: Record<string, unknown> = { ...(m as Record<string, unknown>) };
-  for (const key of ['headers', 'pmo']) if (obj[key] !== undefined) obj[key] = nameValues(obj[key], file, `${at}.${key}`);
+  for (const key of ['headers', 'pmo', 'cgi-env']) if (obj[key] !== undefined) obj[key] = nameValues(obj[key], file, `${at}.${key}`);
+  // A relative working directory is relative to this file, as relative origins are.
+  if (typeof obj['cgi-chdir'] === 'string') obj['cgi-chdir'] = within(base, obj['cgi-chdir']);
   // The config's own boolean and integer vocabulary, with errors naming the file and JSON path.
   if (obj.listing !== undefined) obj.listing = bool(obj.listing, file, `${at}["listing"]`);
   if (obj['listing-max'] !== undefined) obj['listing-max'] = int(obj['listing-max'], file, `${at}["listing-max"]`, 1);

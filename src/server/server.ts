@@ -4,13 +4,13 @@ import { createServer as createTlsServer, Server as HttpsServer } from 'node:htt
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { connect, isIP, type AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import type { Duplex } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import fg from 'fast-glob';
-import { bodySource, createHandler, logError, type CallbackHandler, type NodeHandler } from '../adapters/node.js';
+import { bodySource, createHandler, logError, type CallbackHandler, type NodeHandlerWithEngine } from '../adapters/node.js';
 import { PlatFops } from '../fops/plat.js';
 import { Vfs } from '../fops/vfs.js';
 import { ZipFops, type ZipIndexEvent } from '../fops/zip/zip-fops.js';
-import type { ServeEngine } from '../mounts/engine.js';
 import { AccessLog } from './access-log.js';
 import type { ServerConfig, VhostConfig } from './config.js';
 import { createStatusHandler, hitRate, STATUS_HANDLER, type ServerStatus, type VhostStatus } from './status.js';
@@ -62,7 +62,7 @@ export interface StartOptions {
 
 interface Vhost {
   readonly config: VhostConfig;
-  readonly handler: NodeHandler & { readonly engine: ServeEngine };
+  readonly handler: NodeHandlerWithEngine;
   readonly log: AccessLog | undefined;
   readonly context: SecureContext | undefined;
 }
@@ -291,6 +291,8 @@ async function listen(group: Group, state: ListenerState, options: StartOptions,
         listener,
       )
     : createServer(listener);
+  // WebSocket upgrades go to the vhost's proxy mounts; anything else is refused there.
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => selectVhost(state.vhosts, req.headers.host).handler.upgrade(req, socket, head));
   if (first.config.keepaliveTimeout !== undefined) server.keepAliveTimeout = first.config.keepaliveTimeout * 1000;
   if (state.config.global.timeoutSecs !== undefined) server.headersTimeout = state.config.global.timeoutSecs * 1000;
   // TLS: 'secureConnection' would miss handshakes that fail; the TCP connection is what is open.
@@ -454,7 +456,9 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     live.set(key, { server: await listen(group, state, options, stats), group, state });
   }
   // Retiring a log ends it once its in-flight responses have logged; reload does not wait for that.
-  const retireLogs = (vhosts: readonly Vhost[]): Promise<unknown> => Promise.all(vhosts.map((v) => v.log?.retire() ?? Promise.resolve()));
+  // The vhosts' proxy pools close the same way: after the requests they carry.
+  const retireLogs = (vhosts: readonly Vhost[]): Promise<unknown> =>
+    Promise.all(vhosts.flatMap((v) => [v.log?.retire() ?? Promise.resolve(), v.handler.close().catch(() => undefined)]));
   return {
     get listeners() {
       return [...live.values()].map(({ server, group, state }) => ({

@@ -557,9 +557,20 @@ describe('redirect and callback mounts', () => {
       assert.equal(hdr(r, 'x-vhost'), 'on', 'the vhost headers go on callback responses too');
     }
   });
-  it('refuses cgi://, reverse-proxy and unknown callback origins when the handler is created', () => {
-    assert.throws(() => createHandler({ mounts: [{ mountpoint: '/c', origin: 'cgi:///usr/lib/cgi-bin/x' }] }), /cgi:\/\/ mounts are not supported yet/);
-    assert.throws(() => createHandler({ mounts: [{ mountpoint: '/p', origin: 'http://127.0.0.1:9/' }] }), /reverse-proxy mounts are not supported yet/);
+  it('refuses malformed cgi:// and proxy origins, misplaced keys and unknown callback origins when the handler is created', () => {
+    assert.throws(() => createHandler({ mounts: [{ mountpoint: '/c', origin: 'cgi://relative/x' }] }), /must name a program by its absolute path/);
+    assert.throws(() => createHandler({ mounts: [{ mountpoint: '/p', origin: 'http://127.0.0.1:99999/' }] }), /port must be from 1 to 65535/);
+    assert.throws(() => createHandler({ mounts: [{ mountpoint: '/p', origin: 'http://a/b/../c' }] }), /must be a canonical path/);
+    assert.throws(() => createHandler({ mounts: [{ mountpoint: '/p', origin: 'http://+relative.sock:/x' }] }), /unix socket path after "\+" must be absolute/);
+    assert.throws(
+      () => createHandler({ mounts: [{ mountpoint: '/p', origin: www, proxyReadTimeout: 5 }] }),
+      /proxyReadTimeout applies only to reverse-proxy origins/,
+    );
+    assert.throws(
+      () => createHandler({ mounts: [{ mountpoint: '/p', origin: 'http://127.0.0.1:9/', cgiTimeout: 5 }] }),
+      /cgiTimeout applies only to cgi:\/\/ origins/,
+    );
+    assert.throws(() => createHandler({ mounts: [{ mountpoint: '/p', origin: 'http://127.0.0.1:9/', proxyTrusted: 'nope' }] }), /is not an IP address/);
     assert.throws(() => createHandler({ mounts: [{ mountpoint: '/c', origin: 'callback://nobody' }] }), /no handler registered for callback:\/\/nobody/);
     assert.throws(() => createHandler({ mounts: [{ mountpoint: '/c', origin: www, cacheMaxAge: -1 }] }), /mounts\[0\]\.cacheMaxAge/);
     assert.throws(() => createHandler({ mounts: [{ mountpoint: 'docs', origin: www }] }), /mounts\[0\]\.mountpoint/);
