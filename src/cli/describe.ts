@@ -8,10 +8,15 @@ import type { ZipIndexEvent } from '../fops/zip/zip-fops.js';
 import type { VhostConfig } from '../server/config.js';
 import type { ListenerInfo } from '../server/server.js';
 
-/** What one mount serves: `directory /srv/www`, `archive /srv/site.zip`, `redirect https://…`, `callback server-status`. */
+/**
+ * What one mount serves: `directory /srv/www`, `archive /srv/site.zip`, `redirect https://…`,
+ * `callback server-status`, `proxy http://127.0.0.1:8080/app`, `cgi /usr/lib/cgi-bin/app`.
+ */
 export function describeOrigin(origin: string): string {
   if (origin.startsWith('>')) return `redirect ${origin.slice(1)}`;
   if (origin.startsWith('callback://')) return `callback ${origin.slice('callback://'.length)}`;
+  if (/^https?:\/\//.test(origin)) return `proxy ${origin}`;
+  if (origin.startsWith('cgi://')) return `cgi ${origin.slice('cgi://'.length)}`;
   const path = origin.startsWith('file://') ? origin.slice('file://'.length) : origin;
   return `${CONTAINER_SIGNATURES.some((sig) => `${path.toLowerCase()}/`.endsWith(sig)) ? 'archive' : 'directory'} ${path}`;
 }

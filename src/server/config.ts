@@ -9,7 +9,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { BOOLEAN_WORDS, mountFromConfig, parseBoolean, type MountOptions } from '../mounts/options.js';
 import type { ZipIndexEvent } from '../fops/zip/zip-fops.js';
 import { findJsonSyntaxError } from './json-syntax.js';
-import { originDefect } from './origins.js';
+import { cgiDefect, originDefect } from './origins.js';
 
 /** A configuration problem: one clear message naming the file and JSON path. */
 export class ConfigError extends Error {
@@ -323,16 +323,19 @@ function parseMount(m: unknown, file: string, at: string, base: string): MountOp
 }
 
 /**
- * Checks every file origin of `config` on disk: one that does not exist, or an
- * archive that cannot be read, is a {@link ConfigError} naming the file and
- * the JSON path of the origin. The first problem found is thrown.
+ * Checks every file and CGI origin of `config` on disk: a file origin that does not exist, an
+ * archive that cannot be read, or a CGI program that is missing or not executable is a
+ * {@link ConfigError} naming the file and the JSON path of the origin. The first problem found is
+ * thrown. Proxy origins are not checked: an origin that is down is answered 502 or 503 per request.
  */
 export async function checkOrigins(config: ServerConfig, onIndex?: (event: ZipIndexEvent) => void): Promise<void> {
   for (const vc of config.vhosts) {
     for (const [i, m] of vc.mounts.entries()) {
       const origin: unknown = m.origin; // a bad type is createHandler's to report
-      if (typeof origin !== 'string' || !origin.startsWith('file://')) continue;
-      const defect = await originDefect(origin.slice('file://'.length), onIndex);
+      if (typeof origin !== 'string') continue;
+      let defect: string | undefined;
+      if (origin.startsWith('file://')) defect = await originDefect(origin.slice('file://'.length), onIndex);
+      else if (origin.startsWith('cgi:///')) defect = await cgiDefect(origin.slice('cgi://'.length), typeof m.cgiChdir === 'string' ? m.cgiChdir : undefined);
       if (defect === undefined) continue;
       const where = MOUNT_SOURCES.get(m) ?? { file: vc.source, at: `vhost "${vc.name}" mounts[${i}]` };
       throw new ConfigError(where.file, `${where.at}["origin"]`, defect);

@@ -3,6 +3,8 @@
  * with an origin that does not exist or an archive that cannot be read,
  * rather than answer 404 or 500 for everything under it.
  */
+import { constants as fsConstants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
 import { CONTAINER_SIGNATURES } from '../fops/container.js';
 import { FopError } from '../fops/errors.js';
 import { fopStat } from '../fops/helpers.js';
@@ -35,4 +37,27 @@ export async function originDefect(path: string, onIndex?: (event: ZipIndexEvent
   } finally {
     await zip.close();
   }
+}
+
+/**
+ * Why the CGI program at `program` (an absolute path) cannot be run, or undefined when it can: it
+ * does not exist, is not a regular file, or is not executable by this process. `chdir`, the
+ * working directory it would run in, must be a directory.
+ */
+export async function cgiDefect(program: string, chdir?: string): Promise<string | undefined> {
+  try {
+    const st = await stat(program);
+    if (!st.isFile()) return `${program} is not a file`;
+    await access(program, fsConstants.X_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return `${program} does not exist`;
+    if (code === 'EACCES') return `${program} is not executable (chmod +x)`;
+    return `${program} cannot be run (${code ?? 'error'})`;
+  }
+  if (chdir !== undefined) {
+    const st = await stat(chdir).catch(() => undefined);
+    if (st?.isDirectory() !== true) return `the working directory ${chdir} does not exist`;
+  }
+  return undefined;
 }
