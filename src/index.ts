@@ -10,6 +10,9 @@ export * from './fops/index.js';
 export { LruCache, type LruOptions } from './cache/lru.js';
 export * from './mounts/index.js';
 export * from './cache/http.js';
+export { CgiError, KILL_GRACE_MS, MAX_BUFFERED_BODY } from './cgi/run.js';
+export { MAX_HEADER_BLOCK } from './cgi/output.js';
+export { CGI_PATH } from './cgi/env.js';
 export {
   coreRequest,
   createHandler,

@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constants as h2, Http2ServerResponse, type Http2ServerRequest } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { runCgi } from '../cgi/run.js';
+import { CgiError, runCgi } from '../cgi/run.js';
 import { FopError } from '../fops/errors.js';
 import {
   ServeEngine,
@@ -228,10 +228,11 @@ export function once(fn: (err: unknown) => void): (err: unknown) => void {
 /**
  * The default error report, on stderr: a {@link FopError} is an expected
  * failure (a broken archive, a disk error) and gets one line,
- * `vfserve: <code> <message>`; anything else is a bug and keeps its stack.
+ * `vfserve: <code> <message>`, as does a {@link CgiError} (a CGI program that
+ * cannot run, misbehaves or times out); anything else is a bug and keeps its stack.
  */
 export function logError(err: unknown): void {
-  if (FopError.is(err)) console.error(`vfserve: ${err.code} ${err.message}`);
+  if (FopError.is(err) || err instanceof CgiError) console.error(`vfserve: ${err.code} ${err.message}`);
   else console.error('vfserve:', err);
 }
 

@@ -51,6 +51,7 @@ const PHRASES: Readonly<Record<number, string>> = {
   405: 'Method Not Allowed',
   406: 'Not Acceptable',
   412: 'Precondition Failed',
+  413: 'Content Too Large',
   416: 'Range Not Satisfiable',
   500: 'Internal Server Error',
   502: 'Bad Gateway',
