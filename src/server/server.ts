@@ -52,6 +52,8 @@ export interface StartOptions {
   readonly requestLog?: (line: string) => void;
   /** Errors behind 5xx responses, failed streams and access-log write errors (default {@link logError}: one line for a FopError, a stack for a bug). */
   readonly onError?: (err: unknown) => void;
+  /** The operator's log, one line per call: CGI programs' stderr (default: console.error, so stderr). */
+  readonly log?: (line: string) => void;
   /** This process is one of `count-threads` cluster workers (the CLI sets it): the port is shared. */
   readonly clusterWorker?: boolean;
   /** Archive indexing: a `progress` event about once a second while a large one is parsed, `done` when it is indexed. */
@@ -244,6 +246,7 @@ async function buildGroups(config: ServerConfig, options: StartOptions, reloadCo
           callbacks,
           ...(vc.errorDocument404 !== undefined ? { notFoundDocument: vc.errorDocument404 } : {}),
           ...(options.onError ? { onError: (err: unknown) => options.onError!(err) } : {}),
+          ...(options.log ? { log: options.log } : {}),
         });
       } catch (err) {
         throw new Error(`${vc.source}: vhost "${vc.name}": ${(err as Error).message}`);
