@@ -171,6 +171,7 @@ describe('cgi in the server (JSON configuration)', () => {
               mounts: [
                 { mountpoint: '/env', origin: `cgi://${env}`, 'cgi-env': [{ FROM_CONF: 'yes' }, { SECOND: 'two' }] },
                 { mountpoint: '/hang', origin: `cgi://${hang}`, 'cgi-timeout': '0.2', 'cgi-env': [{ PID_DIR: dir }] },
+                { mountpoint: '/app', origin: `cgi://${app}` },
               ],
             },
           ],
@@ -178,9 +179,17 @@ describe('cgi in the server (JSON configuration)', () => {
       },
     ]);
     const errors: unknown[] = [];
-    const server = await startServer(config, { onError: (e) => errors.push(e) });
+    const lines: string[] = [];
+    const server = await startServer(config, { onError: (e) => errors.push(e), log: (line) => lines.push(line) });
     try {
       const port = server.listeners[0]!.port;
+      assert.equal((await send(port, '/app/stderr')).status, 200);
+      // stderr is a separate pipe from the response: give its lines a bounded moment to land.
+      for (let i = 0; i < 50 && !lines.some((l) => l.endsWith(']: first line')); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(
+        lines.some((l) => l.endsWith(']: first line')),
+        `the program's stderr reaches the server's log option: ${JSON.stringify(lines)}`,
+      );
       const v = parseEnv((await send(port, '/env')).body.toString());
       assert.equal(v.get('FROM_CONF'), 'yes');
       assert.equal(v.get('SECOND'), 'two');
