@@ -122,7 +122,15 @@ const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT'
 // the request went out (undici: "other side closed").
 const RETRYABLE: ReadonlySet<unknown> = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
 // Fields a trailer section cannot carry (RFC 9110 §6.5.1): framing, routing, content metadata.
-const NOT_IN_TRAILERS: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'content-length', 'content-encoding', 'content-range', 'content-type', 'host', 'set-cookie']);
+const NOT_IN_TRAILERS: ReadonlySet<string> = new Set([
+  ...HOP_BY_HOP,
+  'content-length',
+  'content-encoding',
+  'content-range',
+  'content-type',
+  'host',
+  'set-cookie',
+]);
 
 const EXCHANGE = Symbol('vfserve.proxyExchange');
 type Tagged = NodeResponse & { [EXCHANGE]?: Exchange };
@@ -168,7 +176,11 @@ export function forward(req: NodeRequest, res: NodeResponse, out: CoreResponse &
     }
     const route = routeOf(ctx.pools, settings);
     if (route === undefined || route.inflight >= settings.maxConcurrent) {
-      ctx.fail(new Error(`vfserve: proxy ${settings.origin.key}: 503, ${route === undefined ? 'the handler is closed' : `${route.inflight} requests in flight (the cap)`}`));
+      ctx.fail(
+        new Error(
+          `vfserve: proxy ${settings.origin.key}: 503, ${route === undefined ? 'the handler is closed' : `${route.inflight} requests in flight (the cap)`}`,
+        ),
+      );
       sendPage(req, res, out, 503, statusPage(503), undefined, '1');
       return;
     }
