@@ -140,8 +140,11 @@ export function send(port: number, path: string, o: SendOptions = {}): Promise<R
   });
 }
 
-/** Writes `bytes` on a fresh socket and resolves with everything read until the server closes it. */
-export function raw(port: number, bytes: string, timeoutMs = 5000): Promise<string> {
+/**
+ * Writes `bytes` on a fresh socket (parts 30 ms apart, so each is its own packet) and resolves with
+ * everything read until the server closes it.
+ */
+export function raw(port: number, bytes: string | readonly string[], timeoutMs = 5000): Promise<string> {
   return new Promise((resolve, reject) => {
     const sock = connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
@@ -153,7 +156,8 @@ export function raw(port: number, bytes: string, timeoutMs = 5000): Promise<stri
       else reject(err);
     });
     sock.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
-    sock.write(bytes, 'latin1');
+    const parts = typeof bytes === 'string' ? [bytes] : bytes;
+    parts.forEach((part, i) => setTimeout(() => sock.write(part, 'latin1'), i * 30));
   });
 }
 
