@@ -158,7 +158,9 @@ export function forward(req: NodeRequest, res: NodeResponse, out: CoreResponse &
   try {
     // RFC 9112 §6.1, §6.3: refuse what two parsers could frame differently (CVE-2026-29057, tinyproxy#609),
     // and close the connection, since where this request ends is unknown.
-    if (framingProblem(req.rawHeaders) !== undefined) {
+    // Only Content-Length and Transfer-Encoding can make framing ambiguous: most requests have neither.
+    const framed = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+    if (framed && framingProblem(req.rawHeaders) !== undefined) {
       sendPage(req, res, out, 400, statusPage(400), h2 ? undefined : 'close');
       return;
     }

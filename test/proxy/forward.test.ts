@@ -341,6 +341,29 @@ describe('proxy: cancellation both ways', () => {
     }
   });
 
+  it('a client that goes away mid-upload aborts the upstream request, with nothing reported and no crash', async () => {
+    let upstreamAborted: () => void = () => undefined;
+    const aborted = new Promise<void>((resolve) => (upstreamAborted = resolve));
+    const up = await upstream();
+    // Record the partial upload's fate on the upstream's side.
+    up.server.prependListener('request', (req: IncomingMessage) => req.on('close', () => (req.complete ? undefined : upstreamAborted())));
+    const fr = await front({ mounts: [{ mountpoint: '/p', origin: `http://127.0.0.1:${up.port}` }] });
+    try {
+      const req = request({ host: '127.0.0.1', port: fr.port, path: '/p/upload', method: 'POST', agent: false, headers: { 'content-length': '1000000' } });
+      req.on('error', () => undefined);
+      req.write(Buffer.alloc(64 * 1024, 1));
+      setTimeout(() => req.destroy(), 100);
+      await within(3000, aborted, 'the upstream request aborting');
+      assert.deepEqual(fr.errors, []);
+      assert.equal(up.seen.length, 0);
+      // The proxy still serves.
+      assert.equal((await send(fr.port, '/p/after')).status, 200);
+    } finally {
+      await fr.close();
+      await up.close();
+    }
+  });
+
   it('an upstream that dies mid-body cuts the client connection: never a complete response', async () => {
     const up = await upstream((_req, res) => {
       res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '1000' });
