@@ -141,7 +141,7 @@ export function createHandler(options: HandlerOptions): NodeHandlerWithEngine {
   /** Carries out a callback, proxy or CGI plan; false for any other response. */
   const runOrigin = (req: NodeRequest, res: NodeResponse, out: CoreResponse, fail: (err: unknown) => void): boolean => {
     if (out.callback) runCallback(callbacks[out.callback.name]!, req, res, out, fail);
-    else if (out.proxy) forward(req, res, out as CoreResponse & { readonly proxy: ProxyTarget }, { pools, fail });
+    else if (out.proxy) forward(req, res, out as CoreResponse & { readonly proxy: ProxyTarget }, { pools, fail, basePath: expressBase(req)?.path });
     else if (out.cgi) runCgi(req, res, out as CoreResponse & { readonly cgi: CgiTarget }, { fail, log, localRedirect: (url) => localRedirect(url, res, fail) });
     else return false;
     return true;

@@ -57,6 +57,7 @@ const PHRASES: Readonly<Record<number, string>> = {
   502: 'Bad Gateway',
   503: 'Service Unavailable',
   504: 'Gateway Timeout',
+  508: 'Loop Detected',
 };
 
 const ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
@@ -72,7 +73,24 @@ function escapeHtml(s: string): string {
 export function statusPage(status: number, reason?: string): { body: Buffer; headers: Record<string, string> } {
   const phrase = PHRASES[status] ?? 'Error';
   const detail = reason ? `<p>${escapeHtml(reason)}</p>` : '';
-  const body = Buffer.from(`<!doctype html><meta charset=utf-8><title>${status} ${phrase}</title><h1>${status} ${phrase}</h1>${detail}\n`);
+  return pageWith(status, `<h1>${status} ${phrase}</h1>${detail}`);
+}
+
+// lws's words for a proxy origin it cannot reach (lib/core-net/dummy-callback.c), kept verbatim.
+const LWS_UNAVAILABLE =
+  '<h1>Service Temporarily Unavailable</h1>The server is temporarily unable to service your request due to maintenance downtime or capacity problems. Please try again later.';
+
+/**
+ * The 503 page lws sends when a proxy mount's unix socket has no listener: lws's heading and
+ * sentence, in {@link statusPage}'s wrapping (lws's own wrapping also loads `/error.css`, which the
+ * page's Content-Security-Policy would block anyway).
+ */
+export function unavailablePage(): { body: Buffer; headers: Record<string, string> } {
+  return pageWith(503, LWS_UNAVAILABLE);
+}
+
+function pageWith(status: number, html: string): { body: Buffer; headers: Record<string, string> } {
+  const body = Buffer.from(`<!doctype html><meta charset=utf-8><title>${status} ${PHRASES[status] ?? 'Error'}</title>${html}\n`);
   return {
     body,
     headers: {

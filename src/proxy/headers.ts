@@ -64,14 +64,22 @@ export type HeaderFields = Map<string, string[]>;
 export function collectFields(raw: RawHeaders): HeaderFields {
   const fields: HeaderFields = new Map();
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = String(raw[i]).toLowerCase();
+    const name = latin1(raw[i]!).toLowerCase();
     if (name.startsWith(':')) continue;
-    const value = String(raw[i + 1]);
+    const value = latin1(raw[i + 1]!);
     const list = fields.get(name);
     if (list === undefined) fields.set(name, [value]);
     else list.push(value);
   }
   return fields;
+}
+
+/**
+ * A header as text, byte for byte: undici hands over Buffers, and a field value may carry obs-text
+ * (RFC 9110 §5.5), which UTF-8 decoding would turn into U+FFFD. Node writes header strings as latin1.
+ */
+function latin1(v: string | Buffer): string {
+  return typeof v === 'string' ? v : v.toString('latin1');
 }
 
 /** The comma-separated elements of a field's values, trimmed of OWS (SP, HTAB), empty ones kept. */
@@ -189,7 +197,7 @@ function addUpgrade(out: Record<string, string>, fields: HeaderFields): void {
 
 /** The client's host: the Host field, or HTTP/2's :authority. */
 function authorityOf(raw: RawHeaders): string | undefined {
-  for (let i = 0; i + 1 < raw.length; i += 2) if (String(raw[i]) === ':authority') return String(raw[i + 1]);
+  for (let i = 0; i + 1 < raw.length; i += 2) if (latin1(raw[i]!) === ':authority') return latin1(raw[i + 1]!);
   return undefined;
 }
 

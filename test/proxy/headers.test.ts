@@ -178,6 +178,13 @@ describe('client response headers', () => {
     );
     assert.deepEqual(h, { 'set-cookie': ['a=1', 'b=2'], 'content-type': 'text/plain' });
   });
+  it('reads the Buffers undici hands over as latin1, so obs-text in a value survives byte for byte', () => {
+    const raw = [Buffer.from('X-Name'), Buffer.from([0x63, 0x61, 0x66, 0xe9]), Buffer.from('Set-Cookie'), Buffer.from('a=1')];
+    const h = clientResponseHeaders(raw, rw);
+    assert.equal(h['x-name'], 'caf\u00e9');
+    assert.deepEqual(Buffer.from(h['x-name'] as string, 'latin1'), Buffer.from([0x63, 0x61, 0x66, 0xe9]));
+    assert.deepEqual(h['set-cookie'], ['a=1']);
+  });
   const locations: [string, string][] = [
     ['http://127.0.0.1:9000/up/x?y=1', '/app/x?y=1'],
     ['http://127.0.0.1:9000/up', '/app/'],
