@@ -22,3 +22,4 @@ export {
   type NodeRequest,
   type NodeResponse,
 } from './adapters/node.js';
+export type { UpgradeOutcome } from './proxy/upgrade.js';
