@@ -25,3 +25,4 @@ export {
   type NodeRequest,
   type NodeResponse,
 } from './adapters/node.js';
+export type { UpgradeOutcome } from './proxy/upgrade.js';

@@ -19,7 +19,8 @@ import {
   type ProxyTarget,
 } from '../mounts/engine.js';
 import { forward, ProxyPools } from '../proxy/forward.js';
-import { forwardUpgrade } from '../proxy/upgrade.js';
+import { forwardUpgrade, refuseUpgrade, type UpgradeOutcome } from '../proxy/upgrade.js';
+import { canonicalizePath } from '../mounts/canonical.js';
 
 /** A request as node:http, node:http2's compatibility API or Express gives it. */
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
@@ -61,11 +62,18 @@ export type NodeHandler = (req: NodeRequest, res: NodeResponse, next?: (err?: un
 export interface NodeHandlerWithEngine extends NodeHandler {
   readonly engine: ServeEngine;
   /**
-   * A node:http `'upgrade'` listener (`server.on('upgrade', handler.upgrade)`): WebSocket upgrades
-   * under a proxy mount pass through to its origin; any other upgrade is refused with a status and
-   * the socket closed.
+   * A node:http `'upgrade'` listener (`server.on('upgrade', handler.upgrade)`): WebSocket (and other
+   * HTTP/1.1 Upgrade) requests under a proxy mount pass through to its origin: its 101 relayed, then
+   * both directions piped with backpressure and closed after the mount's read timeout of silence.
+   * Mounts with `noWsUpgrades` are passed over. Any other upgrade is refused with a bodiless status
+   * and the socket closed: 404 under no mount, 403 under a mount that is not a proxy (as lws), the
+   * 301 to `/mount/` for a bare proxy mountpoint, 400/403 for a path refused by canonicalisation.
+   * Mountpoints are matched against the whole `req.url` (Express's `app.use` path is not stripped
+   * from upgrade requests). `done`, when given, is called once when the client's socket closes,
+   * with the status it was sent (101 for a tunnel; 0 if it left before any) and the bytes relayed
+   * to it after the response head.
    */
-  readonly upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  readonly upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer, done?: (outcome: Readonly<UpgradeOutcome>) => void) => void;
   /** Closes the proxy mounts' connection pools once their requests in flight are done. */
   readonly close: () => Promise<void>;
   /**
@@ -169,34 +177,52 @@ export function createHandler(options: HandlerOptions): NodeHandlerWithEngine {
     }
   };
 
-  const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+  const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer, done?: (outcome: Readonly<UpgradeOutcome>) => void): void => {
     const fail = once((err: unknown): void => onError(err, req));
-    const refuse = (status: number, phrase: string): void => {
-      socket.end(`HTTP/1.1 ${status} ${phrase}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-    };
-    socket.on('error', fail);
+    const outcome: UpgradeOutcome = { status: 0, bytes: 0 };
+    // A client's reset is routine, not a failure to report; without a listener it would crash the process.
+    socket.on('error', () => undefined);
+    if (done !== undefined) {
+      if (socket.destroyed) queueMicrotask(() => done(outcome));
+      else socket.once('close', () => done(outcome));
+    }
+    // Only proxy mounts switch protocols (lws refuses any other Upgrade with 403). The mount is found
+    // first, so a refusal opens no file.
+    const canon = canonicalizePath(req.url ?? '/');
+    if ('status' in canon) {
+      refuseUpgrade(socket, canon.status, outcome);
+      return;
+    }
+    const mount = engine.match(canon.path, true);
+    if (mount === undefined) {
+      refuseUpgrade(socket, 404, outcome);
+      return;
+    }
+    if (mount.kind !== 'proxy') {
+      refuseUpgrade(socket, 403, outcome);
+      return;
+    }
     const answer = (out: CoreResponse): void => {
       if (out.proxy) {
-        forwardUpgrade(req, socket, head, out as CoreResponse & { readonly proxy: ProxyTarget }, { pools, fail });
+        forwardUpgrade(req, socket, head, out as CoreResponse & { readonly proxy: ProxyTarget }, { pools, fail, outcome });
         return;
       }
       discardBody(out);
-      // Only proxy mounts switch protocols; lws refuses an unsupported Upgrade with 403.
-      if (out.notFound === true) refuse(404, 'Not Found');
-      else if (out.status >= 400 && out.status < 500 && out.status !== 405) refuse(out.status, out.status === 403 ? 'Forbidden' : 'Bad Request');
-      else refuse(403, 'Forbidden');
+      // The bare mountpoint (`/ws`) is redirected to `/ws/` as for any request: the client learns where the mount is.
+      const location = out.headers.location;
+      if (out.status >= 300 && out.status < 400 && location !== undefined) refuseUpgrade(socket, out.status, outcome, [`location: ${location}`]);
+      else refuseUpgrade(socket, out.status >= 400 && out.status < 500 ? out.status : 403, outcome);
+    };
+    const bug = (err: unknown): void => {
+      fail(err);
+      refuseUpgrade(socket, 500, outcome);
     };
     try {
       const out = engine.respond({ ...coreRequest(req), upgrade: true });
-      if (out instanceof Promise)
-        out.then(answer).catch((err: unknown) => {
-          fail(err);
-          socket.destroy();
-        });
+      if (out instanceof Promise) out.then(answer).catch(bug);
       else answer(out);
     } catch (err) {
-      fail(err);
-      socket.destroy();
+      bug(err);
     }
   };
 

@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import fg from 'fast-glob';
 import { bodySource, createHandler, logError, type CallbackHandler, type NodeHandlerWithEngine } from '../adapters/node.js';
+import { refuseUpgrade, type UpgradeOutcome } from '../proxy/upgrade.js';
 import { PlatFops } from '../fops/plat.js';
 import { Vfs } from '../fops/vfs.js';
 import { ZipFops, type ZipIndexEvent } from '../fops/zip/zip-fops.js';
@@ -111,8 +112,11 @@ function logSafe(s: string | undefined): string {
   return s.replace(/[\x00-\x1f\x7f"\\]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
-/** Apache combined log format: %h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i". */
-export function combinedLogLine(req: IncomingMessage, res: ServerResponse, bytes: number, when: Date): string {
+/**
+ * Apache combined log format: %h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i". `res` is the
+ * response, or for an upgrade the status it was answered with (101 for a tunnel).
+ */
+export function combinedLogLine(req: IncomingMessage, res: Pick<ServerResponse, 'statusCode'>, bytes: number, when: Date): string {
   const ua = req.headers['user-agent'];
   const ref = req.headers.referer;
   return `${req.socket.remoteAddress ?? '-'} - - ${clfDate(when)} "${logSafe(`${req.method ?? '-'} ${req.url ?? '-'} HTTP/${req.httpVersion}`)}" ${res.statusCode} ${bytes > 0 ? bytes : '-'} "${logSafe(ref)}" "${logSafe(ua)}"\n`;
@@ -281,6 +285,7 @@ async function buildGroups(config: ServerConfig, options: StartOptions, reloadCo
 
 /** A listening server for one group, serving whatever its state holds. */
 async function listen(group: Group, state: ListenerState, options: StartOptions, stats: Stats): Promise<Server> {
+  const upgraded = new Set<Duplex>();
   const listener = (req: IncomingMessage, res: ServerResponse): void => serve(req, res, state.vhosts, state.config, options, stats);
   const first = group.vhosts[0]!;
   // Several TLS vhosts on one port: the certificate is chosen by SNI, as the vhost is by Host.
@@ -294,8 +299,9 @@ async function listen(group: Group, state: ListenerState, options: StartOptions,
         listener,
       )
     : createServer(listener);
+  upgradedSockets.set(server, upgraded);
   // WebSocket upgrades go to the vhost's proxy mounts; anything else is refused there.
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => selectVhost(state.vhosts, req.headers.host).handler.upgrade(req, socket, head));
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => serveUpgrade(req, socket, head, state, options, stats, upgraded));
   if (first.config.keepaliveTimeout !== undefined) server.keepAliveTimeout = first.config.keepaliveTimeout * 1000;
   if (state.config.global.timeoutSecs !== undefined) server.headersTimeout = state.config.global.timeoutSecs * 1000;
   // TLS: 'secureConnection' would miss handshakes that fail; the TCP connection is what is open.
@@ -317,9 +323,19 @@ async function listen(group: Group, state: ListenerState, options: StartOptions,
   return server;
 }
 
+/**
+ * The upgraded sockets (WebSocket tunnels) of each listener. node's closeAllConnections() knows only
+ * the HTTP connections it still parses, while server.close() waits for every socket: a tunnel left
+ * open would hold close() for as long as its client stayed.
+ */
+const upgradedSockets = new WeakMap<Server, Set<Duplex>>();
+
 function closeGracefully(server: Server, timeoutMs: number): Promise<void> {
   return new Promise<void>((resolve) => {
-    const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
+    const timer = setTimeout(() => {
+      server.closeAllConnections();
+      for (const socket of upgradedSockets.get(server) ?? []) socket.destroy();
+    }, timeoutMs);
     server.close(() => {
       clearTimeout(timer);
       resolve();
@@ -567,6 +583,47 @@ function countAndLog(
       `${new Date(started).toISOString()} ${req.socket.remoteAddress ?? '-'} ${logSafe(req.method)} ${logSafe(req.url)} ${res.statusCode} ${bytes}B ${bodySource(res) ?? '-'} ${Date.now() - started}ms`,
     );
   });
+}
+
+/**
+ * An upgrade request (node's `'upgrade'` event): the User-Agent rules apply as to any request, then
+ * the vhost's handler passes it through a proxy mount or refuses it. Its line is logged and counted
+ * once the client's socket closes, with the status it got (101 for a tunnel, 499 if the client left
+ * before any answer, as nginx logs it) and the bytes relayed to it after the response head.
+ */
+function serveUpgrade(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  state: ListenerState,
+  options: StartOptions,
+  stats: Stats,
+  upgraded: Set<Duplex>,
+): void {
+  const started = Date.now();
+  const vhost = selectVhost(state.vhosts, req.headers.host);
+  // Claimed now, while this configuration is current: the log stays open until the line is in.
+  const logLine = vhost.log?.begin();
+  const counter = stats.counter(vhost.config.name);
+  upgraded.add(socket);
+  const done = (outcome: Readonly<UpgradeOutcome>): void => {
+    upgraded.delete(socket);
+    const status = outcome.status === 0 ? 499 : outcome.status;
+    logLine?.(combinedLogLine(req, { statusCode: status }, outcome.bytes, new Date(started)));
+    counter(status, outcome.bytes);
+    options.requestLog?.(
+      `${new Date(started).toISOString()} ${req.socket.remoteAddress ?? '-'} ${logSafe(req.method)} ${logSafe(req.url)} ${status} ${outcome.bytes}B upgrade ${Date.now() - started}ms`,
+    );
+  };
+  const ua = req.headers['user-agent'] ?? '';
+  const rule = state.config.global.rejectServiceKeywords.find((r) => ua.includes(r.substring));
+  if (rule !== undefined) {
+    const outcome = { status: rule.status, bytes: 0 };
+    socket.once('close', () => done(outcome));
+    refuseUpgrade(socket, rule.status, outcome);
+    return;
+  }
+  vhost.handler.upgrade(req, socket, head, done);
 }
 
 function serve(req: IncomingMessage, res: ServerResponse, vhosts: readonly Vhost[], config: ServerConfig, options: StartOptions, stats: Stats): void {
