@@ -49,7 +49,11 @@ export function cpuTicks(pid) {
   }
 }
 
-/** Busy and total jiffies of the whole machine (/proc/stat `cpu` line), or of one CPU (`cpuN` line) when `cpu` is given. */
+/**
+ * Busy and total jiffies of the whole machine (/proc/stat `cpu` line), or of one CPU (`cpuN` line)
+ * when `cpu` is given; `irq` is the part of busy spent in hard and soft interrupts (with IRQ time
+ * accounting, loopback TCP's softirq work lands there rather than in any process's stime).
+ */
 export function machineTicks(cpu) {
   const name = cpu === undefined ? 'cpu' : `cpu${cpu}`;
   const line = readFileSync('/proc/stat', 'utf8')
@@ -58,5 +62,5 @@ export function machineTicks(cpu) {
   if (!line) return undefined;
   const f = line.trim().split(/\s+/).slice(1).map(Number);
   const total = f.slice(0, 8).reduce((a, b) => a + b, 0); // user nice system idle iowait irq softirq steal
-  return { busy: total - f[3] - f[4], total };
+  return { busy: total - f[3] - f[4], total, irq: f[5] + f[6] };
 }
