@@ -70,7 +70,10 @@ import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os'
 import { join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { BENCH_DIR, DATA_DIR, distFingerprint, emitResult, fmt, log, median, MiB, ROOT, table } from './lib/common.mjs';
-import { git, pinSelf, rssOf } from './lib/proc.mjs';
+import { CLK_TCK, cpuTicks, git, machineTicks, pinSelf, rssOf } from './lib/proc.mjs';
+import { hasWrk as wrkInstalled, runWrk as runWrkLib } from './lib/wrk.mjs';
+
+export { parseWrk } from './lib/wrk.mjs';
 import { httpFixtures } from './lib/httpgen.mjs';
 import { summarizeProfile } from './lib/profile.mjs';
 
@@ -100,14 +103,7 @@ const PROFILE = arg('profile', '');
 const COUNT = flag('count');
 // The load generator: wrk when it is installed (apt-get install wrk), else autocannon. autocannon
 // runs in Node and, on one core, tops out before a fast server does; wrk (C, one thread) does not.
-const hasWrk = (() => {
-  try {
-    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch (err) {
-    return err.code !== 'ENOENT'; // `wrk --version` prints its usage and exits 1
-  }
-})();
+const hasWrk = wrkInstalled();
 const LOADGEN_ARG = arg('loadgen', '');
 if (LOADGEN_ARG && LOADGEN_ARG !== 'wrk' && LOADGEN_ARG !== 'autocannon') throw new Error('--loadgen: wrk or autocannon');
 if (LOADGEN_ARG === 'wrk' && !hasWrk) throw new Error('--loadgen wrk: wrk is not installed (apt-get install -y wrk)');
@@ -228,13 +224,6 @@ const cases = pick(CASES, 'cases');
 const SERVER_SCRIPT = join(BENCH_DIR, 'lib', 'http-server.mjs');
 const RUN_DIR = join(DATA_DIR, 'http-run');
 const PROF_DIR = join(RUN_DIR, 'prof');
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
 
 // autocannon 9 appends every response body to a string (PipelinedRequestsQueue
 // addBody: `req.body += data`, a UTF-8 decode plus a concatenation per chunk).
@@ -314,23 +303,6 @@ function snapshotBefore(path) {
     commit = undefined;
   }
   return { index: join(dst, 'index.js'), fingerprint, commit, path: src };
-}
-
-function cpuTicks(pid) {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]); // utime + stime (fields 14, 15)
-  } catch {
-    return undefined;
-  }
-}
-
-/** Busy and total jiffies of the whole machine (/proc/stat `cpu` line). */
-function machineTicks() {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  const total = f.slice(0, 8).reduce((a, b) => a + b, 0); // user nice system idle iowait irq softirq steal
-  return { busy: total - f[3] - f[4], total };
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -448,87 +420,10 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
 
-/**
- * wrk's Lua hook: only done(), so every request is still wrk's prebuilt one and no response is
- * handed to Lua (a response() function would parse every head and body in Lua). It prints one
- * line the script reads: the summary and latency histogram in microseconds, and wrk's own CPU
- * time from /proc/self/stat (utime, stime in clock ticks) so the load generator's CPU is known.
- */
-const WRK_LUA = `
-done = function(summary, latency, requests)
-  local f = io.open("/proc/self/stat", "r")
-  local stat = f and f:read("*a") or ""
-  if f then f:close() end
-  local rest = stat:match("%) (.*)$") or ""
-  local fields = {}
-  for w in rest:gmatch("%S+") do fields[#fields + 1] = w end
-  local e = summary.errors
-  io.write(string.format(
-    "WRK_JSON {\\"durationUs\\":%.0f,\\"requests\\":%.0f,\\"bytes\\":%.0f,\\"connect\\":%.0f,\\"read\\":%.0f,\\"write\\":%.0f,\\"status\\":%.0f,\\"timeout\\":%.0f,\\"latMeanUs\\":%.3f,\\"latMaxUs\\":%.0f,\\"p50Us\\":%.0f,\\"p99Us\\":%.0f,\\"utime\\":%s,\\"stime\\":%s}\\n",
-    summary.duration, summary.requests, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
-    latency.mean, latency.max, latency:percentile(50), latency:percentile(99),
-    fields[12] or "0", fields[13] or "0"))
-end
-`;
-
-/** Sizes such as `12.34MB` in wrk's text output, in bytes (wrk's units are powers of 1024). */
-function wrkBytes(text) {
-  const m = /^([\d.]+)([KMGT]?)B$/.exec(text);
-  return m ? Number(m[1]) * 1024 ** ' KMGT'.indexOf(m[2] || ' ') : undefined;
-}
-
-/** Parses wrk's text output (Requests/sec, Transfer/sec, socket errors, non-2xx) and the WRK_JSON line. */
-export function parseWrk(out) {
-  const line = out.split('\n').find((l) => l.startsWith('WRK_JSON '));
-  if (!line) throw new Error(`wrk printed no summary: ${out.trim().slice(0, 500)}`);
-  const j = JSON.parse(line.slice(9));
-  const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
-  const transfer = /Transfer\/sec:\s+(\S+)/.exec(out);
-  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
-  const wallS = j.durationUs / 1e6;
-  return {
-    reqPerSec: rps ? Number(rps[1]) : j.requests / wallS,
-    requests: j.requests,
-    bytesPerSec: (transfer && wrkBytes(transfer[1])) ?? j.bytes / wallS,
-    bytes: j.bytes,
-    // wrk counts read/write/connect failures, timeouts (no answer within 2 s) and statuses > 399.
-    errors: sock ? Number(sock[1]) + Number(sock[2]) + Number(sock[3]) : j.connect + j.read + j.write,
-    timeouts: sock ? Number(sock[4]) : j.timeout,
-    non2xx: non2xx ? Number(non2xx[1]) : j.status,
-    p50: j.p50Us / 1000,
-    p99: j.p99Us / 1000,
-    latMean: j.latMeanUs / 1000,
-    cpuS: (Number(j.utime) + Number(j.stime)) / CLK_TCK,
-    wallS,
-  };
-}
-
-function runWrk({ url, connections, duration, headers }) {
-  const lua = join(RUN_DIR, 'wrk-done.lua');
+/** wrk (bench/lib/wrk.mjs), its Lua hook in this run's directory; pinned to CPU 0 (this process is already, with taskset -a -p; taskset again names it in `ps`). */
+function runWrk(opts) {
   mkdirSync(RUN_DIR, { recursive: true });
-  writeFileSync(lua, WRK_LUA);
-  const args = ['-t1', `-c${connections}`, `-d${Math.max(1, Math.round(duration))}s`, '--latency', '-s', lua];
-  for (const [k, v] of Object.entries(headers ?? {})) args.push('-H', `${k}: ${v}`);
-  args.push(url);
-  // This process is pinned to CPU 0 already (taskset -a -p); taskset again names it in `ps`.
-  const [cmd, argv2] = PIN ? ['taskset', ['-c', '0', 'wrk', ...args]] : ['wrk', args];
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(cmd, argv2, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`wrk exited ${code}: ${(err || out).trim().slice(0, 500)}`));
-      try {
-        resolvePromise({ ...parseWrk(out), text: out });
-      } catch (e) {
-        reject(e);
-      }
-    });
-  });
+  return runWrkLib({ ...opts, cpu: PIN ? 0 : undefined, luaPath: join(RUN_DIR, 'wrk-done.lua') });
 }
 
 /** One load run with the chosen generator, normalised: req/s, latency (ms), bytes/s, errors, the generator's CPU seconds. */

@@ -1,10 +1,10 @@
 // Runs every benchmark in sequence and prints a summary against the goals.
 //
 //   npm run bench            (builds dist/ first, then this script)
-//   node bench/run.mjs [--skip verify,index,read,concurrent,inflate,http]
+//   node bench/run.mjs [--skip verify,index,read,concurrent,inflate,http,proxy]
 //
-// Each benchmark is its own script (bench/index.mjs, bench/read.mjs,
-// bench/concurrent.mjs, bench/inflate-mem.mjs, bench/http.mjs), run here as a child process
+// Each benchmark is its own script (bench/index.mjs, bench/read.mjs, bench/concurrent.mjs,
+// bench/inflate-mem.mjs, bench/http.mjs, bench/proxy.mjs), run here as a child process
 // with a time limit; their measurements run in fresh grandchildren. The
 // numbers are printed to stdout and also written to bench/.data/results.json.
 // bench/verify-gen.mjs first compiles the test helpers (npx tsc -p
@@ -48,6 +48,7 @@ const BENCHES = [
   { key: 'concurrent', script: 'concurrent.mjs', title: '3. 200 concurrent reads', timeoutMs: 180_000 },
   { key: 'inflate', script: 'inflate-mem.mjs', title: '4. inflate memory (1 GiB)', timeoutMs: 400_000 },
   { key: 'http', script: 'http.mjs', title: '5. HTTP load (wrk or autocannon, loopback; ~6½ min)', timeoutMs: 600_000 },
+  { key: 'proxy', script: 'proxy.mjs', title: '7. reverse proxy against @fastify/http-proxy and http-proxy-3 (wrk, loopback; ~5 min)', timeoutMs: 900_000 },
 ];
 
 const t0 = performance.now();
@@ -123,6 +124,23 @@ if (ht && !ht.error && ht.best) {
     const pct = g.limit < 2;
     goalRow('http', { ...g, value: g.value === null ? NaN : pct ? g.value * 100 : g.value, limit: pct ? g.limit * 100 : g.limit, unit: pct ? '%' : 'x' });
   }
+}
+const px = results.proxy;
+if (px && !px.error && px.rows) {
+  for (const [key, f] of Object.entries(px.failed ?? {})) info('proxy', `${key} FAILED its check`, f);
+  const bySize = {};
+  for (const r of Object.values(px.rows))
+    if (!r.failed && r.reqPerSec !== undefined)
+      (bySize[r.size] ??= []).push(`${r.target} ${fmt(r.reqPerSec, 0)}${r.addedUsPerReq !== undefined ? ` (+${fmt(r.addedUsPerReq, 0)} µs)` : ''}`);
+  for (const [size, list] of Object.entries(bySize)) info('proxy', `req/s, ${size} B (added µs/req)`, list.join(', '));
+  for (const g of px.goals)
+    rows.push([
+      'proxy',
+      g.goal,
+      g.value === undefined ? '-' : `${fmt(g.value, 1)} µs`,
+      g.limit === undefined ? '-' : `<= ${fmt(g.limit, 1)} µs`,
+      g.pass === null ? 'INFO' : g.pass ? 'PASS' : 'FAIL',
+    ]);
 }
 log('');
 log(`=== summary (${fmt(totalS, 0)} s in all; units: MiB = 2^20 bytes)`);

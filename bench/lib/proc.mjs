@@ -28,3 +28,39 @@ export function rssOf(pid) {
     return undefined;
   }
 }
+
+/** Clock ticks per second, the unit of /proc/<pid>/stat's CPU times. */
+export const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** utime + stime of `pid` in clock ticks (all its threads), or undefined once it has exited. */
+export function cpuTicks(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]); // utime + stime (fields 14, 15)
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Busy and total jiffies of the whole machine (/proc/stat `cpu` line), or of one CPU (`cpuN` line)
+ * when `cpu` is given; `irq` is the part of busy spent in hard and soft interrupts (with IRQ time
+ * accounting, loopback TCP's softirq work lands there rather than in any process's stime).
+ */
+export function machineTicks(cpu) {
+  const name = cpu === undefined ? 'cpu' : `cpu${cpu}`;
+  const line = readFileSync('/proc/stat', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${name} `));
+  if (!line) return undefined;
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0); // user nice system idle iowait irq softirq steal
+  return { busy: total - f[3] - f[4], total, irq: f[5] + f[6] };
+}
