@@ -48,7 +48,7 @@ const BENCHES = [
   { key: 'concurrent', script: 'concurrent.mjs', title: '3. 200 concurrent reads', timeoutMs: 180_000 },
   { key: 'inflate', script: 'inflate-mem.mjs', title: '4. inflate memory (1 GiB)', timeoutMs: 400_000 },
   { key: 'http', script: 'http.mjs', title: '5. HTTP load (wrk or autocannon, loopback; ~6½ min)', timeoutMs: 600_000 },
-  { key: 'proxy', script: 'proxy.mjs', title: '7. reverse proxy against @fastify/http-proxy and http-proxy-3 (wrk, loopback; ~5 min)', timeoutMs: 900_000 },
+  { key: 'proxy', script: 'proxy.mjs', title: '8. reverse proxy against @fastify/http-proxy and http-proxy-3 (wrk, loopback; ~5 min)', timeoutMs: 900_000 },
 ];
 
 const t0 = performance.now();
