@@ -4,9 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CGI_PATH, CgiError, createHandler, MAX_BUFFERED_BODY } from '../../src/index.js';
 import { noise, rmTree, tmpDir, writeTree } from '../helpers/fixtures.js';
@@ -39,6 +39,7 @@ const handler = createHandler({
     { mountpoint: '/hang', origin: `cgi://${hang}`, cgiTimeout: 0.3, cgiEnv: { PID_DIR: pidDir } },
     { mountpoint: '/hang-long', origin: `cgi://${hang}`, cgiTimeout: 0, cgiEnv: { PID_DIR: pidDir } },
     { mountpoint: '/one', origin: `cgi://${app}`, cgiMaxConcurrent: 1 },
+    { mountpoint: '/in-pids', origin: `cgi://${app}`, cgiChdir: pidDir },
     { mountpoint: '/missing', origin: `cgi://${join(dir, 'no-such-program')}` },
     { mountpoint: '/noexec', origin: `cgi://${noExec}` },
   ],
@@ -156,6 +157,13 @@ describe('cgi: the environment', () => {
     } finally {
       delete process.env.VFSERVE_CGI_TEST_INHERITED;
     }
+  });
+});
+
+describe('cgi: the working directory', () => {
+  it('is the program’s own directory by default, and cgi-chdir where the mount sets it', async () => {
+    assert.equal((await send(port, '/app/pwd')).body.toString().trim(), realpathSync(dirname(app)));
+    assert.equal((await send(port, '/in-pids/pwd')).body.toString().trim(), realpathSync(pidDir));
   });
 });
 
