@@ -21,6 +21,7 @@ import {
 import { forward, ProxyPools } from '../proxy/forward.js';
 import { forwardUpgrade, refuseUpgrade, type UpgradeOutcome } from '../proxy/upgrade.js';
 import { canonicalizePath } from '../mounts/canonical.js';
+import { keepPrivate } from './private.js';
 
 /** A request as node:http, node:http2's compatibility API or Express gives it. */
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
@@ -148,6 +149,8 @@ export function createHandler(options: HandlerOptions): NodeHandlerWithEngine {
   };
   /** Carries out a callback, proxy or CGI plan; false for any other response. */
   const runOrigin = (req: NodeRequest, res: NodeResponse, out: CoreResponse, fail: (err: unknown) => void): boolean => {
+    // An authenticated response relayed from an origin: its Cache-Control is only known when its head is written.
+    if ((out.callback || out.proxy || out.cgi) && out.auth !== undefined && !out.auth.sharedCache) keepPrivate(res);
     if (out.callback) runCallback(callbacks[out.callback.name]!, req, res, out, fail);
     else if (out.proxy) forward(req, res, out as CoreResponse & { readonly proxy: ProxyTarget }, { pools, fail, basePath: expressBase(req)?.path });
     else if (out.cgi) runCgi(req, res, out as CoreResponse & { readonly cgi: CgiTarget }, { fail, log, localRedirect: (url) => localRedirect(url, res, fail) });
@@ -210,7 +213,9 @@ export function createHandler(options: HandlerOptions): NodeHandlerWithEngine {
       discardBody(out);
       // The bare mountpoint (`/ws`) is redirected to `/ws/` as for any request: the client learns where the mount is.
       const location = out.headers.location;
+      const challenge = out.headers['www-authenticate'];
       if (out.status >= 300 && out.status < 400 && location !== undefined) refuseUpgrade(socket, out.status, outcome, [`location: ${location}`]);
+      else if (out.status === 401 && challenge !== undefined) refuseUpgrade(socket, 401, outcome, [`www-authenticate: ${challenge}`]);
       else refuseUpgrade(socket, out.status >= 400 && out.status < 500 ? out.status : 403, outcome);
     };
     const bug = (err: unknown): void => {

@@ -2,7 +2,7 @@
  * The HTTP caching and negotiation helpers the serving engine uses: pure
  * functions over header values, no I/O.
  */
-export { cacheControl, type CachePolicyOptions } from './policy.js';
+export { cacheControl, privateCacheControl, type CachePolicyOptions } from './policy.js';
 export { makeEtag, parseEntityTag, parseEtagList, strongMatch, strongMatchTags, weakMatch, weakMatchTags, type EntityTag } from './etag.js';
 export {
   evaluatePreconditions,

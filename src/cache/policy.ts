@@ -46,3 +46,23 @@ export function cacheControl(o: CachePolicyOptions): string {
   }
   return 'no-store';
 }
+
+/**
+ * The Cache-Control for a response to an authenticated request that shared caches must not store
+ * (RFC 9111 §3.5, §5.2.2.7): `private` when there was none; unchanged when it already says
+ * `no-store` or (unqualified) `private`; otherwise `private` in front and any `public` dropped, the
+ * other directives kept (`max-age` still lets the user's own cache reuse it). With `sharedAllowed`
+ * (the operator's `cache-intermediaries`) the value is returned as it is.
+ */
+export function privateCacheControl(value: string | undefined, sharedAllowed: boolean): string | undefined {
+  if (sharedAllowed) return value;
+  if (value === undefined || value.trim() === '') return 'private';
+  const directives = value
+    .split(',')
+    .map((d) => d.trim())
+    .filter((d) => d !== '');
+  const names = directives.map((d) => d.toLowerCase());
+  // `private="set-cookie"` (the qualified form) only keeps those fields private: not enough.
+  if (names.includes('no-store') || names.includes('private')) return value;
+  return ['private', ...directives.filter((_, i) => names[i] !== 'public')].join(', ');
+}

@@ -55,6 +55,11 @@ export function cgiEnvironment(req: NodeRequest, target: CgiTarget, contentLengt
   env.SCRIPT_PATH = settings.program;
   env.SCRIPT_FILENAME = settings.program;
   if (socket?.encrypted === true) env.HTTPS = 'ON';
+  // RFC 3875 §4.1.1, §4.1.11: the mount's basic-auth let this user in (the password is never passed).
+  if (target.user !== undefined) {
+    env.AUTH_TYPE = 'Basic';
+    env.REMOTE_USER = target.user;
+  }
   env.PATH = CGI_PATH;
 
   for (const name of settings.inheritEnv) {

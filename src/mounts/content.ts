@@ -27,6 +27,8 @@ export interface CallbackTarget {
   readonly remainder: string;
   readonly mountpoint: string;
   readonly pmo: Readonly<Record<string, string>>;
+  /** The user who passed the mount's basic authentication (lws hands callbacks the user name too). */
+  readonly user?: string;
 }
 
 /** A proxy mount was matched: the adapter forwards the request to `settings.origin` at `path`. */
@@ -45,6 +47,8 @@ export interface CgiTarget {
   readonly pathInfo: string;
   /** QUERY_STRING: the query without its `?`, undecoded. */
   readonly query: string;
+  /** REMOTE_USER: the user who passed the mount's basic authentication. */
+  readonly user?: string;
 }
 
 /** What to send. `body` is null for HEAD and bodiless statuses; a stream is consumed once and owns its file handle. */
@@ -69,6 +73,20 @@ export interface CoreResponse {
   readonly error?: unknown;
   /** How a file's body was produced, for request logs; absent for pages, redirects and callbacks. */
   readonly source?: BodySource;
+  /** The request passed the mount's basic authentication (set on every response it gets then). */
+  readonly auth?: AuthenticatedUser;
+}
+
+/**
+ * Who passed a mount's basic authentication. Origins take it: a proxy mount strips the client's
+ * Authorization (it was for vfserve), CGI programs get AUTH_TYPE and REMOTE_USER (RFC 3875 §4.1.1,
+ * §4.1.11), and relayed responses are kept out of shared caches unless `sharedCache`. Never the password.
+ */
+export interface AuthenticatedUser {
+  /** The user name the request logged in with. */
+  readonly user: string;
+  /** The mount has `cache-intermediaries`: shared caches may store its responses. */
+  readonly sharedCache: boolean;
 }
 
 /**

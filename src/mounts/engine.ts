@@ -1,5 +1,6 @@
 import { lookup as mimeLookup } from 'mime-types';
-import { makeEtag, negotiateEncoding } from '../cache/http.js';
+import type { BasicAuth } from '../auth/basic.js';
+import { makeEtag, negotiateEncoding, privateCacheControl } from '../cache/http.js';
 import { LruCache } from '../cache/lru.js';
 import { CONTAINER_SIGNATURES } from '../fops/container.js';
 import { FopError } from '../fops/errors.js';
@@ -184,23 +185,30 @@ export class ServeEngine {
     this.#notFoundDocument = doc;
     this.#compressor = new Compressor(options.compression);
     const mounts = options.mounts.map((m, i) => resolveMount(m, this.#headers, `mounts[${i}]`, CONTAINER_SIGNATURES));
+    // A mountpoint may be used twice when one of the two is exact-match (lws prefers it for the exact URI).
     const seen = new Set<string>();
     for (const m of mounts) {
-      if (seen.has(m.mountpoint)) throw new TypeError(`mounts: mountpoint ${JSON.stringify(m.mountpoint)} is used twice`);
-      seen.add(m.mountpoint);
+      const id = `${m.exactMatch ? '=' : ''}${m.mountpoint}`;
+      if (seen.has(id)) throw new TypeError(`mounts: mountpoint ${JSON.stringify(m.mountpoint)} is used twice`);
+      seen.add(id);
     }
-    // Longest mountpoint first: the first segment-boundary match is the longest.
-    this.mounts = Object.freeze(mounts.sort((a, b) => b.mountpoint.length - a.mountpoint.length));
+    // Longest mountpoint first, so the first match is the longest; of two alike, the exact-match one.
+    this.mounts = Object.freeze(mounts.sort((a, b) => b.mountpoint.length - a.mountpoint.length || Number(b.exactMatch) - Number(a.exactMatch)));
   }
 
   /**
-   * The longest mount whose mountpoint is the path or a segment-boundary prefix of it. For an upgrade
+   * The longest mount whose mountpoint is the path or a segment-boundary prefix of it; a mount with
+   * `exactMatch` only for the path itself without a trailing slash (`/` for the root). For an upgrade
    * request, mounts with `noWsUpgrades` are passed over.
    */
-  match(path: string, upgrade = false): ResolvedMount | undefined {
+  match(path: string, upgrade = false, trailingSlash = false): ResolvedMount | undefined {
     for (const m of this.mounts) {
       if (upgrade && m.noWsUpgrades) continue;
       const mp = m.mountpoint;
+      if (m.exactMatch) {
+        if (path === mp && (mp === '/' || !trailingSlash)) return m;
+        continue;
+      }
       if (mp === '/' || path === mp || (path.startsWith(mp) && path.charCodeAt(mp.length) === 0x2f)) return m;
     }
     return undefined;
@@ -233,12 +241,57 @@ export class ServeEngine {
   #route(req: CoreRequest): CoreResponse | Promise<CoreResponse> {
     const canon = canonicalizePath(req.url);
     if ('status' in canon) return this.#page(canon.status, this.#headers, canon.reason);
-    const m = this.match(canon.path, req.upgrade === true);
+    const m = this.match(canon.path, req.upgrade === true, canon.trailingSlash);
     if (!m) return { ...this.#page(404, this.#headers), notFound: true };
+    if (m.auth !== undefined && !isPreflight(req, m)) return this.#authenticate(req, canon, m, m.auth);
+    return this.#mount(req, canon, m);
+  }
+
+  /**
+   * Basic authentication, before anything of the mount is looked at, whatever its kind: a missing,
+   * malformed or wrong login gets the same 401. A login that passes marks the response with its
+   * user (origins take it: REMOTE_USER, callbacks) and keeps it out of shared caches (see {@link #private}).
+   */
+  #authenticate(req: CoreRequest, canon: CanonicalPath, m: ResolvedMount, auth: BasicAuth): CoreResponse | Promise<CoreResponse> {
+    const go = (user: string | undefined): CoreResponse | Promise<CoreResponse> => {
+      if (user === undefined) return this.#unauthorized(m, auth);
+      const out = this.#mount(req, canon, m);
+      return out instanceof Promise ? out.then((o) => this.#private(o, m, user)) : this.#private(out, m, user);
+    };
+    const user = auth.check(req.header('authorization'));
+    return user instanceof Promise ? user.then(go) : go(user);
+  }
+
+  /** 401 with the mount's challenge (RFC 9110 §11.6.1), never stored by any cache. */
+  #unauthorized(m: ResolvedMount, auth: BasicAuth): CoreResponse {
+    const page = this.#page(401, m.headers);
+    return { ...page, headers: { ...page.headers, 'www-authenticate': auth.challenge, 'cache-control': 'no-store' } };
+  }
+
+  /**
+   * An authenticated response: `auth` set, and unless the mount has `cache-intermediaries`, a
+   * Cache-Control a shared cache would store made `private` (RFC 9111 §3.5: a response to a request
+   * with Authorization is for that user). Relayed responses (callback, proxy, CGI) get the same rule
+   * from the adapter, when their head is written.
+   */
+  #private(out: CoreResponse, m: ResolvedMount, user: string): CoreResponse {
+    const auth = { user, sharedCache: m.sharedCache };
+    if (out.callback) return { ...out, auth, callback: { ...out.callback, user } };
+    if (out.cgi) return { ...out, auth, cgi: { ...out.cgi, user } };
+    if (out.proxy) return { ...out, auth };
+    const current = out.headers['cache-control'];
+    const cc = privateCacheControl(current, m.sharedCache);
+    return { ...out, auth, ...(cc === current || cc === undefined ? {} : { headers: { ...out.headers, 'cache-control': cc } }) };
+  }
+
+  /** Answers a request under mount `m`, by its kind. */
+  #mount(req: CoreRequest, canon: CanonicalPath, m: ResolvedMount): CoreResponse | Promise<CoreResponse> {
     const remainder = m.mountpoint === '/' ? canon.path : canon.path.slice(m.mountpoint.length);
     if (m.kind === 'proxy') {
-      // lws: `/proxy` is redirected to `/proxy/`, so relative links resolve inside the mount.
-      if (remainder === '' && !canon.trailingSlash && m.mountpoint !== '/') return this.#redirect(`${encodePath(`${m.mountpoint}/`)}${canon.query}`, m.headers);
+      // lws: `/proxy` is redirected to `/proxy/`, so relative links resolve inside the mount; an
+      // exact-match mount has nothing below it, and forwards `/proxy` as it is.
+      if (remainder === '' && !canon.trailingSlash && m.mountpoint !== '/' && !m.exactMatch)
+        return this.#redirect(`${encodePath(`${m.mountpoint}/`)}${canon.query}`, m.headers);
       const path = upstreamPath(m.proxy!.origin.basePath, remainder === '' || remainder === '/' ? '' : encodePath(remainder), canon.trailingSlash, canon.query);
       return { status: 0, headers: this.#configured({}, m), body: null, proxy: { settings: m.proxy!, path, mountpoint: m.mountpoint } };
     }
@@ -257,7 +310,7 @@ export class ServeEngine {
       // The vhost and mount headers go on callback responses too; the adapter sets them before the handler runs.
       return { status: 0, headers: this.#configured({}, m), body: null, callback: { name: m.callback, remainder: rest, mountpoint: m.mountpoint, pmo: m.pmo } };
     }
-    if (m.kind === 'redirect') return this.#redirect(m.redirect, m.headers);
+    if (m.kind === 'redirect') return this.#redirect(m.appendPath ? appendedTarget(m.redirect, canon, remainder) : m.redirect, m.headers);
     if (req.method === 'OPTIONS' && m.cors) return this.#preflight(req, m);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       const page = this.#page(405, m.headers);
@@ -427,8 +480,10 @@ export class ServeEngine {
 
   /** Resolves a path under a file mount: redirects, dotfiles, the default file, the whitelist, symlinks, siblings. */
   async #resolve(canon: CanonicalPath, m: ResolvedMount, remainder: string): Promise<Resolution> {
-    // A mountpoint without its slash: redirect so relative links resolve inside the mount.
-    if (m.mountpoint !== '/' && remainder === '' && !canon.trailingSlash) return { kind: 'redirect', location: encodePath(`${m.mountpoint}/`) };
+    // A mountpoint without its slash: redirect so relative links resolve inside the mount. An
+    // exact-match mount answers only that URI, so it serves it (the origin file, or its default file).
+    const exactRoot = m.exactMatch && remainder === '';
+    if (m.mountpoint !== '/' && remainder === '' && !canon.trailingSlash && !exactRoot) return { kind: 'redirect', location: encodePath(`${m.mountpoint}/`) };
     // Dotfiles (.git, .env, .htpasswd) are never served; /.well-known/ is (RFC 8615).
     for (let i = 0; i < canon.segments.length; i++) {
       const s = canon.segments[i]!;
@@ -457,7 +512,7 @@ export class ServeEngine {
       else if (!m.mime(path).allowed) return { kind: 'redirect', location: encodePath(`${canon.path}/`) };
     }
     if (directory) {
-      if (!canon.trailingSlash) return { kind: 'redirect', location: encodePath(`${canon.path}/`) };
+      if (!canon.trailingSlash && !exactRoot) return { kind: 'redirect', location: encodePath(`${canon.path}/`) };
       const dir = path;
       st = undefined;
       for (const name of m.defaultFiles) {
@@ -829,6 +884,27 @@ function addVary(current: string | undefined, value: string): string {
 function suggestedType(suffix: string): string {
   const t = mimeLookup(suffix);
   return t === false ? 'application/octet-stream' : t;
+}
+
+/**
+ * A CORS preflight on a `cors` mount: OPTIONS with Access-Control-Request-Method. Browsers never
+ * send credentials on one (Fetch standard, CORS-preflight fetch), so it is answered without them:
+ * the answer names methods and headers only.
+ */
+function isPreflight(req: CoreRequest, m: ResolvedMount): boolean {
+  return m.cors && m.kind === 'file' && req.method === 'OPTIONS' && req.header('access-control-request-method') !== undefined;
+}
+
+/**
+ * `append-path`: the redirect target with the request's path after the mountpoint (percent-encoded
+ * again, a trailing slash kept) and its query on the end. lws appends the path and drops the query;
+ * a moved site keeps its links' queries working here.
+ */
+function appendedTarget(target: string, canon: CanonicalPath, remainder: string): string {
+  const rest = canon.trailingSlash && !remainder.endsWith('/') ? `${remainder}/` : remainder;
+  if (rest === '') return `${target}${canon.query}`;
+  const base = target.endsWith('/') ? target.slice(0, -1) : target;
+  return `${base}${encodePath(rest)}${canon.query}`;
 }
 
 /** Releases a response's body stream, if any, without sending it. */

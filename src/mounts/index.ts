@@ -3,7 +3,8 @@ export { BUILTIN_MIMETYPES, createMimeLookup, type MimeDecision, type MimetypePr
 export { mountFromConfig, resolveMount, type MountOptions, type ResolvedMount } from './options.js';
 export { statusForError, statusPage } from './status.js';
 export { ServeEngine, type EngineCacheStats, type EngineOptions } from './engine.js';
-export type { BodySource, CallbackTarget, CgiTarget, CoreRequest, CoreResponse, ProxyTarget } from './content.js';
+export type { AuthenticatedUser, BodySource, CallbackTarget, CgiTarget, CoreRequest, CoreResponse, ProxyTarget } from './content.js';
+export { BasicAuth, Credentials, CredentialsError, DEFAULT_REALM, parseBasicAuthorization } from '../auth/basic.js';
 export { parseProxyOrigin, type ProxyHeaderMode, type ProxyOrigin, type ProxySettings } from '../proxy/origin.js';
 export type { CgiSettings } from '../cgi/settings.js';
 export { CODINGS, HAS_ZSTD, LEVELS, isCompressibleType, type Coding, type CompressionOptions } from './compress.js';

@@ -4,6 +4,7 @@ import { cacheControl } from '../cache/http.js';
 import { DEFAULT_INHERIT_ENV, ENV_NAME, type CgiSettings } from '../cgi/settings.js';
 import { parseProxyOrigin, type ProxyHeaderMode, type ProxySettings } from '../proxy/origin.js';
 import { validFopPath } from '../fops/path.js';
+import { BasicAuth, Credentials, CredentialsError, DEFAULT_REALM, validRealm } from '../auth/basic.js';
 import { createMimeLookup, MIMETYPE_PRESETS, type MimeDecision, type MimetypePreset } from './mime.js';
 
 /**
@@ -109,6 +110,18 @@ export interface MountOptions {
   readonly cgiMaxConcurrent?: number | string;
   /** CGI mounts: names of the server's environment variables passed on (default LANG, LC_ALL, LC_CTYPE, TZ). */
   readonly cgiInheritEnv?: string | readonly string[];
+  /**
+   * HTTP Basic authentication for everything under the mount, whatever its origin: a credentials
+   * file's path (read once, when the mount is resolved) or {@link Credentials} already loaded. A
+   * request without a valid login gets 401 with `WWW-Authenticate: Basic realm="…"`. See the README.
+   */
+  readonly basicAuth?: string | Credentials;
+  /** The realm of `basicAuth`'s challenge (default `"lwsws"`, as lws). */
+  readonly basicAuthRealm?: string;
+  /** Match only the exact URI `mountpoint` (lws v5 `exact-match`), not the paths below it. */
+  readonly exactMatch?: boolean | string | number;
+  /** Redirect mounts: append the request's path after the mountpoint, and its query, to the target (lws v5 `append-path`). */
+  readonly appendPath?: boolean | string | number;
 }
 
 /** A mount checked once and precomputed: the request path is a lookup plus copies of these. */
@@ -145,6 +158,14 @@ export interface ResolvedMount {
   readonly cgi: CgiSettings | undefined;
   /** The mount is skipped for WebSocket upgrade requests. */
   readonly noWsUpgrades: boolean;
+  /** Basic authentication every request under the mount must pass, or undefined. */
+  readonly auth: BasicAuth | undefined;
+  /** `cache-intermediaries` was set: shared caches may store the mount's responses, authenticated ones included. */
+  readonly sharedCache: boolean;
+  /** The mount matches its mountpoint exactly, and nothing below it. */
+  readonly exactMatch: boolean;
+  /** Redirect mounts: the path after the mountpoint and the query go on the end of the target. */
+  readonly appendPath: boolean;
 }
 
 const KEYS: Readonly<Record<string, keyof MountOptions>> = {
@@ -182,6 +203,22 @@ const KEYS: Readonly<Record<string, keyof MountOptions>> = {
   'cgi-chdir': 'cgiChdir',
   'cgi-max-concurrent': 'cgiMaxConcurrent',
   'cgi-inherit-env': 'cgiInheritEnv',
+  'basic-auth': 'basicAuth',
+  'basic-auth-realm': 'basicAuthRealm',
+  'exact-match': 'exactMatch',
+  'append-path': 'appendPath',
+};
+
+/** lwsws mount keys vfserve does not implement, each refused with its reason rather than as unknown. */
+const REFUSED_KEYS: Readonly<Record<string, string>> = {
+  'keepalive-timeout':
+    'is not supported on a mount: node sets the keep-alive timeout per server (per listening socket), not per response, and a connection outlives the requests on it; set the vhost\'s "keepalive-timeout" instead',
+  'auth-mask':
+    'is not supported: it feeds lws\'s LWS_CALLBACK_CHECK_ACCESS_RIGHTS, which callback:// handlers here do not have; use "basic-auth", or check access in the handler',
+  interpret: 'is not supported: lws hands matching files to a protocol plugin; use a callback:// or cgi:// mount instead',
+  'cgi-chroot': 'is not supported: node cannot chroot a child process; run vfserve itself in a container or chroot',
+  protocol: 'is not supported (lws parses and ignores it): use a callback:// origin',
+  'interceptor-path': 'is not supported: lws\'s interceptors (lws-login, captcha) are JOSE plugins; use "basic-auth" or a proxy mount',
 };
 
 const PROXY_KEYS: readonly (keyof MountOptions)[] = [
@@ -203,7 +240,10 @@ const CGI_KEYS: readonly (keyof MountOptions)[] = ['cgiEnv', 'cgiTimeout', 'cgiC
 export function mountFromConfig(obj: Readonly<Record<string, unknown>>, where = 'mount'): MountOptions {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(obj)) {
-    const name = KEYS[key] ?? (Object.values(KEYS).includes(key as keyof MountOptions) ? (key as keyof MountOptions) : undefined);
+    // Own keys only: `constructor` or `toString` must not find Object.prototype's.
+    const name = Object.hasOwn(KEYS, key) ? KEYS[key] : Object.values(KEYS).includes(key as keyof MountOptions) ? (key as keyof MountOptions) : undefined;
+    const refused = Object.hasOwn(REFUSED_KEYS, key) ? REFUSED_KEYS[key] : undefined;
+    if (refused !== undefined) throw new TypeError(`${where}: ${JSON.stringify(key)} ${refused}`);
     if (!name) throw new TypeError(`${where}: unknown key ${JSON.stringify(key)}`);
     out[name] = value;
   }
@@ -325,6 +365,12 @@ export function resolveMount(
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- checked for JavaScript callers and JSON config
   if (typeof m !== 'object' || m === null) throw new TypeError(`${where} must be an object`);
   const mountpoint = canonicalMountpoint(m.mountpoint, where);
+  const exactMatch = bool(m.exactMatch, `${where}.exactMatch`);
+  // lws compares the URI with the mountpoint as written; here mountpoints lose their trailing slash.
+  if (exactMatch && mountpoint !== '/' && m.mountpoint.endsWith('/'))
+    throw new TypeError(
+      `${where}.mountpoint: write an exact-match mountpoint without the trailing slash (${JSON.stringify(mountpoint)} matches that URI only)`,
+    );
   const origin = m.origin;
   if (typeof origin !== 'string' || origin === '') throw new TypeError(`${where}.origin must be a non-empty string`);
   const defaultFiles = m.default === undefined ? ['index.html'] : stringList(m.default, `${where}.default`);
@@ -372,6 +418,10 @@ export function resolveMount(
     listing: bool(m.listing, `${where}.listing`),
     listingMax: listingMax(m.listingMax, `${where}.listingMax`),
     noWsUpgrades: bool(m.noWsUpgrades, `${where}.noWsUpgrades`),
+    auth: basicAuth(m, where),
+    sharedCache: bool(m.cacheIntermediaries, `${where}.cacheIntermediaries`),
+    exactMatch,
+    appendPath: bool(m.appendPath, `${where}.appendPath`),
     root: '',
     archive: false,
     redirect: '',
@@ -384,6 +434,7 @@ export function resolveMount(
   for (const key of PROXY_KEYS)
     if (m[key] !== undefined && !isProxy) throw new TypeError(`${where}.${key} applies only to reverse-proxy origins (http://, https://)`);
   for (const key of CGI_KEYS) if (m[key] !== undefined && !isCgi) throw new TypeError(`${where}.${key} applies only to cgi:// origins`);
+  if (base.appendPath && !origin.startsWith('>')) throw new TypeError(`${where}.appendPath applies only to redirect origins (>https://…)`);
   if (origin.startsWith('>')) {
     const target = origin.slice(1);
     let url: URL;
@@ -393,6 +444,9 @@ export function resolveMount(
       throw new TypeError(`${where}.origin: ${JSON.stringify(origin)} is not a valid redirect URL`);
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`${where}.origin: redirects must be >http:// or >https://`);
+    // The path goes on the end of the target's path: a query or fragment there would end up in the middle.
+    if (base.appendPath && (url.search !== '' || url.hash !== ''))
+      throw new TypeError(`${where}.appendPath: the redirect target ${JSON.stringify(target)} must have no query or fragment to append a path to`);
     return Object.freeze({ ...base, kind: 'redirect', redirect: url.href });
   }
   if (origin.startsWith('callback://')) {
@@ -416,6 +470,28 @@ export function resolveMount(
   const lower = `${path}/`.toLowerCase();
   const archive = signatures.some((sig) => lower.endsWith(sig));
   return Object.freeze({ ...base, kind: 'file', root: path, archive });
+}
+
+/** The mount's basic authentication: credentials loaded now from a path, or given loaded. */
+function basicAuth(m: MountOptions, where: string): BasicAuth | undefined {
+  const source: unknown = m.basicAuth;
+  if (source === undefined) {
+    if (m.basicAuthRealm !== undefined) throw new TypeError(`${where}.basicAuthRealm needs basicAuth (a credentials file)`);
+    return undefined;
+  }
+  let credentials: Credentials;
+  if (source instanceof Credentials) credentials = source;
+  else if (typeof source === 'string' && source !== '') {
+    try {
+      credentials = Credentials.load(source);
+    } catch (err) {
+      if (err instanceof CredentialsError) throw new TypeError(`${where}.basicAuth: ${err.message}`);
+      throw err;
+    }
+  } else throw new TypeError(`${where}.basicAuth must be the path of a credentials file, or Credentials`);
+  const realm: unknown = m.basicAuthRealm ?? DEFAULT_REALM;
+  if (!validRealm(realm)) throw new TypeError(`${where}.basicAuthRealm must be printable text of up to 200 characters without " or \\`);
+  return new BasicAuth(credentials, realm);
 }
 
 function proxySettings(m: MountOptions, origin: string, where: string): ProxySettings {

@@ -171,6 +171,8 @@ export function forward(req: NodeRequest, res: NodeResponse, out: CoreResponse &
       httpVersion: req.httpVersion,
       localPort: sock.localPort ?? 0,
     });
+    // Credentials checked by the mount's basic-auth were for vfserve, not for the origin.
+    if (out.auth !== undefined && 'headers' in made) delete made.headers.authorization;
     if ('status' in made) {
       ctx.fail(new Error(`vfserve: proxy ${settings.origin.key}: 508, ${made.reason}`));
       sendPage(req, res, out, 508, statusPage(508));

@@ -380,6 +380,8 @@ export function forwardUpgrade(
     localPort: peer.localPort ?? 0,
   };
   const up = requestHeaders(req, settings, client);
+  // Credentials checked by the mount's basic-auth were for vfserve, not for the origin.
+  if (out.auth !== undefined && 'headers' in up) delete up.headers.authorization;
   if (!('headers' in up)) {
     ctx.fail(new Error(`vfserve: proxy ${origin}: upgrade refused with 508: ${up.reason}`));
     refuseUpgrade(socket, 508, outcome);

@@ -5,11 +5,14 @@
  * values, and a broken conf.d file (which lwsws silently drops).
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { BOOLEAN_WORDS, mountFromConfig, parseBoolean, type MountOptions } from '../mounts/options.js';
 import type { ZipIndexEvent } from '../fops/zip/zip-fops.js';
 import { findJsonSyntaxError } from './json-syntax.js';
 import { cgiDefect, originDefect } from './origins.js';
+import { Credentials, CredentialsError, validRealm } from '../auth/basic.js';
+import { TLS_TUNING_KEYS, tlsTuningDefect, withTlsKey, type TlsTuning } from './tls-options.js';
 
 /** A configuration problem: one clear message naming the file and JSON path. */
 export class ConfigError extends Error {
@@ -42,6 +45,10 @@ export interface VhostConfig {
   readonly headers: Readonly<Record<string, string>>;
   readonly keepaliveTimeout?: number;
   readonly errorDocument404?: string;
+  /** `ciphers`, `tls13-ciphers`, `ecdh-curve`, `ssl-option-set`, `ssl-option-clear` (TLS vhosts only). */
+  readonly tlsTuning?: TlsTuning;
+  /** `ipv6only`: the listening socket takes IPv6 connections only (IPV6_V6ONLY); false or absent: node's default. */
+  readonly ipv6only?: boolean;
   readonly mounts: readonly MountOptions[];
   /** Where this vhost was defined, for messages. */
   readonly source: string;
@@ -275,6 +282,20 @@ function parseVhost(v: unknown, file: string, at: string, base: string): VhostCo
       case 'error-document-404':
         out.errorDocument404 = str(value, file, k);
         break;
+      case 'ciphers':
+      case 'tls13-ciphers':
+      case 'ecdh-curve':
+      case 'ssl-option-set':
+      case 'ssl-option-clear':
+        try {
+          out.tlsTuning = withTlsKey(out.tlsTuning, key, value);
+        } catch (err) {
+          throw new ConfigError(file, k, (err as Error).message);
+        }
+        break;
+      case 'ipv6only':
+        out.ipv6only = bool(value, file, k);
+        break;
       case 'mounts':
         if (!Array.isArray(value)) throw new ConfigError(file, k, 'must be an array');
         out.mounts = value.map((m: unknown, i: number) => parseMount(m, file, `${k}[${i}]`, base));
@@ -286,12 +307,29 @@ function parseVhost(v: unknown, file: string, at: string, base: string): VhostCo
   if (out.name === undefined) out.name = 'default';
   if (out.port === undefined && !out.unixSocket) throw new ConfigError(file, at, '"port" is required (unless "unix-socket" is set)');
   if ((out.tlsKey === undefined) !== (out.tlsCert === undefined)) throw new ConfigError(file, at, '"host-ssl-key" and "host-ssl-cert" go together');
+  checkListenKeys(out, o, file, at);
   const { tlsKey, tlsCert, tlsCa, ...rest } = out;
   return {
     ...(rest as VhostConfig),
     port: out.port ?? 0,
     ...(tlsKey !== undefined && tlsCert !== undefined ? { tls: { key: tlsKey, cert: tlsCert, ...(tlsCa !== undefined ? { ca: tlsCa } : {}) } } : {}),
   };
+}
+
+/** The TLS tuning keys need TLS and must make sense together; `ipv6only` needs an IPv6 socket. */
+function checkListenKeys(out: Partial<VhostConfig> & { tlsKey?: string }, o: Readonly<Record<string, unknown>>, file: string, at: string): void {
+  if (out.tlsTuning !== undefined) {
+    const first = Object.keys(o).find((key) => Object.hasOwn(TLS_TUNING_KEYS, key))!;
+    if (out.tlsKey === undefined) throw new ConfigError(file, `${at}["${first}"]`, 'needs a TLS vhost (host-ssl-key and host-ssl-cert)');
+    const defect = tlsTuningDefect(out.tlsTuning);
+    if (defect !== undefined) throw new ConfigError(file, `${at}["${Object.hasOwn(o, defect.key) ? defect.key : first}"]`, defect.detail);
+  }
+  if (out.ipv6only === true) {
+    const k = `${at}["ipv6only"]`;
+    if (out.unixSocket === true) throw new ConfigError(file, k, 'does not apply to a unix socket');
+    if (out.interface !== undefined && isIP(out.interface) === 4)
+      throw new ConfigError(file, k, `needs an IPv6 interface ("::" for every address, or one such as "::1"), not ${JSON.stringify(out.interface)}`);
+  }
 }
 
 function parseMount(m: unknown, file: string, at: string, base: string): MountOptions {
@@ -303,6 +341,27 @@ function parseMount(m: unknown, file: string, at: string, base: string): MountOp
   // The config's own boolean and integer vocabulary, with errors naming the file and JSON path.
   if (obj.listing !== undefined) obj.listing = bool(obj.listing, file, `${at}["listing"]`);
   if (obj['listing-max'] !== undefined) obj['listing-max'] = int(obj['listing-max'], file, `${at}["listing-max"]`, 1);
+  for (const key of ['exact-match', 'append-path']) if (obj[key] !== undefined) obj[key] = bool(obj[key], file, `${at}["${key}"]`);
+  const realm = obj['basic-auth-realm'];
+  if (realm !== undefined && !validRealm(realm))
+    throw new ConfigError(file, `${at}["basic-auth-realm"]`, 'must be printable text of up to 200 characters without " or \\ (it is sent as a quoted-string)');
+  if (realm !== undefined && obj['basic-auth'] === undefined)
+    throw new ConfigError(file, `${at}["basic-auth-realm"]`, 'needs "basic-auth" (a credentials file)');
+  if (obj['append-path'] === true && !(typeof obj.origin === 'string' && obj.origin.startsWith('>')))
+    throw new ConfigError(file, `${at}["append-path"]`, 'applies only to redirect origins (">https://…")');
+  if (obj['exact-match'] === true && typeof obj.mountpoint === 'string' && obj.mountpoint.length > 1 && obj.mountpoint.endsWith('/'))
+    throw new ConfigError(file, `${at}["mountpoint"]`, 'write an exact-match mountpoint without the trailing slash: it then matches that URI only');
+  const auth = obj['basic-auth'];
+  if (auth !== undefined) {
+    // Read now, at every start and reload: a changed file takes effect on SIGHUP, a broken one is refused then.
+    if (typeof auth !== 'string' || auth === '') throw new ConfigError(file, `${at}["basic-auth"]`, 'must be the path of a credentials file');
+    try {
+      obj['basic-auth'] = Credentials.load(within(base, auth));
+    } catch (err) {
+      if (err instanceof CredentialsError) throw new ConfigError(file, `${at}["basic-auth"]`, err.message);
+      throw err;
+    }
+  }
   for (const key of MOUNT_PATHS) {
     const origin = obj[key];
     // A relative file origin resolves against this file's directory (`file://site.zip`, `./www`), and

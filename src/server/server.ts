@@ -15,6 +15,7 @@ import { ZipFops, type ZipIndexEvent } from '../fops/zip/zip-fops.js';
 import { AccessLog } from './access-log.js';
 import type { ServerConfig, VhostConfig } from './config.js';
 import { createStatusHandler, hitRate, STATUS_HANDLER, type ServerStatus, type VhostStatus } from './status.js';
+import { nodeTlsOptions, sameTlsOptions } from './tls-options.js';
 
 /** One listening socket (or, from {@link checkServer}, one it would open) and the vhosts it serves. */
 export interface ListenerInfo {
@@ -24,6 +25,8 @@ export interface ListenerInfo {
   readonly port: number;
   readonly unix: boolean;
   readonly tls: boolean;
+  /** The socket takes IPv6 connections only (the vhosts' `ipv6only`). */
+  readonly ipv6Only: boolean;
   /** The vhosts' names, in configuration order. */
   readonly vhosts: readonly string[];
   /** The vhosts' configurations, in the same order. */
@@ -81,7 +84,7 @@ function readPem(vc: VhostConfig, what: string, file: string): Buffer {
   }
 }
 
-/** The TLS context of a vhost, from its key, certificate and CA files. */
+/** The TLS context of a vhost, from its key, certificate and CA files, and its ciphers, curves and options. */
 function secureContext(vc: VhostConfig): SecureContext | undefined {
   if (!vc.tls) return undefined;
   const { key, cert, ca } = vc.tls;
@@ -90,6 +93,7 @@ function secureContext(vc: VhostConfig): SecureContext | undefined {
       key: readPem(vc, 'host-ssl-key', key),
       cert: readPem(vc, 'host-ssl-cert', cert),
       ...(ca ? { ca: readPem(vc, 'host-ssl-ca', ca) } : {}),
+      ...nodeTlsOptions(vc.tlsTuning),
     });
   } catch (err) {
     if ((err as Error).message.startsWith(vc.source)) throw err;
@@ -173,16 +177,24 @@ interface Group {
   readonly unix: boolean;
   readonly vhosts: Vhost[];
   readonly tls: boolean;
+  readonly ipv6Only: boolean;
 }
 
-/** `interface`: an IP address, or a network interface name (its first IPv4, else IPv6, address). */
+/**
+ * `interface`: an IP address, or a network interface name (its first IPv4, else IPv6, address).
+ * With `ipv6only`: `::` when there is none, and an interface's first IPv6 address.
+ */
 function bindAddress(vc: VhostConfig): string {
   const iface = vc.interface;
-  if (iface === undefined) return '0.0.0.0';
+  const v6 = vc.ipv6only === true;
+  if (iface === undefined) return v6 ? '::' : '0.0.0.0';
   if (isIP(iface) !== 0) return iface;
   const addrs = networkInterfaces()[iface];
-  const pick = addrs?.find((a) => a.family === 'IPv4') ?? addrs?.[0];
-  if (!pick) throw new Error(`${vc.source}: vhost "${vc.name}": "interface" ${JSON.stringify(iface)} is neither an IP address nor a network interface here`);
+  const pick = v6 ? addrs?.find((a) => a.family === 'IPv6') : (addrs?.find((a) => a.family === 'IPv4') ?? addrs?.[0]);
+  if (!pick)
+    throw new Error(
+      `${vc.source}: vhost "${vc.name}": "interface" ${JSON.stringify(iface)} is neither an IP address nor a network interface${v6 ? ' with an IPv6 address (ipv6only)' : ''} here`,
+    );
   return pick.address;
 }
 
@@ -269,10 +281,19 @@ async function buildGroups(config: ServerConfig, options: StartOptions, reloadCo
       }
       const host = vc.unixSocket ? socketPath(vc) : bindAddress(vc);
       const key = `${host}\0${vc.unixSocket ? 'unix' : vc.port}`;
-      const group = groups.get(key) ?? { host, port: vc.port, unix: vc.unixSocket, vhosts: [], tls: context !== undefined };
+      const group = groups.get(key) ?? { host, port: vc.port, unix: vc.unixSocket, vhosts: [], tls: context !== undefined, ipv6Only: vc.ipv6only === true };
       if (group.tls !== (context !== undefined)) {
         throw new Error(`port ${vc.port}: vhosts "${group.vhosts[0]?.config.name ?? ''}" and "${vc.name}" share it, so all or none of them must have TLS`);
       }
+      const other = group.vhosts[0]?.config;
+      // One socket, one IPV6_V6ONLY; and OpenSSL takes ciphers and options from the context the
+      // handshake starts with, before SNI picks the vhost, so a second vhost's would not apply.
+      if (other !== undefined && (other.ipv6only === true) !== group.ipv6Only)
+        throw new Error(`port ${vc.port}: vhosts "${other.name}" and "${vc.name}" share it, so they must agree on "ipv6only"`);
+      if (other !== undefined && !sameTlsOptions(other.tlsTuning, vc.tlsTuning))
+        throw new Error(
+          `port ${vc.port}: vhosts "${other.name}" and "${vc.name}" share it, so they must agree on "ciphers", "tls13-ciphers", "ecdh-curve", "ssl-option-set" and "ssl-option-clear"`,
+        );
       group.vhosts.push({ config: vc, handler, log, context });
       groups.set(key, group);
     }
@@ -294,6 +315,7 @@ async function listen(group: Group, state: ListenerState, options: StartOptions,
         {
           key: readPem(first.config, 'host-ssl-key', first.config.tls!.key),
           cert: readPem(first.config, 'host-ssl-cert', first.config.tls!.cert),
+          ...nodeTlsOptions(first.config.tlsTuning),
           SNICallback: (servername, cb) => cb(null, selectVhost(state.vhosts, servername).context),
         },
         listener,
@@ -318,7 +340,7 @@ async function listen(group: Group, state: ListenerState, options: StartOptions,
       resolve();
     };
     if (group.unix) server.listen(group.host, done);
-    else server.listen(group.port, group.host, done);
+    else server.listen({ port: group.port, host: group.host, ...(group.ipv6Only ? { ipv6Only: true } : {}) }, done);
   });
   return server;
 }
@@ -451,6 +473,7 @@ export async function checkServer(config: ServerConfig, options: StartOptions = 
     port: g.unix ? 0 : g.port,
     unix: g.unix,
     tls: g.tls,
+    ipv6Only: g.ipv6Only,
     vhosts: g.vhosts.map((v) => v.config.name),
     configs: g.vhosts.map((v) => v.config),
   }));
@@ -485,6 +508,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         port: group.unix ? 0 : (server.address() as AddressInfo).port,
         unix: group.unix,
         tls: group.tls,
+        ipv6Only: group.ipv6Only,
         vhosts: state.vhosts.map((v) => v.config.name),
         configs: state.vhosts.map((v) => v.config),
       }));
@@ -498,11 +522,15 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
           for (const g of groups.values()) void retireLogs(g.vhosts);
           throw new Error(`port ${group.port}: switching TLS on a listening port needs a restart`);
         }
+        if (old && old.group.ipv6Only !== group.ipv6Only) {
+          for (const g of groups.values()) void retireLogs(g.vhosts);
+          throw new Error(`port ${group.port}: switching "ipv6only" on a listening port needs a restart`);
+        }
       }
       // Everything that can fail comes before the first swap, so a failure leaves the old configuration
       // whole: the new listeners and the TLS material for the kept ones.
       const started = new Map<string, { server: Server; group: Group; state: ListenerState }>();
-      const contexts = new Map<string, { key: Buffer; cert: Buffer }>();
+      const contexts = new Map<string, { key: Buffer; cert: Buffer } & ReturnType<typeof nodeTlsOptions>>();
       try {
         for (const [key, group] of groups) {
           const old = live.get(key);
@@ -511,6 +539,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
             contexts.set(key, {
               key: readPem(first.config, 'host-ssl-key', first.config.tls!.key),
               cert: readPem(first.config, 'host-ssl-cert', first.config.tls!.cert),
+              ...nodeTlsOptions(first.config.tlsTuning),
             });
           } else if (!old) {
             const state: ListenerState = { vhosts: group.vhosts, config: next };
