@@ -46,6 +46,7 @@ const PHRASES: Readonly<Record<number, string>> = {
   302: 'Found',
   304: 'Not Modified',
   400: 'Bad Request',
+  401: 'Unauthorized',
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',

@@ -52,6 +52,7 @@ const PHRASES: Readonly<Record<number, string>> = {
   307: 'Temporary Redirect',
   308: 'Permanent Redirect',
   400: 'Bad Request',
+  401: 'Unauthorized',
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
