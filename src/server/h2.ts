@@ -78,6 +78,9 @@ export class H2Sessions {
       stream.once('close', () => streams--);
     });
     // The timer counts frames, not streams: a quiet stream (a proxied event stream) keeps its session.
+    // It is also what ends a session nghttp2 has given up on: after its stream-reset rate limit
+    // (rapid reset, CVE-2023-44487) it sends GOAWAY and discards all that comes, which node 20
+    // neither reports nor counts as activity, so the connection closes when this timer fires.
     if (this.idleMs > 0)
       session.setTimeout(this.idleMs, () => {
         if (streams === 0) session.close();

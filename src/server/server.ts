@@ -381,11 +381,7 @@ async function listen(group: Group, state: ListenerState, options: StartOptions,
     server.once('listening', () => inner.emit('listening'));
     http1 = inner;
   } else server = http1 = createServer(listener);
-  for (const s of h2) {
-    s.on('session', (session) => sessions.add(session));
-    // A client's protocol error (a flood node's limits end, a bad frame) ends its session: routine, not a server fault.
-    s.on('sessionError', () => undefined);
-  }
+  for (const s of h2) s.on('session', (session) => sessions.add(session));
   // WebSocket upgrades go to the vhost's proxy mounts; anything else is refused there. node:http2's
   // secure server emits 'upgrade' for its HTTP/1.1 connections as node:http does.
   http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => serveUpgrade(req, socket, head, state, options, stats));
