@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import { gunzipSync } from 'node:zlib';
+import WebSocket, { WebSocketServer } from 'ws';
 import { fixture, noise, root, rmTree, tmpDir, writeTree } from '../helpers/fixtures.js';
 
 const cli = join(root, 'dist', 'cli', 'main.js');
@@ -201,6 +202,9 @@ describe('vfserve CLI: HTTP/2', () => {
       setTimeout(() => res.end(`body=${Buffer.concat(parts).toString()}`), 30);
     });
   });
+  // WebSocket origin behind the proxy mount: echoes each message.
+  const wss = new WebSocketServer({ server: upstream });
+  wss.on('connection', (ws) => ws.on('message', (data: Buffer) => ws.send(`echo ${data.toString()}`)));
   let s: Running;
   let tlsPort = 0;
   let h2cPort = 0;
@@ -240,6 +244,7 @@ describe('vfserve CLI: HTTP/2', () => {
   });
   after(async () => {
     await s.stop();
+    wss.close();
     await new Promise<void>((resolve) => upstream.close(() => resolve()));
   });
 
@@ -373,6 +378,21 @@ describe('vfserve CLI: HTTP/2', () => {
       assert.match(env, /^HTTP_HOST=localhost$/m);
     } finally {
       c.close();
+    }
+  });
+
+  it('passes a WebSocket (HTTP/1.1 Upgrade) through a proxy mount on the HTTP/2 TLS port', async () => {
+    const ws = new WebSocket(`wss://127.0.0.1:${tlsPort}/proxy/ws`, { rejectUnauthorized: false });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', resolve);
+        ws.once('error', reject);
+      });
+      const reply = new Promise<string>((resolve) => ws.once('message', (data: Buffer) => resolve(data.toString())));
+      ws.send('over h1 on an h2 port');
+      assert.equal(await reply, 'echo over h1 on an h2 port');
+    } finally {
+      ws.terminate();
     }
   });
 
