@@ -4,7 +4,7 @@
  * ports bind different loopback addresses (127.0.0.1 to 127.0.0.4) on port 0.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
 import { connect as h2connect, constants, type ClientHttp2Session, type OutgoingHttpHeaders } from 'node:http2';
@@ -223,6 +223,7 @@ describe('vfserve CLI: HTTP/2', () => {
             interface: '127.0.0.1',
             ...tls('localhost'),
             'access-log': 'access.log',
+            'h2-max-concurrent-streams': 50,
             mounts: [
               { mountpoint: '/', origin: 'file://www' },
               { mountpoint: '/book', origin: fixture('lws', 'candide.zip') },
@@ -266,6 +267,8 @@ describe('vfserve CLI: HTTP/2', () => {
       const r = await h2request(h2, '/index.html');
       assert.equal(r.status, 200);
       assert.equal(r.body.toString(), '<h1>h2 home</h1>');
+      // The server's SETTINGS came before its first response.
+      assert.equal(h2.remoteSettings.maxConcurrentStreams, 50, 'h2-max-concurrent-streams');
     } finally {
       h2.close();
     }
@@ -298,6 +301,7 @@ describe('vfserve CLI: HTTP/2', () => {
       const r = await h2request(h2c, '/index.html');
       assert.equal(r.status, 200);
       assert.equal(r.body.toString(), '<h1>h2 home</h1>');
+      assert.equal(h2c.remoteSettings.maxConcurrentStreams, 128, 'the default limit');
     } finally {
       h2c.close();
     }
@@ -318,6 +322,21 @@ describe('vfserve CLI: HTTP/2', () => {
         }
       })(),
     );
+  });
+
+  it('refuses "h2c" on a TLS vhost and a bad h2-max-concurrent-streams, naming the vhost or the key', () => {
+    const check = (vhost: Record<string, unknown>): { code: number | null; stderr: string } => {
+      const file = join(dir, 'check.json');
+      writeFileSync(file, JSON.stringify({ vhosts: [{ name: 'v', port: 0, interface: '127.0.0.1', ...vhost }] }));
+      const r = spawnSync(process.execPath, [cli, '--config', file, '--check'], { cwd: root, encoding: 'utf8', timeout: 15_000 });
+      return { code: r.status, stderr: r.stderr };
+    };
+    const h2cTls = check({ h2c: 1, ...tls('localhost') });
+    assert.equal(h2cTls.code, 2);
+    assert.match(h2cTls.stderr, /vhost "v": "h2c" is cleartext HTTP\/2; a TLS vhost offers HTTP\/2 by ALPN \("h2"\)/);
+    const streams = check({ 'h2-max-concurrent-streams': 0 });
+    assert.equal(streams.code, 2);
+    assert.match(streams.stderr, /\["h2-max-concurrent-streams"\]: must be an integer from 1 to 10000/);
   });
 
   it('chooses the certificate by SNI and the vhost by :authority', async () => {
