@@ -40,7 +40,7 @@ export function listenerUrl(l: Pick<ListenerInfo, 'host' | 'port' | 'tls'>): str
 export function listenerLine(l: ListenerInfo, verb = 'serving'): string {
   const only = l.configs.length === 1 && l.configs[0]!.name === 'localhost' ? l.configs[0] : undefined;
   const what = only ? describeVhost(only) : l.configs.map((vc) => `${vc.name} [${describeVhost(vc)}]`).join(', ');
-  const proto = l.tls ? 'TLS, HTTP/1.1' : 'HTTP/1.1';
+  const proto = l.tls ? (l.h2 ? 'TLS, HTTP/2 and HTTP/1.1' : 'TLS, HTTP/1.1') : l.h2c ? 'HTTP/1.1, h2c' : 'HTTP/1.1';
   return l.unix ? `vfserve: ${verb} ${what} on unix socket ${l.host} (${proto})` : `vfserve: ${verb} ${what} at ${listenerUrl(l)} (${proto})`;
 }
 

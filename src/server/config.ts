@@ -44,6 +44,15 @@ export interface VhostConfig {
   readonly accessLog?: string;
   readonly headers: Readonly<Record<string, string>>;
   readonly keepaliveTimeout?: number;
+  /**
+   * `"h2"`: offer HTTP/2 by ALPN on this TLS port (default on). As for every per-port setting, the
+   * port's first vhost decides; ignored on a cleartext port. Unset means on.
+   */
+  readonly h2?: boolean;
+  /** `"h2c"`: accept cleartext HTTP/2 with prior knowledge on this port (default off; first vhost decides; refused on TLS). */
+  readonly h2c?: boolean;
+  /** `"h2-max-concurrent-streams"`: the SETTINGS_MAX_CONCURRENT_STREAMS of the port's HTTP/2 sessions (first vhost decides). */
+  readonly h2MaxConcurrentStreams?: number;
   readonly errorDocument404?: string;
   /** `ciphers`, `tls13-ciphers`, `ecdh-curve`, `ssl-option-set`, `ssl-option-clear` (TLS vhosts only). */
   readonly tlsTuning?: TlsTuning;
@@ -278,6 +287,15 @@ function parseVhost(v: unknown, file: string, at: string, base: string): VhostCo
       case 'keepalive_timeout':
       case 'keepalive-timeout':
         out.keepaliveTimeout = int(value, file, k, 0, 86400);
+        break;
+      case 'h2':
+        out.h2 = bool(value, file, k);
+        break;
+      case 'h2c':
+        out.h2c = bool(value, file, k);
+        break;
+      case 'h2-max-concurrent-streams':
+        out.h2MaxConcurrentStreams = int(value, file, k, 1, 10_000);
         break;
       case 'error-document-404':
         out.errorDocument404 = str(value, file, k);

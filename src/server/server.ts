@@ -1,19 +1,29 @@
 import { lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createTlsServer, Server as HttpsServer } from 'node:https';
-import { createSecureContext, type SecureContext } from 'node:tls';
-import { connect, isIP, type AddressInfo } from 'node:net';
+import { createServer as createTlsServer, type Server as HttpsServer } from 'node:https';
+import { createServer as createH2cServer, createSecureServer, Http2ServerRequest, type Http2SecureServer, type Http2Server } from 'node:http2';
+import { createSecureContext, Server as TlsServer, type SecureContext } from 'node:tls';
+import { connect, createServer as createNetServer, isIP, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import fg from 'fast-glob';
-import { bodySource, createHandler, logError, type CallbackHandler, type NodeHandlerWithEngine } from '../adapters/node.js';
+import {
+  bodySource,
+  createHandler,
+  logError,
+  type CallbackHandler,
+  type NodeHandlerWithEngine,
+  type NodeRequest,
+  type NodeResponse,
+} from '../adapters/node.js';
 import { refuseUpgrade, type UpgradeOutcome } from '../proxy/upgrade.js';
 import { PlatFops } from '../fops/plat.js';
 import { Vfs } from '../fops/vfs.js';
 import { ZipFops, type ZipIndexEvent } from '../fops/zip/zip-fops.js';
 import { AccessLog } from './access-log.js';
 import type { ServerConfig, VhostConfig } from './config.js';
+import { H2Sessions, h2ServerOptions, h2Settings, requestHost, routeH2c } from './h2.js';
 import { createStatusHandler, hitRate, STATUS_HANDLER, type ServerStatus, type VhostStatus } from './status.js';
 import { nodeTlsOptions, sameTlsOptions } from './tls-options.js';
 
@@ -27,6 +37,10 @@ export interface ListenerInfo {
   readonly tls: boolean;
   /** The socket takes IPv6 connections only (the vhosts' `ipv6only`). */
   readonly ipv6Only: boolean;
+  /** HTTP/2 is offered on this TLS port by ALPN, next to HTTP/1.1 (the first vhost's `"h2"`). */
+  readonly h2: boolean;
+  /** Cleartext HTTP/2 with prior knowledge is accepted on this port, next to HTTP/1.1 (the first vhost's `"h2c"`). */
+  readonly h2c: boolean;
   /** The vhosts' names, in configuration order. */
   readonly vhosts: readonly string[];
   /** The vhosts' configurations, in the same order. */
@@ -118,12 +132,20 @@ function logSafe(s: string | undefined): string {
 
 /**
  * Apache combined log format: %h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i". `res` is the
- * response, or for an upgrade the status it was answered with (101 for a tunnel).
+ * response, or for an upgrade the status it was answered with (101 for a tunnel). `client` is the
+ * client's address, read when the request came: an HTTP/2 request's socket is its session's, which
+ * a stream no longer reaches once it has closed.
  */
-export function combinedLogLine(req: IncomingMessage, res: Pick<ServerResponse, 'statusCode'>, bytes: number, when: Date): string {
+export function combinedLogLine(
+  req: NodeRequest,
+  res: Pick<ServerResponse, 'statusCode'>,
+  bytes: number,
+  when: Date,
+  client: string | undefined = req.socket.remoteAddress,
+): string {
   const ua = req.headers['user-agent'];
   const ref = req.headers.referer;
-  return `${req.socket.remoteAddress ?? '-'} - - ${clfDate(when)} "${logSafe(`${req.method ?? '-'} ${req.url ?? '-'} HTTP/${req.httpVersion}`)}" ${res.statusCode} ${bytes > 0 ? bytes : '-'} "${logSafe(ref)}" "${logSafe(ua)}"\n`;
+  return `${client ?? '-'} - - ${clfDate(when)} "${logSafe(`${req.method ?? '-'} ${req.url ?? '-'} HTTP/${req.httpVersion}`)}" ${res.statusCode} ${bytes > 0 ? bytes : '-'} "${logSafe(ref)}" "${logSafe(ua)}"\n`;
 }
 
 /** The vhost for a Host header: an exact name, then a `*.example.com` wildcard, then the port's first vhost. */
@@ -178,6 +200,10 @@ interface Group {
   readonly vhosts: Vhost[];
   readonly tls: boolean;
   readonly ipv6Only: boolean;
+  /** TLS, and HTTP/2 is offered by ALPN (the first vhost's `"h2"`). */
+  readonly h2: boolean;
+  /** Cleartext, and h2c prior-knowledge connections are taken (the first vhost's `"h2c"`). */
+  readonly h2c: boolean;
 }
 
 /**
@@ -250,6 +276,7 @@ async function buildGroups(config: ServerConfig, options: StartOptions, reloadCo
   try {
     for (const vc of config.vhosts) {
       if (vc.sts && !vc.tls) throw new Error(`${vc.source}: vhost "${vc.name}": "sts" needs a TLS vhost (host-ssl-key and host-ssl-cert)`);
+      if (vc.h2c === true && vc.tls) throw new Error(`${vc.source}: vhost "${vc.name}": "h2c" is cleartext HTTP/2; a TLS vhost offers HTTP/2 by ALPN ("h2")`);
       const headers: Record<string, string> = { ...vc.headers };
       if (config.global.serverString !== undefined) headers.server = config.global.serverString;
       if (vc.sts) headers['strict-transport-security'] = STS;
@@ -281,7 +308,17 @@ async function buildGroups(config: ServerConfig, options: StartOptions, reloadCo
       }
       const host = vc.unixSocket ? socketPath(vc) : bindAddress(vc);
       const key = `${host}\0${vc.unixSocket ? 'unix' : vc.port}`;
-      const group = groups.get(key) ?? { host, port: vc.port, unix: vc.unixSocket, vhosts: [], tls: context !== undefined, ipv6Only: vc.ipv6only === true };
+      // Per-port settings are the first vhost's, as keepalive_timeout is.
+      const group = groups.get(key) ?? {
+        host,
+        port: vc.port,
+        unix: vc.unixSocket,
+        vhosts: [],
+        tls: context !== undefined,
+        h2: context !== undefined && vc.h2 !== false,
+        h2c: context === undefined && vc.h2c === true,
+        ipv6Only: vc.ipv6only === true,
+      };
       if (group.tls !== (context !== undefined)) {
         throw new Error(`port ${vc.port}: vhosts "${group.vhosts[0]?.config.name ?? ''}" and "${vc.name}" share it, so all or none of them must have TLS`);
       }
@@ -304,33 +341,87 @@ async function buildGroups(config: ServerConfig, options: StartOptions, reloadCo
   return groups;
 }
 
+/**
+ * A listener: the server that owns the listening socket, and what reload and close reach behind it.
+ * On a TLS port with HTTP/2 the listening server is node:http2's secure server, which takes
+ * HTTP/1.1 too; on an h2c port it is a net.Server handing each connection to an HTTP/1.1 or an h2c
+ * server by its first bytes ({@link routeH2c}).
+ */
+interface Listener {
+  /** Owns the listening socket: `address()`, `close()`. */
+  readonly server: NetServer;
+  /** Parses HTTP/1.1: `server` itself, or on an h2c port the server the router hands connections to. */
+  readonly http1: Server | HttpsServer | Http2SecureServer;
+  /** The HTTP/2 servers (none with HTTP/2 off): reload updates their settings. */
+  readonly h2: readonly (Http2SecureServer | Http2Server)[];
+  /** Their open sessions. */
+  readonly sessions: H2Sessions;
+  /**
+   * Every TCP connection accepted and still open, whatever it carries (HTTP/1.1, an HTTP/2 session,
+   * a WebSocket tunnel, a TLS handshake): what close cuts at its timeout. node's closeAllConnections()
+   * knows only the HTTP/1.1 connections it still parses, and node:http2's servers have none.
+   */
+  readonly sockets: Set<Socket>;
+}
+
+// node:http's default keep-alive timeout, which node:http2's secure server does not give its HTTP/1.1 connections.
+const KEEPALIVE_TIMEOUT_MS = 5_000;
+
 /** A listening server for one group, serving whatever its state holds. */
-async function listen(group: Group, state: ListenerState, options: StartOptions, stats: Stats): Promise<Server> {
-  const upgraded = new Set<Duplex>();
-  const listener = (req: IncomingMessage, res: ServerResponse): void => serve(req, res, state.vhosts, state.config, options, stats);
+async function listen(group: Group, state: ListenerState, options: StartOptions, stats: Stats): Promise<Listener> {
+  const listener = (req: NodeRequest, res: NodeResponse): void => serve(req, res, state.vhosts, state.config, options, stats);
   const first = group.vhosts[0]!;
-  // Several TLS vhosts on one port: the certificate is chosen by SNI, as the vhost is by Host.
-  const server: Server = group.tls
-    ? createTlsServer(
-        {
-          key: readPem(first.config, 'host-ssl-key', first.config.tls!.key),
-          cert: readPem(first.config, 'host-ssl-cert', first.config.tls!.cert),
-          ...nodeTlsOptions(first.config.tlsTuning),
-          SNICallback: (servername, cb) => cb(null, selectVhost(state.vhosts, servername).context),
-        },
-        listener,
-      )
-    : createServer(listener);
-  upgradedSockets.set(server, upgraded);
-  // WebSocket upgrades go to the vhost's proxy mounts; anything else is refused there.
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => serveUpgrade(req, socket, head, state, options, stats, upgraded));
-  if (first.config.keepaliveTimeout !== undefined) server.keepAliveTimeout = first.config.keepaliveTimeout * 1000;
-  if (state.config.global.timeoutSecs !== undefined) server.headersTimeout = state.config.global.timeoutSecs * 1000;
+  const keepAliveMs = first.config.keepaliveTimeout !== undefined ? first.config.keepaliveTimeout * 1000 : KEEPALIVE_TIMEOUT_MS;
+  // An HTTP/2 session idle for the keep-alive timeout is closed, as an idle HTTP/1.1 connection is.
+  const sessions = new H2Sessions(keepAliveMs);
+  const h2: (Http2SecureServer | Http2Server)[] = [];
+  let server: NetServer;
+  let http1: Listener['http1'];
+  if (group.tls) {
+    // Several TLS vhosts on one port: the certificate is chosen by SNI, as the vhost is by Host.
+    const tls = {
+      key: readPem(first.config, 'host-ssl-key', first.config.tls!.key),
+      cert: readPem(first.config, 'host-ssl-cert', first.config.tls!.cert),
+      ...nodeTlsOptions(first.config.tlsTuning),
+      SNICallback: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => cb(null, selectVhost(state.vhosts, servername).context),
+    };
+    if (group.h2) {
+      // ALPN offers h2 and http/1.1 (node's order for allowHTTP1); a client without ALPN gets HTTP/1.1.
+      const secure = createSecureServer({ ...tls, ...h2ServerOptions(first.config.h2MaxConcurrentStreams), allowHTTP1: true }, listener);
+      // node:http2 serves HTTP/1.1 without node:http's defaults for these: idle keep-alive connections
+      // would never time out, and HTTP/1.1 requests without Host would be answered instead of 400.
+      Object.assign(secure, { keepAliveTimeout: KEEPALIVE_TIMEOUT_MS, requireHostHeader: true });
+      h2.push(secure);
+      server = http1 = secure;
+    } else server = http1 = createTlsServer(tls, listener);
+  } else if (group.h2c) {
+    const inner = createServer(listener);
+    const h2c = createH2cServer(h2ServerOptions(first.config.h2MaxConcurrentStreams), listener);
+    h2.push(h2c);
+    server = createNetServer((socket) => routeH2c(socket, { http1: inner, h2c }));
+    // node:http starts tracking its connections (closeIdleConnections, the header and request
+    // timeouts) when its server emits 'listening'; this one never listens itself.
+    server.once('listening', () => inner.emit('listening'));
+    http1 = inner;
+  } else server = http1 = createServer(listener);
+  for (const s of h2) s.on('session', (session) => sessions.add(session));
+  // WebSocket upgrades go to the vhost's proxy mounts; anything else is refused there. node:http2's
+  // secure server emits 'upgrade' for its HTTP/1.1 connections as node:http does.
+  http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => serveUpgrade(req, socket, head, state, options, stats));
+  // node:http2's secure server has these at run time but not in @types/node: a typed view of the HTTP/1.1 side.
+  const h1 = http1 as Pick<Server, 'keepAliveTimeout' | 'headersTimeout'>;
+  if (first.config.keepaliveTimeout !== undefined) h1.keepAliveTimeout = keepAliveMs;
+  if (state.config.global.timeoutSecs !== undefined) h1.headersTimeout = state.config.global.timeoutSecs * 1000;
+  const sockets = new Set<Socket>();
   // TLS: 'secureConnection' would miss handshakes that fail; the TCP connection is what is open.
-  server.on('connection', (socket: import('node:net').Socket) => {
+  server.on('connection', (socket: Socket) => {
     stats.connections.open++;
     stats.connections.total++;
-    socket.once('close', () => stats.connections.open--);
+    sockets.add(socket);
+    socket.once('close', () => {
+      stats.connections.open--;
+      sockets.delete(socket);
+    });
   });
   if (group.unix) await clearStaleSocket(group.host);
   await new Promise<void>((resolve, reject) => {
@@ -342,27 +433,29 @@ async function listen(group: Group, state: ListenerState, options: StartOptions,
     if (group.unix) server.listen(group.host, done);
     else server.listen({ port: group.port, host: group.host, ...(group.ipv6Only ? { ipv6Only: true } : {}) }, done);
   });
-  return server;
+  return { server, http1, h2, sessions, sockets };
 }
 
 /**
- * The upgraded sockets (WebSocket tunnels) of each listener. node's closeAllConnections() knows only
- * the HTTP connections it still parses, while server.close() waits for every socket: a tunnel left
- * open would hold close() for as long as its client stayed.
+ * Stops accepting and lets in-flight work finish for up to `timeoutMs`: idle HTTP/1.1 connections
+ * close now, HTTP/2 sessions get a GOAWAY (their open streams finish, no new ones start). At the
+ * timeout every connection still open is cut. Resolves once every connection is closed.
  */
-const upgradedSockets = new WeakMap<Server, Set<Duplex>>();
-
-function closeGracefully(server: Server, timeoutMs: number): Promise<void> {
+function closeGracefully(l: Listener, timeoutMs: number): Promise<void> {
   return new Promise<void>((resolve) => {
     const timer = setTimeout(() => {
-      server.closeAllConnections();
-      for (const socket of upgradedSockets.get(server) ?? []) socket.destroy();
+      l.sessions.destroyAll();
+      for (const socket of l.sockets) socket.destroy();
     }, timeoutMs);
-    server.close(() => {
+    l.server.close(() => {
       clearTimeout(timer);
       resolve();
     });
-    server.closeIdleConnections();
+    // The h2c router's HTTP/1.1 server never listened: its close() only stops its connection checks.
+    if (l.http1 !== l.server) l.http1.close();
+    // node:http2's secure server has it for its HTTP/1.1 connections, though @types/node does not say so.
+    (l.http1 as Partial<Pick<Server, 'closeIdleConnections'>>).closeIdleConnections?.();
+    l.sessions.closeAll();
   });
 }
 
@@ -474,6 +567,8 @@ export async function checkServer(config: ServerConfig, options: StartOptions = 
     unix: g.unix,
     tls: g.tls,
     ipv6Only: g.ipv6Only,
+    h2: g.h2,
+    h2c: g.h2c,
     vhosts: g.vhosts.map((v) => v.config.name),
     configs: g.vhosts.map((v) => v.config),
   }));
@@ -485,7 +580,7 @@ export async function checkServer(config: ServerConfig, options: StartOptions = 
  */
 export async function startServer(config: ServerConfig, options: StartOptions = {}): Promise<RunningServer> {
   let reloads = 0;
-  const live = new Map<string, { server: Server; group: Group; state: ListenerState }>();
+  const live = new Map<string, { listener: Listener; group: Group; state: ListenerState }>();
   const stats = new Stats();
   // The status page reports the configuration current when it is asked.
   const status = (): ServerStatus =>
@@ -495,7 +590,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     );
   for (const [key, group] of await buildGroups(config, options, reloads, status)) {
     const state: ListenerState = { vhosts: group.vhosts, config };
-    live.set(key, { server: await listen(group, state, options, stats), group, state });
+    live.set(key, { listener: await listen(group, state, options, stats), group, state });
   }
   // Retiring a log ends it once its in-flight responses have logged; reload does not wait for that.
   // The vhosts' proxy pools close the same way: after the requests they carry.
@@ -503,12 +598,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     Promise.all(vhosts.flatMap((v) => [v.log?.retire() ?? Promise.resolve(), v.handler.close().catch(() => undefined)]));
   return {
     get listeners() {
-      return [...live.values()].map(({ server, group, state }) => ({
+      return [...live.values()].map(({ listener, group, state }) => ({
         host: group.host,
-        port: group.unix ? 0 : (server.address() as AddressInfo).port,
+        port: group.unix ? 0 : (listener.server.address() as AddressInfo).port,
         unix: group.unix,
         tls: group.tls,
         ipv6Only: group.ipv6Only,
+        h2: group.h2,
+        h2c: group.h2c,
         vhosts: state.vhosts.map((v) => v.config.name),
         configs: state.vhosts.map((v) => v.config),
       }));
@@ -526,15 +623,20 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
           for (const g of groups.values()) void retireLogs(g.vhosts);
           throw new Error(`port ${group.port}: switching "ipv6only" on a listening port needs a restart`);
         }
+        // The listening server is a different kind with HTTP/2 on (h2.ts), so it cannot switch in place either.
+        if (old && (old.group.h2 !== group.h2 || old.group.h2c !== group.h2c)) {
+          for (const g of groups.values()) void retireLogs(g.vhosts);
+          throw new Error(`port ${group.port}: switching "${old.group.tls ? 'h2' : 'h2c'}" on a listening port needs a restart`);
+        }
       }
       // Everything that can fail comes before the first swap, so a failure leaves the old configuration
       // whole: the new listeners and the TLS material for the kept ones.
-      const started = new Map<string, { server: Server; group: Group; state: ListenerState }>();
+      const started = new Map<string, { listener: Listener; group: Group; state: ListenerState }>();
       const contexts = new Map<string, { key: Buffer; cert: Buffer } & ReturnType<typeof nodeTlsOptions>>();
       try {
         for (const [key, group] of groups) {
           const old = live.get(key);
-          if (old?.server instanceof HttpsServer) {
+          if (old?.listener.server instanceof TlsServer) {
             const first = group.vhosts[0]!;
             contexts.set(key, {
               key: readPem(first.config, 'host-ssl-key', first.config.tls!.key),
@@ -543,11 +645,11 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
             });
           } else if (!old) {
             const state: ListenerState = { vhosts: group.vhosts, config: next };
-            started.set(key, { server: await listen(group, state, options, stats), group, state });
+            started.set(key, { listener: await listen(group, state, options, stats), group, state });
           }
         }
       } catch (err) {
-        await Promise.all([...started.values()].map(({ server }) => closeGracefully(server, 0)));
+        await Promise.all([...started.values()].map(({ listener }) => closeGracefully(listener, 0)));
         for (const g of groups.values()) void retireLogs(g.vhosts);
         throw err;
       }
@@ -559,19 +661,24 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
           old.state.config = next;
           // TLS cannot change on a listening port (refused above), so this is exactly group.tls.
           const context = contexts.get(key);
-          if (context && old.server instanceof HttpsServer) old.server.setSecureContext(context);
+          // node:http2's secure server is a tls.Server too: setSecureContext swaps the default
+          // certificate and keeps its ALPN protocols (they are the server's, not the context's).
+          if (context && old.listener.server instanceof TlsServer) old.listener.server.setSecureContext(context);
+          // New sessions get the new limits; open ones keep the SETTINGS they were sent.
+          const first = group.vhosts[0]!;
+          for (const h2 of old.listener.h2) h2.updateSettings(h2Settings(first.config.h2MaxConcurrentStreams));
           void retireLogs(previous);
         } else live.set(key, started.get(key)!);
       }
       for (const [key, entry] of [...live]) {
         if (groups.has(key)) continue;
         live.delete(key);
-        await closeGracefully(entry.server, 10_000);
+        await closeGracefully(entry.listener, 10_000);
         void retireLogs(entry.state.vhosts);
       }
     },
     async close(timeoutMs = 10_000) {
-      await Promise.all([...live.values()].map(({ server }) => closeGracefully(server, timeoutMs)));
+      await Promise.all([...live.values()].map(({ listener }) => closeGracefully(listener, timeoutMs)));
       // No request can arrive now. A response cut at the timeout may log a moment after its
       // socket is counted gone; its log waits for that line, and this waits for the files.
       await Promise.all([...live.values()].map(({ state }) => retireLogs(state.vhosts)));
@@ -585,8 +692,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
  * was produced or `-`, milliseconds) and counts it for the status page.
  */
 function countAndLog(
-  req: IncomingMessage,
-  res: ServerResponse,
+  req: NodeRequest,
+  res: NodeResponse,
   log: AccessLog | undefined,
   requestLog: ((line: string) => void) | undefined,
   started: number,
@@ -594,22 +701,29 @@ function countAndLog(
 ): void {
   // Claimed now, while this response's configuration is current: the log stays open until the line is in.
   const logLine = log?.begin();
+  const client = req.socket.remoteAddress;
   let bytes = 0;
-  const write = res.write.bind(res);
-  const end = res.end.bind(res);
-  res.write = ((chunk: unknown, ...rest: unknown[]) => {
-    if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) bytes += Buffer.byteLength(chunk);
-    return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
-  }) as typeof res.write;
-  res.end = ((chunk?: unknown, ...rest: unknown[]) => {
-    if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) bytes += Buffer.byteLength(chunk);
-    return (end as (...a: unknown[]) => ServerResponse)(chunk, ...rest);
-  }) as typeof res.end;
+  const size = (chunk: unknown): number => (typeof chunk === 'string' || Buffer.isBuffer(chunk) ? Buffer.byteLength(chunk) : 0);
+  // Both response kinds have write(chunk, …) and end(chunk?, …); one untyped view wraps either.
+  const out = res as unknown as { write: (...a: unknown[]) => boolean; end: (...a: unknown[]) => unknown };
+  const write = out.write.bind(res);
+  const end = out.end.bind(res);
+  out.write = (chunk: unknown, ...rest: unknown[]) => {
+    bytes += size(chunk);
+    return write(chunk, ...rest);
+  };
+  out.end = (chunk?: unknown, ...rest: unknown[]) => {
+    const before = bytes;
+    const result = end(chunk, ...rest);
+    // node:http2's compatibility end() sends its chunk through this.write, counted there; node:http's does not.
+    if (bytes === before) bytes += size(chunk);
+    return result;
+  };
   res.once('close', () => {
-    logLine?.(combinedLogLine(req, res, bytes, new Date(started)));
+    logLine?.(combinedLogLine(req, res, bytes, new Date(started), client));
     counters?.(res.statusCode, bytes);
     requestLog?.(
-      `${new Date(started).toISOString()} ${req.socket.remoteAddress ?? '-'} ${logSafe(req.method)} ${logSafe(req.url)} ${res.statusCode} ${bytes}B ${bodySource(res) ?? '-'} ${Date.now() - started}ms`,
+      `${new Date(started).toISOString()} ${client ?? '-'} ${logSafe(req.method)} ${logSafe(req.url)} ${res.statusCode} ${bytes}B ${bodySource(res) ?? '-'} ${Date.now() - started}ms`,
     );
   });
 }
@@ -620,23 +734,13 @@ function countAndLog(
  * once the client's socket closes, with the status it got (101 for a tunnel, 499 if the client left
  * before any answer, as nginx logs it) and the bytes relayed to it after the response head.
  */
-function serveUpgrade(
-  req: IncomingMessage,
-  socket: Duplex,
-  head: Buffer,
-  state: ListenerState,
-  options: StartOptions,
-  stats: Stats,
-  upgraded: Set<Duplex>,
-): void {
+function serveUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, state: ListenerState, options: StartOptions, stats: Stats): void {
   const started = Date.now();
   const vhost = selectVhost(state.vhosts, req.headers.host);
   // Claimed now, while this configuration is current: the log stays open until the line is in.
   const logLine = vhost.log?.begin();
   const counter = stats.counter(vhost.config.name);
-  upgraded.add(socket);
   const done = (outcome: Readonly<UpgradeOutcome>): void => {
-    upgraded.delete(socket);
     const status = outcome.status === 0 ? 499 : outcome.status;
     logLine?.(combinedLogLine(req, { statusCode: status }, outcome.bytes, new Date(started)));
     counter(status, outcome.bytes);
@@ -655,15 +759,18 @@ function serveUpgrade(
   vhost.handler.upgrade(req, socket, head, done);
 }
 
-function serve(req: IncomingMessage, res: ServerResponse, vhosts: readonly Vhost[], config: ServerConfig, options: StartOptions, stats: Stats): void {
+function serve(req: NodeRequest, res: NodeResponse, vhosts: readonly Vhost[], config: ServerConfig, options: StartOptions, stats: Stats): void {
   const started = Date.now();
-  const vhost = selectVhost(vhosts, req.headers.host);
+  // HTTP/2 names the host in :authority (SNI picked the certificate only).
+  const vhost = selectVhost(vhosts, requestHost(req));
   // Every response is logged and counted once, refused ones included (as Apache logs its 403s).
   countAndLog(req, res, vhost.log, options.requestLog, started, stats.counter(vhost.config.name));
   const ua = req.headers['user-agent'] ?? '';
   for (const rule of config.global.rejectServiceKeywords) {
     if (ua.includes(rule.substring)) {
-      res.writeHead(rule.status, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
+      // HTTP/2 forbids connection-specific headers: the session stays, the stream ends.
+      const close = req instanceof Http2ServerRequest ? {} : { connection: 'close' };
+      res.writeHead(rule.status, { 'content-type': 'text/plain; charset=utf-8', ...close });
       res.end(`${rule.message}\n`);
       return;
     }

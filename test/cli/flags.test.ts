@@ -278,7 +278,7 @@ describe('vfserve flags: --print-config', () => {
     const observe = async (args: string[]): Promise<string[]> => {
       const s = await start(args);
       try {
-        assert.match(s.output(), /^vfserve: serving directory .*www at https:\/\/127\.0\.0\.1:\d+\/ \(TLS, HTTP\/1\.1\)$/m);
+        assert.match(s.output(), /^vfserve: serving directory .*www at https:\/\/127\.0\.0\.1:\d+\/ \(TLS, HTTP\/2 and HTTP\/1\.1\)$/m);
         const seen: string[] = [];
         for (const path of ['/', '/notes.xyz', '/data.bin', '/missing']) {
           const r = await getTls(s.port, path);
