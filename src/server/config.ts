@@ -9,6 +9,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { BOOLEAN_WORDS, mountFromConfig, parseBoolean, type MountOptions } from '../mounts/options.js';
 import type { ZipIndexEvent } from '../fops/zip/zip-fops.js';
 import { findJsonSyntaxError } from './json-syntax.js';
+import { ListenAcceptParser, type ListenAcceptConfig } from './listen-accept.js';
 import { cgiDefect, originDefect } from './origins.js';
 
 /** A configuration problem: one clear message naming the file and JSON path. */
@@ -43,6 +44,8 @@ export interface VhostConfig {
   readonly keepaliveTimeout?: number;
   readonly errorDocument404?: string;
   readonly mounts: readonly MountOptions[];
+  /** HTTP fallback and raw proxying (lwsws's listen-accept keys); only on a port's first vhost. */
+  readonly listenAccept?: ListenAcceptConfig;
   /** Where this vhost was defined, for messages. */
   readonly source: string;
 }
@@ -235,6 +238,7 @@ function parseVhost(v: unknown, file: string, at: string, base: string): VhostCo
     mounts: [],
     source: file,
   };
+  const listenAccept = new ListenAcceptParser(file, at, base, (jsonPath, detail) => new ConfigError(file, jsonPath, detail));
   for (const [key, value] of Object.entries(o)) {
     const k = `${at}["${key}"]`;
     switch (key) {
@@ -275,6 +279,18 @@ function parseVhost(v: unknown, file: string, at: string, base: string): VhostCo
       case 'error-document-404':
         out.errorDocument404 = str(value, file, k);
         break;
+      // HTTP fallback and raw proxying: read and checked together in listen-accept.ts.
+      case 'ws-protocols':
+      case 'listen-accept-role':
+      case 'listen-accept-protocol':
+      case 'fallback-listen-accept':
+      case 'apply-listen-accept':
+      case 'redirect-http':
+      case 'allow-http-on-https':
+      case 'fallback-timeout-secs':
+      case 'fallback-timeout-onward':
+        listenAccept.read(key, value);
+        break;
       case 'mounts':
         if (!Array.isArray(value)) throw new ConfigError(file, k, 'must be an array');
         out.mounts = value.map((m: unknown, i: number) => parseMount(m, file, `${k}[${i}]`, base));
@@ -287,8 +303,10 @@ function parseVhost(v: unknown, file: string, at: string, base: string): VhostCo
   if (out.port === undefined && !out.unixSocket) throw new ConfigError(file, at, '"port" is required (unless "unix-socket" is set)');
   if ((out.tlsKey === undefined) !== (out.tlsCert === undefined)) throw new ConfigError(file, at, '"host-ssl-key" and "host-ssl-cert" go together');
   const { tlsKey, tlsCert, tlsCa, ...rest } = out;
+  const la = listenAccept.result(tlsKey !== undefined);
   return {
     ...(rest as VhostConfig),
+    ...(la ? { listenAccept: la } : {}),
     port: out.port ?? 0,
     ...(tlsKey !== undefined && tlsCert !== undefined ? { tls: { key: tlsKey, cert: tlsCert, ...(tlsCa !== undefined ? { ca: tlsCa } : {}) } } : {}),
   };

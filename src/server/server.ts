@@ -2,7 +2,7 @@ import { lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer, Server as HttpsServer } from 'node:https';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import { connect, isIP, type AddressInfo } from 'node:net';
+import { connect, isIP, type AddressInfo, type Server as NetServer } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { pathToFileURL } from 'node:url';
@@ -13,7 +13,9 @@ import { PlatFops } from '../fops/plat.js';
 import { Vfs } from '../fops/vfs.js';
 import { ZipFops, type ZipIndexEvent } from '../fops/zip/zip-fops.js';
 import { AccessLog } from './access-log.js';
-import type { ServerConfig, VhostConfig } from './config.js';
+import { ConfigError, type ServerConfig, type VhostConfig } from './config.js';
+import type { RawProxyRecord } from './raw-proxy.js';
+import { FrontDoor, needsFrontDoor, redirectToHttps } from './sniff.js';
 import { createStatusHandler, hitRate, STATUS_HANDLER, type ServerStatus, type VhostStatus } from './status.js';
 
 /** One listening socket (or, from {@link checkServer}, one it would open) and the vhosts it serves. */
@@ -273,6 +275,14 @@ async function buildGroups(config: ServerConfig, options: StartOptions, reloadCo
       if (group.tls !== (context !== undefined)) {
         throw new Error(`port ${vc.port}: vhosts "${group.vhosts[0]?.config.name ?? ''}" and "${vc.name}" share it, so all or none of them must have TLS`);
       }
+      // The listen-accept keys act for the whole port (lws reads them from its first vhost).
+      if (vc.listenAccept && group.vhosts.length > 0) {
+        throw new ConfigError(
+          vc.listenAccept.file,
+          vc.listenAccept.at,
+          `belongs on the first vhost of its port ("${group.vhosts[0]!.config.name}"): it acts for the whole port`,
+        );
+      }
       group.vhosts.push({ config: vc, handler, log, context });
       groups.set(key, group);
     }
@@ -304,23 +314,92 @@ async function listen(group: Group, state: ListenerState, options: StartOptions,
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => serveUpgrade(req, socket, head, state, options, stats, upgraded));
   if (first.config.keepaliveTimeout !== undefined) server.keepAliveTimeout = first.config.keepaliveTimeout * 1000;
   if (state.config.global.timeoutSecs !== undefined) server.headersTimeout = state.config.global.timeoutSecs * 1000;
+  // HTTP fallback (lwsws's listen-accept keys): a front door owns the port, reads each connection's
+  // first bytes and hands it to `server` (or the raw proxy); any other port's server gets its sockets directly.
+  const front = needsFrontDoor(first.config.listenAccept, false) ? frontDoor(group, state, options, stats, server, listener, upgraded) : undefined;
+  const listening: NetServer = front?.server ?? server;
   // TLS: 'secureConnection' would miss handshakes that fail; the TCP connection is what is open.
-  server.on('connection', (socket: import('node:net').Socket) => {
+  listening.on('connection', (socket: import('node:net').Socket) => {
     stats.connections.open++;
     stats.connections.total++;
     socket.once('close', () => stats.connections.open--);
   });
   if (group.unix) await clearStaleSocket(group.host);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    listening.once('error', reject);
     const done = (): void => {
-      server.off('error', reject);
+      listening.off('error', reject);
       resolve();
     };
-    if (group.unix) server.listen(group.host, done);
-    else server.listen(group.port, group.host, done);
+    if (group.unix) listening.listen(group.host, done);
+    else listening.listen(group.port, group.host, done);
   });
   return server;
+}
+
+/** The front door of each listener that has one: it is what listens, and what closing waits for. */
+const frontDoors = new WeakMap<Server, FrontDoor>();
+
+/**
+ * The front door of a port with HTTP fallback. `server` takes TLS (on a TLS port) or HTTP/1 (on a
+ * plain one). A TLS port also gets the two plain HTTP servers its settings may ask for: one serving
+ * the vhosts as `server` does (`allow-http-on-https`), one redirecting to https (`redirect-http`).
+ * Raw-proxied connections are logged to the first vhost's access log and the terminal log.
+ */
+function frontDoor(
+  group: Group,
+  state: ListenerState,
+  options: StartOptions,
+  stats: Stats,
+  server: Server,
+  listener: (req: IncomingMessage, res: ServerResponse) => void,
+  upgraded: Set<Duplex>,
+): FrontDoor {
+  let plain: Server | undefined;
+  let redirect: Server | undefined;
+  if (group.tls) {
+    plain = createServer(listener);
+    plain.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => serveUpgrade(req, socket, head, state, options, stats, upgraded));
+    plain.keepAliveTimeout = server.keepAliveTimeout;
+    plain.headersTimeout = server.headersTimeout;
+    redirect = createServer((req, res) => {
+      const vhost = selectVhost(state.vhosts, req.headers.host);
+      countAndLog(req, res, vhost.log, options.requestLog, Date.now(), stats.counter(vhost.config.name));
+      redirectToHttps(req, res);
+    });
+    redirect.headersTimeout = server.headersTimeout;
+  }
+  const front = new FrontDoor({
+    tls: group.tls,
+    routes: group.tls ? { tls: server, ...(plain ? { http1: plain } : {}), ...(redirect ? { redirect } : {}) } : { http1: server },
+    settings: () => state.vhosts[0]?.config.listenAccept,
+    proxyLogger: () => {
+      // Claimed now, while this configuration is current: the log stays open until the line is in.
+      const logLine = state.vhosts[0]?.log?.begin();
+      return (record) => {
+        logLine?.(rawProxyLogLine(record));
+        options.requestLog?.(
+          `${record.startedAt.toISOString()} ${record.client} RAW-PROXY ${logSafe(record.onward)} ${record.status} ${record.bytesDown}B ${record.reason} ${record.durationMs}ms up ${record.bytesUp}B`,
+        );
+      };
+    },
+    onError: (err) => {
+      if (options.onError) options.onError(err);
+      else (options.log ?? ((line: string) => console.error(line)))(`vfserve: ${(err as Error).message}`);
+    },
+  });
+  frontDoors.set(server, front);
+  return front;
+}
+
+/**
+ * A raw-proxied connection in the access log, in the combined format's shape so log tools still
+ * parse it: `"RAW-PROXY <onward> <reason>"` stands where the request line goes, the status is
+ * nginx stream's (200 relayed, 502 onward unreachable), %b is the bytes sent to the client, and
+ * the bytes from the client and the milliseconds follow the user-agent field.
+ */
+export function rawProxyLogLine(record: RawProxyRecord): string {
+  return `${record.client} - - ${clfDate(record.startedAt)} "${logSafe(`RAW-PROXY ${record.onward} ${record.reason}`)}" ${record.status} ${record.bytesDown > 0 ? record.bytesDown : '-'} "-" "-" ${record.bytesUp} ${record.durationMs}ms\n`;
 }
 
 /**
@@ -331,15 +410,20 @@ async function listen(group: Group, state: ListenerState, options: StartOptions,
 const upgradedSockets = new WeakMap<Server, Set<Duplex>>();
 
 function closeGracefully(server: Server, timeoutMs: number): Promise<void> {
+  const front = frontDoors.get(server);
   return new Promise<void>((resolve) => {
     const timer = setTimeout(() => {
       server.closeAllConnections();
       for (const socket of upgradedSockets.get(server) ?? []) socket.destroy();
+      front?.destroyAll();
     }, timeoutMs);
-    server.close(() => {
+    const done = (): void => {
       clearTimeout(timer);
       resolve();
-    });
+    };
+    // With a front door, it is what listens and it sees every socket, raw-proxied ones included.
+    if (front) front.close(done);
+    else server.close(done);
     server.closeIdleConnections();
   });
 }
@@ -482,7 +566,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     get listeners() {
       return [...live.values()].map(({ server, group, state }) => ({
         host: group.host,
-        port: group.unix ? 0 : (server.address() as AddressInfo).port,
+        port: group.unix ? 0 : ((frontDoors.get(server)?.server ?? server).address() as AddressInfo).port,
         unix: group.unix,
         tls: group.tls,
         vhosts: state.vhosts.map((v) => v.config.name),
@@ -497,6 +581,13 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         if (old && old.group.tls !== group.tls) {
           for (const g of groups.values()) void retireLogs(g.vhosts);
           throw new Error(`port ${group.port}: switching TLS on a listening port needs a restart`);
+        }
+        // A front door is set up when the port starts listening (a plain port keeps its direct path).
+        if (old && frontDoors.has(old.server) !== needsFrontDoor(group.vhosts[0]!.config.listenAccept, false)) {
+          for (const g of groups.values()) void retireLogs(g.vhosts);
+          throw new Error(
+            `port ${group.port}: turning HTTP fallback on or off (fallback-listen-accept, apply-listen-accept, redirect-http, allow-http-on-https) on a listening port needs a restart`,
+          );
         }
       }
       // Everything that can fail comes before the first swap, so a failure leaves the old configuration
