@@ -673,7 +673,17 @@ describe('the front door hook (h2c) and a TLS client that ends early', () => {
   /** A stand-in inner server: records the first bytes of each socket it is given. */
   const recorder = (): { server: NetServer; got: Promise<Buffer> } => {
     const server = createNetServer();
-    const got = new Promise<Buffer>((resolve) => server.on('connection', (sock: Socket) => sock.once('data', resolve)));
+    const got = new Promise<Buffer>((resolve, reject) => {
+      // Bounded: a socket handed on without its bytes must fail the test, not hang it.
+      const timer = setTimeout(() => reject(new Error('the inner server got no bytes within 5 s')), 5000);
+      server.on('connection', (sock: Socket) =>
+        sock.once('data', (b: Buffer) => {
+          clearTimeout(timer);
+          resolve(b);
+        }),
+      );
+    });
+    got.catch(() => undefined); // the one that is never awaited must not be an unhandled rejection
     return { server, got };
   };
 
