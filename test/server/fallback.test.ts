@@ -463,6 +463,24 @@ describe('raw proxy failures, apply-listen-accept, unix and ipv6 targets', () =>
     }
   });
 
+  it('closes both sides of a proxied connection idle for idle-timeout-secs', async () => {
+    const onward = await onwardServer();
+    const s = await start(conf([plainVhost(fallbackKeys(onward.spec, { 'idle-timeout-secs': '1' }))]));
+    try {
+      const c = await rawClient(s.port);
+      const t0 = Date.now();
+      c.socket.write(SSH_BANNER);
+      await c.until((b) => b.toString() === SSH_BANNER);
+      const far = await onward.connection(0);
+      await c.whenClosed(3000);
+      assert.ok(Date.now() - t0 >= 900, `closed after ${Date.now() - t0} ms idle`);
+      await eventually(() => far.destroyed, 'the onward side closed');
+    } finally {
+      await s.server.close(1000);
+      await onward.close();
+    }
+  });
+
   it('reaches a unix-socket onward target', async () => {
     const path = join(dir, 'onward.sock');
     const onward = await onwardServer({ path });
