@@ -10,6 +10,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { BOOLEAN_WORDS, mountFromConfig, parseBoolean, type MountOptions } from '../mounts/options.js';
 import type { ZipIndexEvent } from '../fops/zip/zip-fops.js';
 import { findJsonSyntaxError } from './json-syntax.js';
+import { ListenAcceptParser, type ListenAcceptConfig } from './listen-accept.js';
 import { cgiDefect, originDefect } from './origins.js';
 import { Credentials, CredentialsError, validRealm } from '../auth/basic.js';
 import { TLS_TUNING_KEYS, tlsTuningDefect, withTlsKey, type TlsTuning } from './tls-options.js';
@@ -59,6 +60,8 @@ export interface VhostConfig {
   /** `ipv6only`: the listening socket takes IPv6 connections only (IPV6_V6ONLY); false or absent: node's default. */
   readonly ipv6only?: boolean;
   readonly mounts: readonly MountOptions[];
+  /** HTTP fallback and raw proxying (lwsws's listen-accept keys); only on a port's first vhost. */
+  readonly listenAccept?: ListenAcceptConfig;
   /** Where this vhost was defined, for messages. */
   readonly source: string;
 }
@@ -251,6 +254,7 @@ function parseVhost(v: unknown, file: string, at: string, base: string): VhostCo
     mounts: [],
     source: file,
   };
+  const listenAccept = new ListenAcceptParser(file, at, base, (jsonPath, detail) => new ConfigError(file, jsonPath, detail));
   for (const [key, value] of Object.entries(o)) {
     const k = `${at}["${key}"]`;
     switch (key) {
@@ -314,6 +318,18 @@ function parseVhost(v: unknown, file: string, at: string, base: string): VhostCo
       case 'ipv6only':
         out.ipv6only = bool(value, file, k);
         break;
+      // HTTP fallback and raw proxying: read and checked together in listen-accept.ts.
+      case 'ws-protocols':
+      case 'listen-accept-role':
+      case 'listen-accept-protocol':
+      case 'fallback-listen-accept':
+      case 'apply-listen-accept':
+      case 'redirect-http':
+      case 'allow-http-on-https':
+      case 'fallback-timeout-secs':
+      case 'fallback-timeout-onward':
+        listenAccept.read(key, value);
+        break;
       case 'mounts':
         if (!Array.isArray(value)) throw new ConfigError(file, k, 'must be an array');
         out.mounts = value.map((m: unknown, i: number) => parseMount(m, file, `${k}[${i}]`, base));
@@ -327,8 +343,10 @@ function parseVhost(v: unknown, file: string, at: string, base: string): VhostCo
   if ((out.tlsKey === undefined) !== (out.tlsCert === undefined)) throw new ConfigError(file, at, '"host-ssl-key" and "host-ssl-cert" go together');
   checkListenKeys(out, o, file, at);
   const { tlsKey, tlsCert, tlsCa, ...rest } = out;
+  const la = listenAccept.result(tlsKey !== undefined);
   return {
     ...(rest as VhostConfig),
+    ...(la ? { listenAccept: la } : {}),
     port: out.port ?? 0,
     ...(tlsKey !== undefined && tlsCert !== undefined ? { tls: { key: tlsKey, cert: tlsCert, ...(tlsCa !== undefined ? { ca: tlsCa } : {}) } } : {}),
   };

@@ -22,7 +22,9 @@ import { PlatFops } from '../fops/plat.js';
 import { Vfs } from '../fops/vfs.js';
 import { ZipFops, type ZipIndexEvent } from '../fops/zip/zip-fops.js';
 import { AccessLog } from './access-log.js';
-import type { ServerConfig, VhostConfig } from './config.js';
+import { ConfigError, type ServerConfig, type VhostConfig } from './config.js';
+import type { RawProxyRecord } from './raw-proxy.js';
+import { FrontDoor, needsFrontDoor, redirectToHttps } from './sniff.js';
 import { H2Sessions, h2ServerOptions, h2Settings, requestHost, routeH2c } from './h2.js';
 import { createStatusHandler, hitRate, STATUS_HANDLER, type ServerStatus, type VhostStatus } from './status.js';
 import { nodeTlsOptions, sameTlsOptions } from './tls-options.js';
@@ -322,6 +324,14 @@ async function buildGroups(config: ServerConfig, options: StartOptions, reloadCo
       if (group.tls !== (context !== undefined)) {
         throw new Error(`port ${vc.port}: vhosts "${group.vhosts[0]?.config.name ?? ''}" and "${vc.name}" share it, so all or none of them must have TLS`);
       }
+      // The listen-accept keys act for the whole port (lws reads them from its first vhost).
+      if (vc.listenAccept && group.vhosts.length > 0) {
+        throw new ConfigError(
+          vc.listenAccept.file,
+          vc.listenAccept.at,
+          `belongs on the first vhost of its port ("${group.vhosts[0]!.config.name}"): it acts for the whole port`,
+        );
+      }
       const other = group.vhosts[0]?.config;
       // One socket, one IPV6_V6ONLY; and OpenSSL takes ciphers and options from the context the
       // handshake starts with, before SNI picks the vhost, so a second vhost's would not apply.
@@ -362,6 +372,8 @@ interface Listener {
    * knows only the HTTP/1.1 connections it still parses, and node:http2's servers have none.
    */
   readonly sockets: Set<Socket>;
+  /** The port's front door (HTTP fallback): it owns the listening socket and reads each connection's first bytes. */
+  readonly front: FrontDoor | undefined;
 }
 
 // node:http's default keep-alive timeout, which node:http2's secure server does not give its HTTP/1.1 connections.
@@ -377,6 +389,7 @@ async function listen(group: Group, state: ListenerState, options: StartOptions,
   const h2: (Http2SecureServer | Http2Server)[] = [];
   let server: NetServer;
   let http1: Listener['http1'];
+  let h2cServer: Http2Server | undefined;
   if (group.tls) {
     // Several TLS vhosts on one port: the certificate is chosen by SNI, as the vhost is by Host.
     const tls = {
@@ -396,9 +409,10 @@ async function listen(group: Group, state: ListenerState, options: StartOptions,
     } else server = http1 = createTlsServer(tls, listener);
   } else if (group.h2c) {
     const inner = createServer(listener);
-    const h2c = createH2cServer(h2ServerOptions(first.config.h2MaxConcurrentStreams), listener);
-    h2.push(h2c);
-    server = createNetServer((socket) => routeH2c(socket, { http1: inner, h2c }));
+    h2cServer = createH2cServer(h2ServerOptions(first.config.h2MaxConcurrentStreams), listener);
+    h2.push(h2cServer);
+    const routes = { http1: inner, h2c: h2cServer };
+    server = createNetServer((socket) => routeH2c(socket, routes));
     // node:http starts tracking its connections (closeIdleConnections, the header and request
     // timeouts) when its server emits 'listening'; this one never listens itself.
     server.once('listening', () => inner.emit('listening'));
@@ -412,6 +426,14 @@ async function listen(group: Group, state: ListenerState, options: StartOptions,
   const h1 = http1 as Pick<Server, 'keepAliveTimeout' | 'headersTimeout'>;
   if (first.config.keepaliveTimeout !== undefined) h1.keepAliveTimeout = keepAliveMs;
   if (state.config.global.timeoutSecs !== undefined) h1.headersTimeout = state.config.global.timeoutSecs * 1000;
+  // HTTP fallback (lwsws's listen-accept keys): a front door owns the port, reads each connection's
+  // first bytes and hands it to the HTTP/TLS server, the h2c server or the raw proxy (its sniffer
+  // also routes the h2c preface, so it replaces routeH2c there); any other port keeps its direct path.
+  let front: FrontDoor | undefined;
+  if (needsFrontDoor(first.config.listenAccept, false)) {
+    front = frontDoor(group, state, options, stats, http1, h1, listener, h2cServer);
+    server = front.server;
+  }
   const sockets = new Set<Socket>();
   // TLS: 'secureConnection' would miss handshakes that fail; the TCP connection is what is open.
   server.on('connection', (socket: Socket) => {
@@ -433,7 +455,69 @@ async function listen(group: Group, state: ListenerState, options: StartOptions,
     if (group.unix) server.listen(group.host, done);
     else server.listen({ port: group.port, host: group.host, ...(group.ipv6Only ? { ipv6Only: true } : {}) }, done);
   });
-  return { server, http1, h2, sessions, sockets };
+  return { server, http1, h2, sessions, sockets, front };
+}
+
+/**
+ * The front door of a port with HTTP fallback. `server` takes TLS (on a TLS port) or HTTP/1 (on a
+ * plain one), and `h2c` the prior-knowledge preface where the port has h2c. A TLS port also gets
+ * the two plain HTTP servers its settings may ask for: one serving the vhosts as `server` does
+ * (`allow-http-on-https`), one redirecting to https (`redirect-http`). Raw-proxied connections are
+ * logged to the first vhost's access log and the terminal log.
+ */
+function frontDoor(
+  group: Group,
+  state: ListenerState,
+  options: StartOptions,
+  stats: Stats,
+  server: NetServer,
+  timeouts: Pick<Server, 'keepAliveTimeout' | 'headersTimeout'>,
+  listener: (req: NodeRequest, res: NodeResponse) => void,
+  h2c: Http2Server | undefined,
+): FrontDoor {
+  let plain: Server | undefined;
+  let redirect: Server | undefined;
+  if (group.tls) {
+    plain = createServer(listener);
+    plain.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => serveUpgrade(req, socket, head, state, options, stats));
+    plain.keepAliveTimeout = timeouts.keepAliveTimeout;
+    plain.headersTimeout = timeouts.headersTimeout;
+    redirect = createServer((req, res) => {
+      const vhost = selectVhost(state.vhosts, req.headers.host);
+      countAndLog(req, res, vhost.log, options.requestLog, Date.now(), stats.counter(vhost.config.name));
+      redirectToHttps(req, res);
+    });
+    redirect.headersTimeout = timeouts.headersTimeout;
+  }
+  return new FrontDoor({
+    tls: group.tls,
+    routes: group.tls ? { tls: server, ...(plain ? { http1: plain } : {}), ...(redirect ? { redirect } : {}) } : { http1: server, ...(h2c ? { h2c } : {}) },
+    settings: () => state.vhosts[0]?.config.listenAccept,
+    proxyLogger: () => {
+      // Claimed now, while this configuration is current: the log stays open until the line is in.
+      const logLine = state.vhosts[0]?.log?.begin();
+      return (record) => {
+        logLine?.(rawProxyLogLine(record));
+        options.requestLog?.(
+          `${record.startedAt.toISOString()} ${record.client} RAW-PROXY ${logSafe(record.onward)} ${record.status} ${record.bytesDown}B ${record.reason} ${record.durationMs}ms up ${record.bytesUp}B`,
+        );
+      };
+    },
+    onError: (err) => {
+      if (options.onError) options.onError(err);
+      else (options.log ?? ((line: string) => console.error(line)))(`vfserve: ${(err as Error).message}`);
+    },
+  });
+}
+
+/**
+ * A raw-proxied connection in the access log, in the combined format's shape so log tools still
+ * parse it: `"RAW-PROXY <onward> <reason>"` stands where the request line goes, the status is
+ * nginx stream's (200 relayed, 502 onward unreachable), %b is the bytes sent to the client, and
+ * the bytes from the client and the milliseconds follow the user-agent field.
+ */
+export function rawProxyLogLine(record: RawProxyRecord): string {
+  return `${record.client} - - ${clfDate(record.startedAt)} "${logSafe(`RAW-PROXY ${record.onward} ${record.reason}`)}" ${record.status} ${record.bytesDown > 0 ? record.bytesDown : '-'} "-" "-" ${record.bytesUp} ${record.durationMs}ms\n`;
 }
 
 /**
@@ -446,11 +530,15 @@ function closeGracefully(l: Listener, timeoutMs: number): Promise<void> {
     const timer = setTimeout(() => {
       l.sessions.destroyAll();
       for (const socket of l.sockets) socket.destroy();
+      l.front?.destroyAll();
     }, timeoutMs);
-    l.server.close(() => {
+    const done = (): void => {
       clearTimeout(timer);
       resolve();
-    });
+    };
+    // A front door sees every socket, raw-proxied and held ones included.
+    if (l.front) l.front.close(done);
+    else l.server.close(done);
     // The h2c router's HTTP/1.1 server never listened: its close() only stops its connection checks.
     if (l.http1 !== l.server) l.http1.close();
     // node:http2's secure server has it for its HTTP/1.1 connections, though @types/node does not say so.
@@ -622,6 +710,13 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         if (old && old.group.ipv6Only !== group.ipv6Only) {
           for (const g of groups.values()) void retireLogs(g.vhosts);
           throw new Error(`port ${group.port}: switching "ipv6only" on a listening port needs a restart`);
+        }
+        // A front door is set up when the port starts listening (a plain port keeps its direct path).
+        if (old && (old.listener.front !== undefined) !== needsFrontDoor(group.vhosts[0]!.config.listenAccept, false)) {
+          for (const g of groups.values()) void retireLogs(g.vhosts);
+          throw new Error(
+            `port ${group.port}: turning HTTP fallback on or off (fallback-listen-accept, apply-listen-accept, redirect-http, allow-http-on-https) on a listening port needs a restart`,
+          );
         }
         // The listening server is a different kind with HTTP/2 on (h2.ts), so it cannot switch in place either.
         if (old && (old.group.h2 !== group.h2 || old.group.h2c !== group.h2c)) {
