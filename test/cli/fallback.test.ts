@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect as connectH2 } from 'node:http2';
 import { request, type RequestOptions } from 'node:https';
 import { join } from 'node:path';
 import { TLSSocket } from 'node:tls';
@@ -297,5 +298,59 @@ describe('vfserve CLI: listen-accept configuration errors', () => {
     });
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /FILE: \$\.vhosts\[1\]\["ws-protocols"\]: belongs on the first vhost of its port \("default"\): it acts for the whole port/);
+  });
+});
+
+describe('vfserve CLI: HTTP fallback and h2c on one plain port', () => {
+  it('hands the HTTP/2 preface to h2c, HTTP/1.1 to the HTTP server and SSH to the raw proxy', async () => {
+    const echo = await onwardServer();
+    const d = join(dir, 'h2c');
+    mkdirSync(d, { recursive: true });
+    writeFileSync(
+      join(d, 'conf'),
+      JSON.stringify({
+        vhosts: [
+          {
+            name: 'localhost',
+            port: 0,
+            interface: '127.0.0.1',
+            h2c: '1',
+            mounts: [{ mountpoint: '/', origin: `file://${join(dir, 'www')}` }],
+            ...fallbackKeys(echo.spec),
+          },
+        ],
+      }),
+    );
+    let s: Running | undefined;
+    try {
+      s = await start(['--config', d]);
+      const port = s.ports[0]!;
+      const session = connectH2(`http://127.0.0.1:${port}`);
+      try {
+        const body = await new Promise<string>((resolve, reject) => {
+          const stream = session.request({ ':path': '/b/' });
+          let text = '';
+          stream.setEncoding('utf8');
+          stream.on('data', (c: string) => (text += c));
+          stream.on('end', () => resolve(text));
+          stream.on('error', reject);
+        });
+        assert.equal(body, 'books page');
+      } finally {
+        session.close();
+      }
+      const http = await rawClient(port);
+      http.socket.write('GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+      await http.whenClosed();
+      assert.match(http.data().toString(), /^HTTP\/1\.1 200 OK[\s\S]*home page$/);
+      const ssh = await rawClient(port);
+      ssh.socket.write(SSH_BANNER);
+      await ssh.until((b) => b.toString() === SSH_BANNER);
+      ssh.socket.destroy();
+      assert.equal(echo.received[0]!.toString(), SSH_BANNER, 'only the SSH client reached the onward server');
+    } finally {
+      if (s) assert.equal(await s.stop(), 0, s.output());
+      await echo.close();
+    }
   });
 });
