@@ -3,7 +3,7 @@
  * real `vfserve` CLI (dist/cli/main.js) as a child process, driven over sockets.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash, constants as cryptoConstants } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
@@ -17,70 +17,13 @@ import { createHandler } from '../../src/index.js';
 import { checkServer } from '../../src/server/server.js';
 import { ConfigError, loadCheckedConfig, parseConfigObjects } from '../../src/server/config.js';
 import { fixture, root, rmTree, tmpDir, writeTree } from '../helpers/fixtures.js';
+import { cli, startCli } from '../helpers/cli.js';
 
-const cli = join(root, 'dist', 'cli', 'main.js');
 const dir = tmpDir('vfserve-auth-keys-');
 after(() => rmTree(dir));
 const tlsDir = fixture('tls');
 
-interface Running {
-  readonly child: ChildProcess;
-  /** Every listener the CLI announced, in order: host as in its URL (`[::1]` for IPv6) and port. */
-  readonly listeners: readonly { readonly host: string; readonly port: number }[];
-  output: () => string;
-  waitFor: (re: RegExp) => Promise<void>;
-  stop: () => Promise<number | null>;
-}
-
-/** Starts the CLI and waits until it has announced `count` listeners ("serving … at http://HOST:PORT/"). */
-function start(args: string[], count = 1): Promise<Running> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let done = false;
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the CLI did not start: ${out}`));
-    }, 10_000);
-    const check = (): void => {
-      const found = [...out.matchAll(/ at https?:\/\/(\[[^\]]+\]|[^:/]+):(\d+)\//g)].map((m) => ({ host: m[1]!, port: Number(m[2]) }));
-      if (done || found.length < count) return;
-      done = true;
-      clearTimeout(timer);
-      resolve({
-        child,
-        listeners: found,
-        output: () => out,
-        waitFor: async (re) => {
-          for (let i = 0; i < 100 && !re.test(out); i++) await new Promise((r) => setTimeout(r, 30));
-          assert.match(out, re);
-        },
-        stop: () =>
-          new Promise((res) => {
-            if (child.exitCode !== null) {
-              res(child.exitCode);
-              return;
-            }
-            const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-            child.once('exit', (code) => {
-              clearTimeout(killer);
-              res(code);
-            });
-            child.kill('SIGTERM');
-          }),
-      });
-    };
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-      check();
-    });
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      if (!done) reject(new Error(`the CLI exited (${code}): ${out}`));
-    });
-  });
-}
+const start = startCli;
 
 /** Runs the CLI to its end (a configuration it refuses), asynchronously so that many run at once. */
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {

@@ -3,66 +3,19 @@
  * 127.0.0.1, driven over sockets.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TLSSocket } from 'node:tls';
 import { after, describe, it } from 'node:test';
 import { fixture, root, rmTree, tmpDir, writeTree } from '../helpers/fixtures.js';
+import { cli, startCli } from '../helpers/cli.js';
 import { get } from '../helpers/http.js';
 
-const cli = join(root, 'dist', 'cli', 'main.js');
 const dir = tmpDir('vfserve-cli-');
 after(() => rmTree(dir));
 
-interface Running {
-  readonly child: ChildProcess;
-  readonly port: number;
-  output: () => string;
-  stop: (signal?: NodeJS.Signals) => Promise<number | null>;
-}
-
-/** Starts the CLI and waits for its "serving … at http://127.0.0.1:PORT/" line. */
-function start(args: string[]): Promise<Running> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the CLI did not start: ${out}`));
-    }, 15_000);
-    const onData = (c: Buffer): void => {
-      out += c.toString();
-      const m = /at https?:\/\/127\.0\.0\.1:(\d+)\//.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        child.stdout.off('data', onData);
-        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-        resolve({
-          child,
-          port: Number(m[1]),
-          output: () => out,
-          stop: (signal = 'SIGTERM') =>
-            new Promise((res) => {
-              // A server that does not stop fails the test in bounded time instead of hanging the file.
-              const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-              child.once('exit', (code) => {
-                clearTimeout(killer);
-                res(code);
-              });
-              child.kill(signal);
-            }),
-        });
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the CLI exited (${code}): ${out}`));
-    });
-  });
-}
+const start = startCli;
 
 function run(args: string[]): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [cli, ...args], { cwd: root, encoding: 'utf8', timeout: 15_000 });

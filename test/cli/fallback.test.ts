@@ -4,7 +4,7 @@
  * servers run in this process.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect as connectH2 } from 'node:http2';
 import { request, type RequestOptions } from 'node:https';
@@ -13,64 +13,16 @@ import { TLSSocket } from 'node:tls';
 import { after, describe, it } from 'node:test';
 import { delay, onwardServer, PAD_ALPN, rawClient, splittingRelay } from '../helpers/fallback.js';
 import { fixture, root, rmTree, tmpDir, writeTree } from '../helpers/fixtures.js';
+import { cli, startCli, type RunningCli } from '../helpers/cli.js';
 
-const cli = join(root, 'dist', 'cli', 'main.js');
 const dir = tmpDir('vfserve-cli-fallback-');
 after(() => rmTree(dir));
 writeTree(join(dir, 'www'), { 'index.html': Buffer.from('home page'), 'b/index.html': Buffer.from('books page') });
 const tlsDir = fixture('tls');
 const SSH_BANNER = 'SSH-2.0-OpenSSH_9.6\r\n';
 
-interface Running {
-  readonly child: ChildProcess;
-  /** The port of each listener, in the order the CLI printed them. */
-  readonly ports: number[];
-  output: () => string;
-  stop: () => Promise<number | null>;
-}
-
-/** Starts the CLI (as test/cli/cli.test.ts does) and waits for `listeners` "serving … at http(s)://127.0.0.1:PORT/" lines. */
-function start(args: string[], listeners = 1): Promise<Running> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the CLI did not start: ${out}`));
-    }, 15_000);
-    const onData = (c: Buffer): void => {
-      out += c.toString();
-      const ports = [...out.matchAll(/at https?:\/\/127\.0\.0\.\d:(\d+)\//g)].map((m) => Number(m[1]));
-      if (ports.length < listeners) return;
-      clearTimeout(timer);
-      // Started: later output is only collected, and exiting is no longer a failure to start.
-      child.stdout.off('data', onData);
-      child.stdout.on('data', (more: Buffer) => (out += more.toString()));
-      child.off('exit', onExit);
-      resolve({
-        child,
-        ports,
-        output: () => out,
-        stop: () =>
-          new Promise((res) => {
-            const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-            child.once('exit', (code) => {
-              clearTimeout(killer);
-              res(code);
-            });
-            child.kill('SIGTERM');
-          }),
-      });
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    const onExit = (code: number | null): void => {
-      clearTimeout(timer);
-      reject(new Error(`the CLI exited (${code}): ${out}`));
-    };
-    child.once('exit', onExit);
-  });
-}
+const start = startCli;
+type Running = RunningCli;
 
 async function waitFor(s: Running, re: RegExp, ms = 5000): Promise<void> {
   const t0 = Date.now();

@@ -4,7 +4,7 @@
  * ports bind different loopback addresses (127.0.0.1 to 127.0.0.4) on port 0.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
 import { connect as h2connect, constants, type ClientHttp2Session, type OutgoingHttpHeaders } from 'node:http2';
@@ -16,65 +16,15 @@ import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import { gunzipSync } from 'node:zlib';
 import WebSocket, { WebSocketServer } from 'ws';
 import { fixture, noise, root, rmTree, tmpDir, writeTree } from '../helpers/fixtures.js';
+import { cli, startCli, type RunningCli } from '../helpers/cli.js';
 
-const cli = join(root, 'dist', 'cli', 'main.js');
 const dir = tmpDir('vfserve-cli-h2-');
 after(() => rmTree(dir));
 const tls = (name: string): Record<string, string> => ({ 'host-ssl-key': fixture('tls', `${name}.key`), 'host-ssl-cert': fixture('tls', `${name}.crt`) });
 const CONNECTION_SPECIFIC = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'];
 
-interface Running {
-  readonly child: ChildProcess;
-  /** Each listener's start-up line, host and port, in the order printed. */
-  readonly listeners: readonly { readonly line: string; readonly host: string; readonly port: number }[];
-  output: () => string;
-  stop: (signal?: NodeJS.Signals) => Promise<number | null>;
-}
-
-/** Starts the CLI and waits for `count` "serving … at http(s)://HOST:PORT/" lines. */
-function start(args: string[], count = 1): Promise<Running> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the CLI did not start: ${out}`));
-    }, 15_000);
-    const onData = (c: Buffer): void => {
-      out += c.toString();
-      const lines = [...out.matchAll(/^.* at https?:\/\/(127\.0\.0\.\d+):(\d+)\/ .*$/gm)];
-      if (lines.length < count) return;
-      clearTimeout(timer);
-      child.stdout.off('data', onData);
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      resolve({
-        child,
-        listeners: lines.map((m) => ({ line: m[0], host: m[1]!, port: Number(m[2]) })),
-        output: () => out,
-        stop: (signal = 'SIGTERM') =>
-          new Promise((res) => {
-            if (child.exitCode !== null) {
-              res(child.exitCode);
-              return;
-            }
-            // A server that does not stop fails the test in bounded time instead of hanging the file.
-            const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-            child.once('exit', (code) => {
-              clearTimeout(killer);
-              res(code);
-            });
-            child.kill(signal);
-          }),
-      });
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the CLI exited (${code}): ${out}`));
-    });
-  });
-}
+const start = startCli;
+type Running = RunningCli;
 
 async function waitFor(what: () => boolean, label: string, ms = 5000): Promise<void> {
   for (let i = 0; i < ms / 20 && !what(); i++) await new Promise((r) => setTimeout(r, 20));
