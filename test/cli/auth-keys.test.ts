@@ -7,13 +7,12 @@ import { spawn } from 'node:child_process';
 import { createHash, constants as cryptoConstants } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
-import { connect as h2connect, createServer as createH2Server } from 'node:http2';
+import { connect as h2connect } from 'node:http2';
 import { connect as netConnect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { after, describe, it } from 'node:test';
 import bcrypt from 'bcryptjs';
-import { createHandler } from '../../src/index.js';
 import { checkServer } from '../../src/server/server.js';
 import { ConfigError, loadCheckedConfig, parseConfigObjects } from '../../src/server/config.js';
 import { fixture, root, rmTree, tmpDir, writeTree } from '../helpers/fixtures.js';
@@ -218,13 +217,27 @@ describe('vfserve CLI: basic-auth', () => {
     for (const line of accessLog.trim().split('\n')) assert.match(line, /^\S+ - - \[/);
   });
 
-  it("answers over HTTP/2 as over HTTP/1.1 (the decision is the engine's)", async () => {
+  it("answers over HTTP/2 as over HTTP/1.1, through the CLI's TLS port (the decision is the engine's)", async () => {
     const d = join(dir, 'h2');
-    writeTree(d, { 'a.txt': Buffer.from('h2 secret\n'), users: Buffer.from('dora:explorer\n') });
-    const handler = createHandler({ mounts: [{ mountpoint: '/', origin: d, basicAuth: join(d, 'users'), basicAuthRealm: 'h2' }] });
-    const server = createH2Server(handler);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const client = h2connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    writeTree(d, { 'www/a.txt': Buffer.from('h2 secret\n'), users: Buffer.from('dora:explorer\n') });
+    writeFileSync(
+      join(d, 'conf'),
+      JSON.stringify({
+        vhosts: [
+          {
+            name: 'localhost',
+            port: 0,
+            interface: '127.0.0.1',
+            'host-ssl-cert': join(tlsDir, 'localhost.crt'),
+            'host-ssl-key': join(tlsDir, 'localhost.key'),
+            mounts: [{ mountpoint: '/', origin: 'file://www', 'basic-auth': 'users', 'basic-auth-realm': 'h2' }],
+          },
+        ],
+      }),
+    );
+    const s = await start(['--config', join(d, 'conf'), '--quiet']);
+    const client = h2connect(`https://127.0.0.1:${s.port}`, { rejectUnauthorized: false, servername: 'localhost' });
+    client.on('error', () => undefined);
     const h2get = (headers: Record<string, string>): Promise<{ status: number; headers: Record<string, unknown>; body: string }> =>
       new Promise((resolve, reject) => {
         const req = client.request({ ':path': '/a.txt', ...headers });
@@ -239,6 +252,7 @@ describe('vfserve CLI: basic-auth', () => {
       });
     try {
       const denied = await h2get({});
+      assert.equal(client.alpnProtocol, 'h2', 'the CLI offered HTTP/2 by ALPN');
       assert.equal(denied.status, 401);
       assert.equal(denied.headers['www-authenticate'], 'Basic realm="h2", charset="UTF-8"');
       assert.equal(denied.headers['cache-control'], 'no-store');
@@ -248,8 +262,7 @@ describe('vfserve CLI: basic-auth', () => {
       assert.equal(ok.body, 'h2 secret\n');
     } finally {
       client.close();
-      await new Promise((r) => server.close(r));
-      await handler.close();
+      assert.equal(await s.stop(), 0, s.output());
     }
   });
 });
