@@ -24,6 +24,7 @@ export {
   type FopReadStreamOptions,
 } from './helpers.js';
 export { PlatFops } from './plat.js';
+export { DEFAULT_TAIL_BYTES, HttpRangeFops, type HttpRangeFopsOptions, type HttpRangeFopsStats } from './remote/http-range.js';
 export { CONTAINER_SIGNATURES, locateContainer, type ContainerLocation } from './container.js';
 export { MemFops, type MemFileInit } from './memory.js';
 export { Vfs, type VfsOptions, type VfsPrefix } from './vfs.js';

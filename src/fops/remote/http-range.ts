@@ -1,0 +1,506 @@
+/**
+ * A read-only backend over any HTTP server that honours Range: each fops path names a remote
+ * object (`/docs/site.zip` is `${baseUrl}/docs/site.zip`), read in place by byte ranges.
+ *
+ * Contracts:
+ * - Opening costs one request: a suffix range (`bytes=-tailBytes`: the zip end record, the largest
+ *   comment and the zero padding the zip reader tolerates) whose `Content-Range` gives the size, and whose bytes are kept so that a zip
+ *   reader finds its directory without another request. A server that refuses suffix ranges (416)
+ *   or answers another range than asked (s3rver reads `bytes=-N` as `0-N`) gets HEAD and explicit
+ *   ranges instead.
+ * - Versions are pinned by the object's strong ETag: every later read sends `If-Match`. A 412 or a
+ *   new ETag means the object was replaced: the handles of the old version fail their reads with
+ *   `IO` and report `changed()`; the next `open` or `stat` sees the new version. Objects without a
+ *   strong ETag are refused (nothing could tell two versions apart).
+ * - A range answered with 200 (Range ignored), a `Content-Range` other than the one asked, or a
+ *   body longer or shorter than asked fails the read with `IO`; the body is aborted, never read
+ *   whole, and nothing is ever allocated from a size the server declares beyond what was asked.
+ * - Reads go through an aligned block cache (LRU, bounded in bytes) shared by all handles, with one
+ *   fetch in flight per block. Failed GETs (network errors, timeouts, 5xx) are retried with backoff.
+ * - The pinned ETag is revalidated (one `HEAD` with `If-None-Match`) at most every `revalidateMs`
+ *   when `stat` or `changed()` asks, so that reads served from the cache alone still notice a
+ *   replacement.
+ */
+import { createHash } from 'node:crypto';
+import { constants as fsc } from 'node:fs';
+import { Pool } from 'undici';
+import { FopError } from '../errors.js';
+import { FopFlags } from '../flags.js';
+import { FopHandle } from '../handle.js';
+import { assertFopPath } from '../path.js';
+import type { FopFd, FopStat, StatOps } from '../types.js';
+
+/** Options of {@link HttpRangeFops}; every one but `baseUrl` has a default. */
+export interface HttpRangeFopsOptions {
+  /** `http://` or `https://` URL the fops paths are appended to (no query, no fragment). */
+  readonly baseUrl: string;
+  /** Bytes of the aligned blocks the cache holds (default 64 KiB). */
+  readonly blockSize?: number;
+  /** Bytes the block cache may hold in all (default 64 MiB). */
+  readonly cacheBytes?: number;
+  /**
+   * Bytes of the suffix range read on open (default {@link DEFAULT_TAIL_BYTES}: the window the zip
+   * reader searches for its end record, so that indexing an archive whose directory fits costs no
+   * further request).
+   */
+  readonly tailBytes?: number;
+  /** Connections to the origin at most (default 8); further requests queue. */
+  readonly maxConnections?: number;
+  /** Milliseconds to wait for response headers, and between body chunks (default 10000). */
+  readonly timeoutMs?: number;
+  /** Retries of a failed GET or HEAD (network error, timeout, 5xx), with doubling backoff from 50 ms (default 2). */
+  readonly retries?: number;
+  /** Milliseconds between revalidations of a pinned ETag (default 5000). */
+  readonly revalidateMs?: number;
+}
+
+/** Counters for tests and benchmarks: requests made to the origin. */
+export interface HttpRangeFopsStats {
+  readonly requests: number;
+  readonly bytesFetched: number;
+  readonly cachedBytes: number;
+}
+
+/** One pinned version of a remote object. */
+interface RemoteObject {
+  readonly url: string;
+  readonly etag: string;
+  readonly size: number;
+  readonly modTime: number | undefined;
+  /** Bytes `[tailStart, size)`, fetched on open. */
+  readonly tail: Buffer;
+  readonly tailStart: number;
+  /** Names the bytes: a hash of URL, ETag and size (never a path). */
+  readonly identity: string;
+  validatedAt: number;
+  replaced: boolean;
+  revalidating?: Promise<void> | undefined;
+}
+
+interface Reply {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: {
+    destroy(err?: Error): unknown;
+    dump(): Promise<void>;
+    on(event: 'error', listener: (err: unknown) => void): unknown;
+    [Symbol.asyncIterator](): AsyncIterator<Buffer>;
+  };
+}
+
+/** Aborts a body without reading it; the abort error it emits is expected, so it is swallowed. */
+function discard(r: Reply): void {
+  r.body.on('error', () => undefined);
+  r.body.destroy();
+}
+
+class Retryable extends Error {}
+
+/**
+ * The end record (22) plus the largest comment (65535), as the issue names it, plus the 64 KiB of
+ * zero padding the zip reader tolerates after the end record: its first read is that whole window,
+ * and a suffix of only 65557 bytes would cost one more request per archive opened.
+ */
+export const DEFAULT_TAIL_BYTES = 22 + 0xffff + 64 * 1024;
+
+const REPLACED = 'remote object was replaced (ETag changed)';
+
+function header(h: Reply['headers'], name: string): string | undefined {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Parses `bytes a-b/total` (or `bytes *\/total`); undefined when malformed. */
+function parseContentRange(v: string | undefined): { start?: number; end?: number; total: number } | undefined {
+  if (v === undefined) return undefined;
+  const m = /^bytes (?:(\d{1,15})-(\d{1,15})|\*)\/(\d{1,15})$/.exec(v.trim());
+  if (!m) return undefined;
+  const total = Number(m[3]);
+  if (m[1] === undefined) return { total };
+  return { start: Number(m[1]), end: Number(m[2]), total };
+}
+
+function strongEtag(v: string | undefined): string | undefined {
+  // A weak validator cannot be used with If-Match (strong comparison): it would answer 412 every time.
+  return v !== undefined && /^"[^"]*"$/.test(v) ? v : undefined;
+}
+
+/** A read-only {@link StatOps} backend over HTTP Range requests; see the module comment for its contracts. */
+export class HttpRangeFops implements StatOps {
+  readonly #base: URL;
+  readonly #pool: Pool;
+  readonly #blockSize: number;
+  readonly #cacheBytes: number;
+  readonly #tailBytes: number;
+  readonly #timeoutMs: number;
+  readonly #retries: number;
+  readonly #revalidateMs: number;
+  readonly #objects = new Map<string, Promise<RemoteObject>>();
+  /** Insertion order is recency: the first key is the least recently used. */
+  readonly #blocks = new Map<string, Buffer>();
+  readonly #inflight = new Map<string, Promise<Buffer>>();
+  #cached = 0;
+  #requests = 0;
+  #bytesFetched = 0;
+
+  constructor(options: HttpRangeFopsOptions) {
+    const base = new URL(options.baseUrl);
+    if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError(`HttpRangeFops: baseUrl must be http(s), not ${base.protocol}`);
+    if (base.search !== '' || base.hash !== '') throw new TypeError('HttpRangeFops: baseUrl must have no query or fragment');
+    this.#base = base;
+    this.#blockSize = options.blockSize ?? 64 * 1024;
+    this.#cacheBytes = options.cacheBytes ?? 64 * 1024 * 1024;
+    this.#tailBytes = options.tailBytes ?? DEFAULT_TAIL_BYTES;
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#retries = options.retries ?? 2;
+    this.#revalidateMs = options.revalidateMs ?? 5000;
+    for (const [k, v] of Object.entries({ blockSize: this.#blockSize, tailBytes: this.#tailBytes, timeoutMs: this.#timeoutMs })) {
+      if (!Number.isSafeInteger(v) || v < 1) throw new TypeError(`HttpRangeFops: ${k} must be a positive integer`);
+    }
+    this.#pool = new Pool(base.origin, { connections: options.maxConnections ?? 8 });
+  }
+
+  /** Requests made and bytes fetched so far, and the bytes the block cache holds. */
+  get stats(): HttpRangeFopsStats {
+    return { requests: this.#requests, bytesFetched: this.#bytesFetched, cachedBytes: this.#cached };
+  }
+
+  /** Closes the connections to the origin. */
+  async close(): Promise<void> {
+    await this.#pool.close();
+  }
+
+  async open(path: string, flags: number = fsc.O_RDONLY): Promise<FopFd> {
+    assertFopPath(path, 'open');
+    if ((flags & (fsc.O_WRONLY | fsc.O_RDWR | fsc.O_CREAT | fsc.O_TRUNC)) !== 0) throw new FopError('READ_ONLY', 'open', path);
+    const obj = await this.#object(path, 'open');
+    const outFlags = (flags & ~FopFlags.COMPR_IS_GZIP) | FopFlags.VIRTUAL | (obj.modTime === undefined ? 0 : FopFlags.MOD_TIME_VALID);
+    return new HttpRangeHandle(this, path, obj, outFlags, {
+      readAt: (buf, position) => this.#readAt(obj, path, buf, position),
+      changed: () => this.#changed(obj, path),
+    });
+  }
+
+  async stat(path: string): Promise<FopStat> {
+    assertFopPath(path, 'stat');
+    let obj = await this.#object(path, 'stat');
+    await this.#revalidate(obj, path);
+    // Replaced while revalidating: the next version, opened now.
+    if (obj.replaced) obj = await this.#object(path, 'stat');
+    const st: FopStat = { type: 'file', size: obj.size, version: obj.identity };
+    return obj.modTime === undefined ? st : { ...st, modTime: obj.modTime };
+  }
+
+  /** The pinned version of `path`, opened now (one request) unless a live one is known. */
+  #object(path: string, op: string): Promise<RemoteObject> {
+    const known = this.#objects.get(path);
+    if (known) return known;
+    const p = this.#openObject(path, op);
+    this.#objects.set(path, p);
+    // A failure is not remembered: the next call asks again (the object may appear).
+    p.catch(() => {
+      if (this.#objects.get(path) === p) this.#objects.delete(path);
+    });
+    return p;
+  }
+
+  #url(path: string): string {
+    const encoded = path
+      .split('/')
+      .map((s) => encodeURIComponent(s))
+      .join('/');
+    return `${this.#base.pathname.replace(/\/$/, '')}${encoded}`;
+  }
+
+  async #openObject(path: string, op: string): Promise<RemoteObject> {
+    const url = this.#url(path);
+    const asked = this.#tailBytes;
+    const fallback = async (): Promise<RemoteObject> => {
+      const head = await this.#send(url, 'HEAD', {}, path, op);
+      await head.body.dump();
+      this.#expectFound(head.status, path, op);
+      if (head.status !== 200) throw new FopError('IO', op, path, `HEAD answered ${head.status}`);
+      const size = Number(header(head.headers, 'content-length'));
+      if (!Number.isSafeInteger(size) || size < 0) throw new FopError('IO', op, path, 'HEAD gave no usable Content-Length');
+      const etag = this.#etagOf(head.headers, path, op);
+      const tailStart = Math.max(0, size - asked);
+      const tail = size === 0 ? Buffer.alloc(0) : await this.#range(url, etag, tailStart, size, path, op);
+      return this.#pinned(url, etag, size, head.headers, tail, tailStart);
+    };
+    const r = await this.#send(url, 'GET', { range: `bytes=-${asked}` }, path, op);
+    if (r.status === 416) {
+      await r.body.dump();
+      return fallback();
+    }
+    this.#expectFound(r.status, path, op);
+    if (r.status === 200) {
+      discard(r);
+      throw new FopError('IO', op, path, 'origin ignores Range (answered 200 to a range request)');
+    }
+    if (r.status !== 206) {
+      discard(r);
+      throw new FopError('IO', op, path, `origin answered ${r.status}`);
+    }
+    const cr = parseContentRange(header(r.headers, 'content-range'));
+    const want = cr ? Math.min(asked, cr.total) : -1;
+    if (cr?.start === undefined || cr.end === undefined || cr.end !== cr.total - 1 || cr.start !== cr.total - want) {
+      // Not the suffix asked (a server that reads `bytes=-N` as `0-N`): explicit ranges instead.
+      discard(r);
+      return fallback();
+    }
+    const etag = this.#etagOf(r.headers, path, op, r);
+    const tail = await this.#readBody(r, want, path, op);
+    return this.#pinned(url, etag, cr.total, r.headers, tail, cr.start);
+  }
+
+  #pinned(url: string, etag: string, size: number, headers: Reply['headers'], tail: Buffer, tailStart: number): RemoteObject {
+    const lm = Date.parse(header(headers, 'last-modified') ?? '');
+    const identity = `http:${createHash('sha256').update(`${url}\0${etag}\0${size}`).digest('base64url').slice(0, 22)}:${size}`;
+    return { url, etag, size, modTime: Number.isNaN(lm) ? undefined : lm, tail, tailStart, identity, validatedAt: Date.now(), replaced: false };
+  }
+
+  #etagOf(headers: Reply['headers'], path: string, op: string, r?: Reply): string {
+    const etag = strongEtag(header(headers, 'etag'));
+    if (etag === undefined) {
+      if (r) discard(r);
+      throw new FopError('IO', op, path, 'origin gives no strong ETag: versions cannot be pinned');
+    }
+    return etag;
+  }
+
+  #expectFound(status: number, path: string, op: string): void {
+    if (status === 404 || status === 410) throw new FopError('NOT_FOUND', op, path);
+    if (status === 401 || status === 403) throw new FopError('FORBIDDEN', op, path);
+  }
+
+  /** Marks `obj` replaced: its handles fail, and the next open or stat pins the new version. */
+  #replaced(obj: RemoteObject, path: string): void {
+    obj.replaced = true;
+    const cur = this.#objects.get(path);
+    if (cur) {
+      void cur.then(
+        (o) => {
+          if (o === obj && this.#objects.get(path) === cur) this.#objects.delete(path);
+        },
+        () => undefined,
+      );
+    }
+    // The blocks of that version can never be read again.
+    for (const [k, b] of this.#blocks) {
+      if (k.startsWith(`${obj.identity}\0`)) {
+        this.#blocks.delete(k);
+        this.#cached -= b.length;
+      }
+    }
+  }
+
+  /** Revalidates the pinned ETag when the last check is older than `revalidateMs`: one conditional HEAD, shared. */
+  #revalidate(obj: RemoteObject, path: string): Promise<void> {
+    if (obj.replaced || Date.now() - obj.validatedAt < this.#revalidateMs) return Promise.resolve();
+    obj.revalidating ??= (async () => {
+      try {
+        const r = await this.#send(obj.url, 'HEAD', { 'if-none-match': obj.etag }, path, 'revalidate');
+        await r.body.dump();
+        if (r.status === 304 || (r.status === 200 && header(r.headers, 'etag') === obj.etag)) obj.validatedAt = Date.now();
+        else this.#replaced(obj, path);
+      } finally {
+        obj.revalidating = undefined;
+      }
+    })();
+    return obj.revalidating;
+  }
+
+  /** Whether `obj` was replaced, revalidating first when due. */
+  async #changed(obj: RemoteObject, path: string): Promise<boolean> {
+    await this.#revalidate(obj, path);
+    return obj.replaced;
+  }
+
+  /** Fills `buf` from `position` of `obj`, through the block cache; short only at the end. */
+  async #readAt(obj: RemoteObject, path: string, buf: Uint8Array, position: number): Promise<number> {
+    if (obj.replaced) throw new FopError('IO', 'read', path, REPLACED);
+    const end = Math.min(obj.size, position + buf.length);
+    if (position >= end) return 0;
+    const bs = this.#blockSize;
+    const first = Math.floor(position / bs);
+    // The part inside the tail fetched on open costs no request, even where its block starts before the tail.
+    const tailFrom = Math.max(position, obj.tailStart);
+    if (tailFrom < end) buf.set(obj.tail.subarray(tailFrom - obj.tailStart, end - obj.tailStart), tailFrom - position);
+    if (position >= obj.tailStart) return end - position;
+    const blocks = await Promise.all(
+      Array.from({ length: Math.floor((Math.min(end, obj.tailStart) - 1) / bs) - first + 1 }, (_, i) => this.#block(obj, path, first + i)),
+    );
+    for (let i = 0; i < blocks.length; i++) {
+      const blockStart = (first + i) * bs;
+      const from = Math.max(position, blockStart);
+      const to = Math.min(end, obj.tailStart, blockStart + bs);
+      buf.set(blocks[i]!.subarray(from - blockStart, to - blockStart), from - position);
+    }
+    // Replaced while the blocks were fetched (from the cache, or by another reader): refuse, never mix.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by #replaced during the awaits above
+    if (obj.replaced) throw new FopError('IO', 'read', path, REPLACED);
+    return end - position;
+  }
+
+  #block(obj: RemoteObject, path: string, index: number): Promise<Buffer> {
+    const start = index * this.#blockSize;
+    const end = Math.min(obj.size, start + this.#blockSize);
+    const key = `${obj.identity}\0${index}`;
+    const hit = this.#blocks.get(key);
+    if (hit) {
+      this.#blocks.delete(key);
+      this.#blocks.set(key, hit);
+      return Promise.resolve(hit);
+    }
+    const flying = this.#inflight.get(key);
+    if (flying) return flying;
+    const p = this.#range(obj.url, obj.etag, start, end, path, 'read', obj).then((b) => {
+      if (!obj.replaced) this.#remember(key, b);
+      return b;
+    });
+    this.#inflight.set(key, p);
+    void p.then(
+      () => this.#inflight.delete(key),
+      () => this.#inflight.delete(key),
+    );
+    return p;
+  }
+
+  #remember(key: string, b: Buffer): void {
+    if (b.length > this.#cacheBytes) return;
+    this.#blocks.set(key, b);
+    this.#cached += b.length;
+    for (const [k, v] of this.#blocks) {
+      if (this.#cached <= this.#cacheBytes) break;
+      this.#blocks.delete(k);
+      this.#cached -= v.length;
+    }
+  }
+
+  /** Bytes `[start, end)` of the pinned version, exactly; a 412 marks `obj` replaced. */
+  async #range(url: string, etag: string, start: number, end: number, path: string, op: string, obj?: RemoteObject): Promise<Buffer> {
+    return this.#retrying(path, op, async () => {
+      const r = await this.#request(url, 'GET', { range: `bytes=${start}-${end - 1}`, 'if-match': etag });
+      if (r.status === 412) {
+        await r.body.dump();
+        if (obj) this.#replaced(obj, path);
+        throw new FopError('IO', op, path, REPLACED);
+      }
+      if (r.status >= 500) {
+        await r.body.dump();
+        throw new Retryable(`origin answered ${r.status}`);
+      }
+      if (r.status !== 206) {
+        // Never read a body that is not the range asked: it may be the whole object.
+        discard(r);
+        this.#expectFound(r.status, path, op);
+        throw new FopError('IO', op, path, r.status === 200 ? 'origin ignores Range (answered 200 to a range request)' : `origin answered ${r.status}`);
+      }
+      const got = strongEtag(header(r.headers, 'etag'));
+      if (got !== undefined && got !== etag) {
+        discard(r);
+        if (obj) this.#replaced(obj, path);
+        throw new FopError('IO', op, path, REPLACED);
+      }
+      const cr = parseContentRange(header(r.headers, 'content-range'));
+      if (cr?.start !== start || cr.end !== end - 1) {
+        discard(r);
+        throw new FopError(
+          'IO',
+          op,
+          path,
+          `origin answered another range (${header(r.headers, 'content-range') ?? 'no Content-Range'}) than bytes ${start}-${end - 1}`,
+        );
+      }
+      return this.#readBody(r, end - start, path, op);
+    });
+  }
+
+  /** Reads exactly `length` bytes of `r`'s body into a buffer of that size; more or fewer fail. */
+  async #readBody(r: Reply, length: number, path: string, op: string): Promise<Buffer> {
+    const out = Buffer.allocUnsafe(length);
+    let got = 0;
+    try {
+      for await (const chunk of r.body as AsyncIterable<Buffer>) {
+        if (got + chunk.length > length) {
+          discard(r);
+          throw new FopError('IO', op, path, `origin sent more than the ${length} bytes asked`);
+        }
+        chunk.copy(out, got);
+        got += chunk.length;
+      }
+    } catch (err) {
+      if (FopError.is(err)) throw err;
+      throw new Retryable(`body failed: ${String(err)}`, { cause: err });
+    }
+    // A short body is retried: a cut connection looks the same.
+    if (got !== length) throw new Retryable(`origin sent ${got} of the ${length} bytes asked`);
+    this.#bytesFetched += length;
+    return out;
+  }
+
+  async #send(url: string, method: 'GET' | 'HEAD', headers: Record<string, string>, path: string, op: string): Promise<Reply> {
+    return this.#retrying(path, op, async () => {
+      const r = await this.#request(url, method, headers);
+      if (r.status >= 500) {
+        await r.body.dump();
+        throw new Retryable(`origin answered ${r.status}`);
+      }
+      return r;
+    });
+  }
+
+  async #request(url: string, method: 'GET' | 'HEAD', headers: Record<string, string>): Promise<Reply> {
+    this.#requests++;
+    try {
+      const r = await this.#pool.request({ path: url, method, headers, headersTimeout: this.#timeoutMs, bodyTimeout: this.#timeoutMs });
+      return { status: r.statusCode, headers: r.headers, body: r.body };
+    } catch (err) {
+      throw new Retryable(`request failed: ${String(err)}`, { cause: err });
+    }
+  }
+
+  async #retrying<T>(path: string, op: string, fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (!(err instanceof Retryable)) throw err;
+        if (attempt >= this.#retries) throw new FopError('IO', op, path, err.message, { cause: err });
+        await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+      }
+    }
+  }
+}
+
+/** A handle on one pinned version of a remote object. */
+interface PinnedOps {
+  readAt(buf: Uint8Array, position: number): Promise<number>;
+  changed(): Promise<boolean>;
+}
+
+class HttpRangeHandle extends FopHandle {
+  readonly #ops: PinnedOps;
+  readonly identity: string;
+
+  constructor(owner: HttpRangeFops, path: string, obj: RemoteObject, flags: number, ops: PinnedOps) {
+    super(owner, path, { length: obj.size, flags, ...(obj.modTime === undefined ? {} : { modTime: obj.modTime }) });
+    this.#ops = ops;
+    this.identity = obj.identity;
+  }
+
+  protected readImpl(buf: Uint8Array): Promise<number> {
+    return this.#ops.readAt(buf, this.pos);
+  }
+
+  readAt(buf: Uint8Array, position: number): Promise<number> {
+    if (this.closed) return Promise.reject(new FopError('CLOSED', 'read', this.path));
+    if (!Number.isSafeInteger(position) || position < 0)
+      return Promise.reject(new FopError('INVALID_ARGUMENT', 'read', this.path, `invalid position ${String(position)}`));
+    return this.#ops.readAt(buf, position);
+  }
+
+  changed(): Promise<boolean> {
+    return this.#ops.changed();
+  }
+}
