@@ -25,6 +25,7 @@ export {
 } from './helpers.js';
 export { PlatFops } from './plat.js';
 export { DEFAULT_TAIL_BYTES, HttpRangeFops, type HttpRangeFopsOptions, type HttpRangeFopsStats } from './remote/http-range.js';
+export { REMOTE_PREFIX, RemoteRouterFops, remoteFopPath, type RemoteObjectRef } from './remote/router.js';
 export { CONTAINER_SIGNATURES, locateContainer, type ContainerLocation } from './container.js';
 export { MemFops, type MemFileInit } from './memory.js';
 export { Vfs, type VfsOptions, type VfsPrefix } from './vfs.js';

@@ -8,6 +8,8 @@ import { FopFlags } from '../fops/flags.js';
 import { fopChanged, fopIdentity, fopReadDir, fopRealPath, fopStat, readAll, vfsGetModTime } from '../fops/helpers.js';
 import { validFopPath } from '../fops/path.js';
 import { PlatFops } from '../fops/plat.js';
+import type { HttpRangeFopsOptions } from '../fops/remote/http-range.js';
+import { RemoteRouterFops } from '../fops/remote/router.js';
 import type { FileOps, FopFd, FopStat } from '../fops/types.js';
 import { Vfs } from '../fops/vfs.js';
 import { canonicalizePath, encodePath, type CanonicalPath } from './canonical.js';
@@ -43,6 +45,12 @@ export interface EngineOptions {
   readonly headers?: Readonly<Record<string, string>>;
   /** The filesystem mounts resolve into (default: a {@link Vfs} over the disk, entering zip/jar/war archives). */
   readonly vfs?: FileOps;
+  /**
+   * Options of the backend `range+http(s)://` mounts read through (block size, cache bytes, timeouts,
+   * retries, revalidation interval: see {@link HttpRangeFopsOptions} for the defaults); one
+   * connection pool per origin.
+   */
+  readonly remote?: Omit<HttpRangeFopsOptions, 'baseUrl'>;
   /** Most ranges served as multipart/byteranges after merging; more get the whole 200 (default 16). */
   readonly maxRanges?: number;
   /**
@@ -169,7 +177,13 @@ export class ServeEngine {
     this.#resolveMs = options.resolveCacheMs ?? 1000;
     // Every body is checked with changed() before its last byte, so a stored entry's CRC need only be
     // checked once per archive version (it costs a quarter of the throughput).
-    this.#vfs = options.vfs ?? new Vfs({ base: new PlatFops(), zip: { storedCrc: 'first-read' } });
+    const mounts = options.mounts.map((m, i) => resolveMount(m, this.#headers, `mounts[${i}]`, CONTAINER_SIGNATURES));
+    const remotes = mounts.flatMap((m) => (m.remote ? [m.remote] : []));
+    if (remotes.length > 0 && options.vfs) throw new TypeError('createHandler: range+http(s) mounts need the engine to build its own vfs (options.vfs is set)');
+    // Remote archives appear as files under REMOTE_PREFIX in the Vfs's base, so the zip layer enters
+    // them as it enters archives on disk; only the objects the mounts name are reachable there.
+    const base = remotes.length > 0 ? new RemoteRouterFops(new PlatFops(), remotes, options.remote ?? {}) : new PlatFops();
+    this.#vfs = options.vfs ?? new Vfs({ base, zip: { storedCrc: 'first-read' } });
     this.#maxRanges = options.maxRanges ?? 16;
     const cacheSize = options.resolveCacheSize ?? 10_000;
     if (!(this.#resolveMs >= 0) || !(cacheSize >= 1)) throw new TypeError('resolveCacheMs must be >= 0 and resolveCacheSize >= 1');
@@ -184,7 +198,6 @@ export class ServeEngine {
     if (doc !== undefined && (typeof doc !== 'string' || !doc.startsWith('/'))) throw new TypeError('notFoundDocument must be a URL path starting with "/"');
     this.#notFoundDocument = doc;
     this.#compressor = new Compressor(options.compression);
-    const mounts = options.mounts.map((m, i) => resolveMount(m, this.#headers, `mounts[${i}]`, CONTAINER_SIGNATURES));
     // A mountpoint may be used twice when one of the two is exact-match (lws prefers it for the exact URI).
     const seen = new Set<string>();
     for (const m of mounts) {

@@ -4,6 +4,7 @@ import { cacheControl } from '../cache/http.js';
 import { DEFAULT_INHERIT_ENV, ENV_NAME, type CgiSettings } from '../cgi/settings.js';
 import { parseProxyOrigin, type ProxyHeaderMode, type ProxySettings } from '../proxy/origin.js';
 import { validFopPath } from '../fops/path.js';
+import { remoteFopPath, type RemoteObjectRef } from '../fops/remote/router.js';
 import { BasicAuth, Credentials, CredentialsError, DEFAULT_REALM, validRealm } from '../auth/basic.js';
 import { createMimeLookup, MIMETYPE_PRESETS, type MimeDecision, type MimetypePreset } from './mime.js';
 
@@ -28,7 +29,10 @@ export interface MountOptions {
    * - `>https://host/path` or `>http://…`: a 301 redirect to that URL;
    * - `callback://name`: the handler registered under `name`;
    * - `http://host[:port]/path`, `https://…` or `http://+/run/app.sock:/path` (a unix socket): a reverse proxy;
-   * - `cgi:///path/to/program`: a CGI program, run per request.
+   * - `cgi:///path/to/program`: a CGI program, run per request;
+   * - `range+http://host[:port]/path/site.zip` or `range+https://…`: an archive read in place from any
+   *   HTTP server that honours Range (see `HttpRangeFops`); its root directory is served, as for
+   *   a local archive origin.
    *
    * A relative file origin (`./public`, `file://public`) or one with `..` in it (`${__dirname}/../public`)
    * is resolved to an absolute path once, when the mount is resolved: against `process.cwd()` here, against
@@ -156,6 +160,8 @@ export interface ResolvedMount {
   readonly proxy: ProxySettings | undefined;
   /** For CGI mounts: the program and how it runs. */
   readonly cgi: CgiSettings | undefined;
+  /** For `range+http(s)://` mounts: the remote archive; `root` is its path under `REMOTE_PREFIX`. */
+  readonly remote: RemoteObjectRef | undefined;
   /** The mount is skipped for WebSocket upgrade requests. */
   readonly noWsUpgrades: boolean;
   /** Basic authentication every request under the mount must pass, or undefined. */
@@ -428,7 +434,12 @@ export function resolveMount(
     callback: '',
     proxy: undefined,
     cgi: undefined,
+    remote: undefined,
   };
+  if (/^range\+https?:\/\//i.test(origin)) {
+    const remote = remoteOrigin(origin.slice('range+'.length), where, signatures);
+    return Object.freeze({ ...base, kind: 'file', root: remoteFopPath(remote), archive: true, remote });
+  }
   const isProxy = /^https?:\/\//.test(origin);
   const isCgi = origin.startsWith('cgi://');
   for (const key of PROXY_KEYS)
@@ -492,6 +503,34 @@ function basicAuth(m: MountOptions, where: string): BasicAuth | undefined {
   const realm: unknown = m.basicAuthRealm ?? DEFAULT_REALM;
   if (!validRealm(realm)) throw new TypeError(`${where}.basicAuthRealm must be printable text of up to 200 characters without " or \\`);
   return new BasicAuth(credentials, realm);
+}
+
+/** Parses the URL of a `range+http(s)://` origin: an absolute URL naming an archive, without credentials, query or fragment. */
+function remoteOrigin(spec: string, where: string, signatures: readonly string[]): RemoteObjectRef {
+  let url: URL;
+  try {
+    url = new URL(spec);
+  } catch {
+    throw new TypeError(`${where}.origin: ${JSON.stringify(`range+${spec}`)} is not a valid URL`);
+  }
+  // Credentials in the URL would end up in logs and errors; query strings (presigned URLs) are not supported yet.
+  if (url.username !== '' || url.password !== '') throw new TypeError(`${where}.origin: range+http(s) origins must not carry credentials`);
+  if (url.search !== '' || url.hash !== '') throw new TypeError(`${where}.origin: range+http(s) origins take no query or fragment`);
+  let segments: string[];
+  try {
+    segments = url.pathname.split('/').map((s) => decodeURIComponent(s));
+  } catch {
+    throw new TypeError(`${where}.origin: the path of ${JSON.stringify(url.href)} is not valid percent-encoding`);
+  }
+  const path = segments.join('/');
+  // An encoded slash would be re-encoded as a separator when the object is fetched: another object.
+  if (segments.some((s) => s.includes('/')) || !validFopPath(path) || path === '/')
+    throw new TypeError(`${where}.origin: the path of ${JSON.stringify(url.href)} is not a canonical path to an object`);
+  const lower = `${path.toLowerCase()}/`;
+  if (!signatures.some((sig) => lower.endsWith(sig))) {
+    throw new TypeError(`${where}.origin: range+http(s) origins name an archive (${signatures.map((s) => s.slice(0, -1)).join(', ')})`);
+  }
+  return { origin: url.origin, path };
 }
 
 function proxySettings(m: MountOptions, origin: string, where: string): ProxySettings {

@@ -1,0 +1,82 @@
+/**
+ * The base backend of an engine with `range+http(s)://` mounts: the disk, plus a reserved path
+ * prefix ({@link REMOTE_PREFIX}) under which each remote archive a mount names appears as one file.
+ * Because this is the Vfs's base, its zip layer enters those files as it enters archives on disk.
+ *
+ * Only the exact objects the mounts name are reachable: any other path under the prefix is
+ * `NOT_FOUND`, so a disk mount of `/` cannot be turned into a fetcher of arbitrary URLs.
+ * A disk path under the prefix is shadowed (it is reserved).
+ */
+import { FopError } from '../errors.js';
+import { fopReadDir, fopRealPath, fopStat } from '../helpers.js';
+import { assertFopPath } from '../path.js';
+import type { FileOps, FopDirEntry, FopFd, FopStat, ListOps, RealPathOps, StatOps } from '../types.js';
+import { HttpRangeFops, type HttpRangeFopsOptions } from './http-range.js';
+
+/** The reserved fops path prefix under which remote archives appear. */
+export const REMOTE_PREFIX = '/.vfserve-remote';
+
+/** One remote object a mount names: its origin (`http://host:port`) and its path there (decoded, canonical). */
+export interface RemoteObjectRef {
+  readonly origin: string;
+  readonly path: string;
+}
+
+/** The fops path under {@link REMOTE_PREFIX} standing for a remote object. */
+export function remoteFopPath(ref: RemoteObjectRef): string {
+  const url = new URL(ref.origin);
+  return `${REMOTE_PREFIX}/${url.protocol.slice(0, -1)}/${url.host}${ref.path}`;
+}
+
+/** Routes the reserved prefix to {@link HttpRangeFops} backends (one per origin, so one connection pool each) and the rest to `disk`. */
+export class RemoteRouterFops implements StatOps, ListOps, RealPathOps {
+  readonly #disk: FileOps;
+  readonly #objects = new Map<string, { fops: HttpRangeFops; path: string }>();
+  readonly #byOrigin = new Map<string, HttpRangeFops>();
+
+  constructor(disk: FileOps, refs: readonly RemoteObjectRef[], options: Omit<HttpRangeFopsOptions, 'baseUrl'> = {}) {
+    this.#disk = disk;
+    for (const ref of refs) {
+      let fops = this.#byOrigin.get(ref.origin);
+      if (!fops) {
+        fops = new HttpRangeFops({ ...options, baseUrl: ref.origin });
+        this.#byOrigin.set(ref.origin, fops);
+      }
+      this.#objects.set(remoteFopPath(ref), { fops, path: ref.path });
+    }
+  }
+
+  /** Closes every origin's connections. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#byOrigin.values()].map((f) => f.close()));
+  }
+
+  #remote(path: string, op: string): { fops: HttpRangeFops; path: string } | undefined {
+    assertFopPath(path, op);
+    if (path !== REMOTE_PREFIX && !path.startsWith(`${REMOTE_PREFIX}/`)) return undefined;
+    const hit = this.#objects.get(path);
+    if (!hit) throw new FopError('NOT_FOUND', op, path);
+    return hit;
+  }
+
+  open(path: string, flags?: number): Promise<FopFd> {
+    const r = this.#remote(path, 'open');
+    return r ? r.fops.open(r.path, flags) : this.#disk.open(path, flags);
+  }
+
+  stat(path: string): Promise<FopStat> {
+    const r = this.#remote(path, 'stat');
+    return r ? r.fops.stat(r.path) : fopStat(this.#disk, path);
+  }
+
+  readDir(path: string): Promise<readonly FopDirEntry[] | undefined> {
+    // A remote object is a file, and the prefix cannot be listed.
+    if (this.#remote(path, 'readDir')) throw new FopError('NOT_FOUND', 'readDir', path);
+    return fopReadDir(this.#disk, path);
+  }
+
+  realPath(path: string): Promise<string | undefined> {
+    // Wholly virtual: nothing on disk to contain.
+    return this.#remote(path, 'realPath') ? Promise.resolve(undefined) : fopRealPath(this.#disk, path);
+  }
+}

@@ -1,0 +1,112 @@
+// A range+http:// mount served through createHandler on node:http, reading its archive from an
+// in-repo origin by Range requests.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { gunzipSync } from 'node:zlib';
+import { CONTAINER_SIGNATURES, REMOTE_PREFIX, createHandler, resolveMount } from '../../src/index.js';
+import { noise, prose } from '../helpers/fixtures.js';
+import { get, listen } from '../helpers/http.js';
+import { startRangeOrigin, type RangeOrigin } from '../helpers/range-origin.js';
+import { makeZip } from '../helpers/zip-writer.js';
+
+const v1 = { 'index.html': prose(5000), 'app.css': prose(20_000), 'photo.jpg': noise(300_000, 4) };
+const v2 = { 'index.html': Buffer.from('<h1>version two</h1>\n'.repeat(200)), 'app.css': prose(9000).reverse(), 'photo.jpg': noise(300_000, 11) };
+const zipOf = (files: Record<string, Buffer>) => makeZip({ entries: Object.entries(files).map(([name, data]) => ({ name, data })) });
+
+describe('range+http mount options', () => {
+  const resolve = (origin: string) => resolveMount({ mountpoint: '/', origin }, [], 'm', CONTAINER_SIGNATURES);
+
+  it('maps a range+http origin to the archive under the reserved prefix, served as an archive root', () => {
+    const m = resolve('range+http://127.0.0.1:8080/a%20b/site.zip');
+    assert.equal(m.kind, 'file');
+    assert.equal(m.archive, true);
+    assert.equal(m.root, `${REMOTE_PREFIX}/http/127.0.0.1:8080/a b/site.zip`);
+    assert.deepEqual(m.remote, { origin: 'http://127.0.0.1:8080', path: '/a b/site.zip' });
+    assert.equal(resolve('range+https://example.com/x/app.jar').remote?.origin, 'https://example.com');
+  });
+
+  it('refuses credentials, queries, non-archives and non-canonical paths', () => {
+    for (const bad of [
+      'range+http://user:pw@127.0.0.1/site.zip',
+      'range+http://127.0.0.1/site.zip?X-Amz-Signature=1',
+      'range+http://127.0.0.1/site.txt',
+      'range+http://127.0.0.1/',
+      'range+http://127.0.0.1/a//site.zip',
+      'range+http://127.0.0.1/a%2Fb/site.zip',
+    ]) {
+      assert.throws(() => resolve(bad), TypeError, bad);
+    }
+  });
+});
+
+describe('serving a remote archive through createHandler (range+http)', () => {
+  let origin: RangeOrigin;
+  let port = 0;
+  let close: () => Promise<void> = () => Promise.resolve();
+  let counter = 0;
+
+  before(async () => {
+    origin = await startRangeOrigin({ '/archives/site.zip': zipOf(v1) });
+    const handler = createHandler({
+      mounts: [{ mountpoint: '/', origin: `range+http://127.0.0.1:${new URL(origin.url).port}/archives/site.zip` }],
+      remote: { revalidateMs: 100 },
+      resolveCacheMs: 0,
+      log: () => counter++,
+    });
+    ({ port, close } = await listen(handler));
+  });
+  after(async () => {
+    await close();
+    await origin.close();
+  });
+
+  it('serves whole entries, the default file for the root, and 404 outside the archive', async () => {
+    const root = await get(port, '/');
+    assert.equal(root.status, 200);
+    assert.ok(root.body.equals(v1['index.html']));
+    const big = await get(port, '/photo.jpg');
+    assert.equal(big.status, 200);
+    assert.ok(big.body.equals(v1['photo.jpg']));
+    assert.equal((await get(port, '/nothing.html')).status, 404);
+  });
+
+  it('serves a Range request with the right bytes', async () => {
+    const r = await get(port, '/photo.jpg', { range: 'bytes=100000-100999' });
+    assert.equal(r.status, 206);
+    assert.equal(r.headers['content-range'], `bytes 100000-100999/${v1['photo.jpg'].length}`);
+    assert.ok(r.body.equals(v1['photo.jpg'].subarray(100000, 101000)));
+  });
+
+  it('passes the deflated entry through as gzip', async () => {
+    const r = await get(port, '/app.css', { 'accept-encoding': 'gzip' });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['content-encoding'], 'gzip');
+    assert.ok(gunzipSync(r.body).equals(v1['app.css']));
+  });
+
+  it('picks up a replaced archive (new ETag) and never serves mixed bytes', async () => {
+    const etag1 = (await get(port, '/app.css')).headers.etag;
+    origin.objects.set('/archives/site.zip', zipOf(v2));
+    const deadline = Date.now() + 5000;
+    let sawNew = false;
+    while (!sawNew && Date.now() < deadline) {
+      const [page, css, big] = await Promise.all([get(port, '/'), get(port, '/app.css'), get(port, '/photo.jpg', { range: 'bytes=5000-9999' })]);
+      for (const [r, name, slice] of [
+        [page, 'index.html', undefined],
+        [css, 'app.css', undefined],
+        [big, 'photo.jpg', [5000, 10000]],
+      ] as const) {
+        // A response cut because the archive changed under it is allowed; a complete wrong one is not.
+        if (r.status !== 200 && r.status !== 206) continue;
+        const want = (v: Record<string, Buffer>) => (slice ? v[name]!.subarray(slice[0], slice[1]) : v[name]!);
+        assert.ok(r.body.equals(want(v1)) || r.body.equals(want(v2)), `${name}: bytes of neither version`);
+      }
+      sawNew = page.body.equals(v2['index.html']) && css.body.equals(v2['app.css']);
+      if (!sawNew) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(sawNew, 'the new version is served within 5 s');
+    const after = await get(port, '/app.css');
+    assert.notEqual(after.headers.etag, etag1, 'a new version gets a new ETag');
+    assert.ok((await get(port, '/photo.jpg')).body.equals(v2['photo.jpg']));
+  });
+});
