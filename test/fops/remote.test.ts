@@ -1,9 +1,23 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { describeFopsConformance } from '../../src/testing/conformance.js';
-import { DEFAULT_TAIL_BYTES, FopError, HttpRangeFops, ZipFops, readAll, type FopFd } from '../../src/index.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  DEFAULT_TAIL_BYTES,
+  FopError,
+  HttpRangeFops,
+  PlatFops,
+  REMOTE_PREFIX,
+  RemoteRouterFops,
+  Vfs,
+  ZipFops,
+  readAll,
+  remoteFopPath,
+  type FopFd,
+} from '../../src/index.js';
 import { makeZip } from '../helpers/zip-writer.js';
-import { noise, prose, sampleTree, under } from '../helpers/fixtures.js';
+import { noise, prose, rmTree, sampleTree, tmpDir, under } from '../helpers/fixtures.js';
 import { startRangeOrigin, type RangeOrigin } from '../helpers/range-origin.js';
 
 const tree = sampleTree();
@@ -237,6 +251,15 @@ describe('HttpRangeFops against a fault-injecting origin', () => {
     await fd.close();
   });
 
+  it('keeps to the per-origin connection cap', async () => {
+    reset();
+    const f = fops({ maxConnections: 2, blockSize: 4096 });
+    const got = await whole(await f.open('/big.bin'));
+    assert.ok(got.equals(big));
+    assert.ok(origin.log.length > 10, 'many block requests');
+    assert.ok(origin.maxActive <= 2, `at most 2 at once, saw ${origin.maxActive}`);
+  });
+
   it('refuses objects without a strong ETag, and maps 404 to NOT_FOUND', async () => {
     reset();
     origin.faults = { weakEtag: true };
@@ -290,5 +313,42 @@ describe('ZipFops over HttpRangeFops: requests per client read', () => {
     await fd.close();
     assert.ok((await whole(await z.open('/site.zip/index.html'))).equals(v2));
     await assert.rejects(z.open('/site.zip/big.bin'), (err: unknown) => FopError.is(err, 'NOT_FOUND'));
+  });
+});
+
+describe('RemoteRouterFops: the reserved prefix of an engine with range+http mounts', () => {
+  const site = { 'index.html': prose(2000) };
+  const dir = tmpDir();
+  let origin: RangeOrigin;
+  let router: RemoteRouterFops;
+  let archive = '';
+  before(async () => {
+    // `.zip` in a directory name above the object: the container search must pass over it.
+    origin = await startRangeOrigin({ '/dir.zip/site.zip': makeZip({ entries: [{ name: 'index.html', data: site['index.html'] }] }) });
+    router = new RemoteRouterFops(new PlatFops(), [{ origin: origin.url, path: '/dir.zip/site.zip' }]);
+    archive = remoteFopPath({ origin: origin.url, path: '/dir.zip/site.zip' });
+    writeFileSync(join(dir, 'local.txt'), 'on disk');
+  });
+  after(async () => {
+    await router.close();
+    await origin.close();
+    rmTree(dir);
+  });
+
+  it('enters the remote archive through a Vfs, and passes other paths to the disk', async () => {
+    const vfs = new Vfs({ base: router });
+    assert.ok((await whole(await vfs.open(`${archive}/index.html`))).equals(site['index.html']));
+    assert.equal((await whole(await vfs.open(join(dir, 'local.txt')))).toString(), 'on disk');
+    assert.equal((await vfs.stat(`${REMOTE_PREFIX}/http`)).type, 'directory');
+  });
+
+  it('reaches only the objects the mounts name: anything else under the prefix is NOT_FOUND without a request', async () => {
+    origin.log.length = 0;
+    const host = new URL(origin.url).host;
+    for (const path of [`${REMOTE_PREFIX}/http/${host}/other.zip`, `${REMOTE_PREFIX}/http/169.254.169.254/latest.zip`, `${archive}x`]) {
+      await assert.rejects(router.open(path), (err: unknown) => FopError.is(err, 'NOT_FOUND'), path);
+      await assert.rejects(router.stat(path), (err: unknown) => FopError.is(err, 'NOT_FOUND'), path);
+    }
+    assert.equal(origin.log.length, 0);
   });
 });

@@ -31,6 +31,8 @@ export interface RangeOrigin {
   faults: OriginFaults;
   /** Every request: method, path and Range header. */
   readonly log: { method: string; path: string; range: string | undefined }[];
+  /** The most responses in progress at once so far. */
+  readonly maxActive: number;
   close(): Promise<void>;
 }
 
@@ -41,12 +43,25 @@ function etagOf(body: Buffer): string {
 export async function startRangeOrigin(objects: Record<string, Buffer> = {}): Promise<RangeOrigin> {
   const store = new Map(Object.entries(objects));
   let flips = 0;
-  const origin: RangeOrigin = { url: '', objects: store, faults: {}, log: [], close: () => Promise.resolve() };
+  let active = 0;
+  let maxActive = 0;
+  const origin: RangeOrigin = {
+    url: '',
+    objects: store,
+    faults: {},
+    log: [],
+    get maxActive() {
+      return maxActive;
+    },
+    close: () => Promise.resolve(),
+  };
   const stalled = new Set<ServerResponse>();
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const f = origin.faults;
     const path = decodeURIComponent((req.url ?? '/').split('?')[0]!);
     origin.log.push({ method: req.method ?? '', path, range: req.headers.range });
+    maxActive = Math.max(maxActive, ++active);
+    res.on('close', () => active--);
     const body = store.get(path);
     if (!body) {
       res.writeHead(404).end();
@@ -122,12 +137,11 @@ export async function startRangeOrigin(objects: Record<string, Buffer> = {}): Pr
   const server: Server = createServer(handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  return Object.assign(origin, {
-    url: `http://127.0.0.1:${port}`,
-    close: async () => {
-      for (const r of stalled) r.destroy();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  });
+  Object.defineProperty(origin, 'url', { value: `http://127.0.0.1:${port}` });
+  origin.close = async () => {
+    for (const r of stalled) r.destroy();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  return origin;
 }

@@ -33,6 +33,8 @@ export class RemoteRouterFops implements StatOps, ListOps, RealPathOps {
   readonly #disk: FileOps;
   readonly #objects = new Map<string, { fops: HttpRangeFops; path: string }>();
   readonly #byOrigin = new Map<string, HttpRangeFops>();
+  /** The directories above each object (host and path segments may end in `.zip` too: `cdn.zip`). */
+  readonly #dirs = new Set<string>();
 
   constructor(disk: FileOps, refs: readonly RemoteObjectRef[], options: Omit<HttpRangeFopsOptions, 'baseUrl'> = {}) {
     this.#disk = disk;
@@ -42,7 +44,9 @@ export class RemoteRouterFops implements StatOps, ListOps, RealPathOps {
         fops = new HttpRangeFops({ ...options, baseUrl: ref.origin });
         this.#byOrigin.set(ref.origin, fops);
       }
-      this.#objects.set(remoteFopPath(ref), { fops, path: ref.path });
+      const path = remoteFopPath(ref);
+      this.#objects.set(path, { fops, path: ref.path });
+      for (let i = path.indexOf('/', 1); i !== -1; i = path.indexOf('/', i + 1)) this.#dirs.add(path.slice(0, i));
     }
   }
 
@@ -51,32 +55,41 @@ export class RemoteRouterFops implements StatOps, ListOps, RealPathOps {
     await Promise.all([...this.#byOrigin.values()].map((f) => f.close()));
   }
 
-  #remote(path: string, op: string): { fops: HttpRangeFops; path: string } | undefined {
+  /**
+   * The object `path` names under the prefix, or undefined outside it. The directories above an
+   * object are directories (so that a container search passes over `cdn.zip` in `/…/cdn.zip/site.zip`);
+   * anything else under the prefix is `NOT_FOUND`.
+   */
+  #remote(path: string, op: string): { fops: HttpRangeFops; path: string } | 'dir' | undefined {
     assertFopPath(path, op);
     if (path !== REMOTE_PREFIX && !path.startsWith(`${REMOTE_PREFIX}/`)) return undefined;
     const hit = this.#objects.get(path);
-    if (!hit) throw new FopError('NOT_FOUND', op, path);
-    return hit;
+    if (hit) return hit;
+    if (this.#dirs.has(path)) return 'dir';
+    throw new FopError('NOT_FOUND', op, path);
   }
 
-  open(path: string, flags?: number): Promise<FopFd> {
+  // Async throughout, so that every refusal is a rejection, never a synchronous throw.
+  async open(path: string, flags?: number): Promise<FopFd> {
     const r = this.#remote(path, 'open');
+    if (r === 'dir') throw new FopError('NOT_A_FILE', 'open', path, 'is a directory');
     return r ? r.fops.open(r.path, flags) : this.#disk.open(path, flags);
   }
 
-  stat(path: string): Promise<FopStat> {
+  async stat(path: string): Promise<FopStat> {
     const r = this.#remote(path, 'stat');
+    if (r === 'dir') return { type: 'directory', size: 0 };
     return r ? r.fops.stat(r.path) : fopStat(this.#disk, path);
   }
 
-  readDir(path: string): Promise<readonly FopDirEntry[] | undefined> {
-    // A remote object is a file, and the prefix cannot be listed.
-    if (this.#remote(path, 'readDir')) throw new FopError('NOT_FOUND', 'readDir', path);
+  async readDir(path: string): Promise<readonly FopDirEntry[] | undefined> {
+    // Nothing under the prefix is listed: a remote object is a file, and its directories are not browsable.
+    if (this.#remote(path, 'readDir')) return undefined;
     return fopReadDir(this.#disk, path);
   }
 
-  realPath(path: string): Promise<string | undefined> {
+  async realPath(path: string): Promise<string | undefined> {
     // Wholly virtual: nothing on disk to contain.
-    return this.#remote(path, 'realPath') ? Promise.resolve(undefined) : fopRealPath(this.#disk, path);
+    return this.#remote(path, 'realPath') ? undefined : fopRealPath(this.#disk, path);
   }
 }
