@@ -16,6 +16,7 @@ export function describeOrigin(origin: string): string {
   if (origin.startsWith('>')) return `redirect ${origin.slice(1)}`;
   if (origin.startsWith('callback://')) return `callback ${origin.slice('callback://'.length)}`;
   if (/^https?:\/\//.test(origin)) return `proxy ${origin}`;
+  if (/^range\+https?:\/\//i.test(origin)) return `remote archive ${origin.slice('range+'.length)}`;
   if (origin.startsWith('cgi://')) return `cgi ${origin.slice('cgi://'.length)}`;
   const path = origin.startsWith('file://') ? origin.slice('file://'.length) : origin;
   return `${CONTAINER_SIGNATURES.some((sig) => `${path.toLowerCase()}/`.endsWith(sig)) ? 'archive' : 'directory'} ${path}`;

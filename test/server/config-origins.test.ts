@@ -26,6 +26,14 @@ function config(mount: Record<string, unknown>) {
 }
 
 describe('proxy and CGI mounts in configuration', () => {
+  it('keeps a range+http origin as written (not a relative file path), and describes it as a remote archive', () => {
+    const origin = 'range+http://127.0.0.1:9000/bucket/site.zip';
+    const m = config({ origin }).vhosts[0]!.mounts[0]!;
+    assert.equal(m.origin, origin);
+    assert.equal(resolveMount(m, [], 'm', ['.zip/']).remote?.path, '/bucket/site.zip');
+    assert.equal(describeOrigin(origin), 'remote archive http://127.0.0.1:9000/bucket/site.zip');
+  });
+
   it('parses lwsws keys: cgi-env as [{...}], a relative cgi-chdir against the file, times as strings', () => {
     const c = config({ origin: `cgi://${program}`, 'cgi-env': [{ A: '1' }, { B: '2' }], 'cgi-timeout': '2.5', 'cgi-chdir': 'work' });
     const m = c.vhosts[0]!.mounts[0]!;
