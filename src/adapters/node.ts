@@ -75,7 +75,7 @@ export interface NodeHandlerWithEngine extends NodeHandler {
    * to it after the response head.
    */
   readonly upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer, done?: (outcome: Readonly<UpgradeOutcome>) => void) => void;
-  /** Closes the proxy mounts' connection pools once their requests in flight are done. */
+  /** Closes the proxy mounts' connection pools once their requests in flight are done, and the remote archives' (range+http) pools. */
   readonly close: () => Promise<void>;
   /**
    * For adapters that run the engine themselves (Fastify): carries out a callback, proxy or CGI
@@ -231,7 +231,14 @@ export function createHandler(options: HandlerOptions): NodeHandlerWithEngine {
     }
   };
 
-  return Object.assign(handler, { engine, upgrade, runOrigin, close: () => pools.close() });
+  return Object.assign(handler, {
+    engine,
+    upgrade,
+    runOrigin,
+    close: async () => {
+      await Promise.all([pools.close(), engine.close()]);
+    },
+  });
 }
 
 /** The framework-free view of a node request the core takes (repeated headers joined with ", "). */

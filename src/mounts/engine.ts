@@ -140,6 +140,8 @@ const NOT_FOUND_DROPPED_HEADERS: ReadonlySet<string> = new Set(['etag', 'last-mo
 export class ServeEngine {
   readonly mounts: readonly ResolvedMount[];
   readonly #vfs: FileOps;
+  /** The backend of the range+http(s) mounts, when there are any. */
+  readonly #remote: RemoteRouterFops | undefined;
   readonly #headers: readonly (readonly [string, string])[];
   readonly #maxRanges: number;
   readonly #realRoots = new Map<ResolvedMount, Promise<string | undefined>>();
@@ -170,6 +172,11 @@ export class ServeEngine {
     };
   }
 
+  /** Closes the connections of the range+http(s) mounts' origins (nothing to do without such mounts). */
+  async close(): Promise<void> {
+    await this.#remote?.close();
+  }
+
   constructor(options: EngineOptions) {
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- checked for JavaScript callers
     if (!options || !isReadonlyArray(options.mounts)) throw new TypeError('createHandler: options.mounts must be an array');
@@ -182,8 +189,8 @@ export class ServeEngine {
     if (remotes.length > 0 && options.vfs) throw new TypeError('createHandler: range+http(s) mounts need the engine to build its own vfs (options.vfs is set)');
     // Remote archives appear as files under REMOTE_PREFIX in the Vfs's base, so the zip layer enters
     // them as it enters archives on disk; only the objects the mounts name are reachable there.
-    const base = remotes.length > 0 ? new RemoteRouterFops(new PlatFops(), remotes, options.remote ?? {}) : new PlatFops();
-    this.#vfs = options.vfs ?? new Vfs({ base, zip: { storedCrc: 'first-read' } });
+    this.#remote = remotes.length > 0 ? new RemoteRouterFops(new PlatFops(), remotes, options.remote ?? {}) : undefined;
+    this.#vfs = options.vfs ?? new Vfs({ base: this.#remote ?? new PlatFops(), zip: { storedCrc: 'first-read' } });
     this.#maxRanges = options.maxRanges ?? 16;
     const cacheSize = options.resolveCacheSize ?? 10_000;
     if (!(this.#resolveMs >= 0) || !(cacheSize >= 1)) throw new TypeError('resolveCacheMs must be >= 0 and resolveCacheSize >= 1');

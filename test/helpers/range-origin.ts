@@ -31,6 +31,8 @@ export interface RangeOrigin {
   faults: OriginFaults;
   /** Every request: method, path and Range header. */
   readonly log: { method: string; path: string; range: string | undefined }[];
+  /** Client connections open now. */
+  connections(): Promise<number>;
   /** The most responses in progress at once so far. */
   readonly maxActive: number;
   close(): Promise<void>;
@@ -54,6 +56,7 @@ export async function startRangeOrigin(objects: Record<string, Buffer> = {}): Pr
       return maxActive;
     },
     close: () => Promise.resolve(),
+    connections: () => Promise.resolve(0),
   };
   const stalled = new Set<ServerResponse>();
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -138,6 +141,7 @@ export async function startRangeOrigin(objects: Record<string, Buffer> = {}): Pr
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   Object.defineProperty(origin, 'url', { value: `http://127.0.0.1:${port}` });
+  origin.connections = () => new Promise((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
   origin.close = async () => {
     for (const r of stalled) r.destroy();
     server.closeAllConnections();

@@ -43,6 +43,7 @@ describe('serving a remote archive through createHandler (range+http)', () => {
   let origin: RangeOrigin;
   let port = 0;
   let close: () => Promise<void> = () => Promise.resolve();
+  let closeHandler: () => Promise<void> = () => Promise.resolve();
   let counter = 0;
 
   before(async () => {
@@ -53,6 +54,7 @@ describe('serving a remote archive through createHandler (range+http)', () => {
       resolveCacheMs: 0,
       log: () => counter++,
     });
+    closeHandler = handler.close;
     ({ port, close } = await listen(handler));
   });
   after(async () => {
@@ -108,5 +110,13 @@ describe('serving a remote archive through createHandler (range+http)', () => {
     const after = await get(port, '/app.css');
     assert.notEqual(after.headers.etag, etag1, 'a new version gets a new ETag');
     assert.ok((await get(port, '/photo.jpg')).body.equals(v2['photo.jpg']));
+  });
+
+  it("closes the origin's connections when the handler closes", async () => {
+    assert.ok((await origin.connections()) > 0, 'keep-alive connections to the origin');
+    await closeHandler();
+    const deadline = Date.now() + 2000;
+    while ((await origin.connections()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(await origin.connections(), 0);
   });
 });
