@@ -254,10 +254,46 @@ describe('HttpRangeFops against a fault-injecting origin', () => {
   it('keeps to the per-origin connection cap', async () => {
     reset();
     const f = fops({ maxConnections: 2, blockSize: 4096 });
-    const got = await whole(await f.open('/big.bin'));
-    assert.ok(got.equals(big));
-    assert.ok(origin.log.length > 10, 'many block requests');
+    const fd = await f.open('/big.bin');
+    // Twenty separate blocks (never adjacent, so never one request), all at once.
+    const bufs = Array.from({ length: 20 }, () => Buffer.alloc(10));
+    await Promise.all(bufs.map((b, i) => fd.readAt!(b, i * 8192)));
+    bufs.forEach((b, i) => assert.ok(b.equals(big.subarray(i * 8192, i * 8192 + 10))));
+    assert.equal(origin.log.length, 21, 'open plus one request per block');
     assert.ok(origin.maxActive <= 2, `at most 2 at once, saw ${origin.maxActive}`);
+    await fd.close();
+  });
+
+  it('fetches a run of missing blocks with one request, and only the missing ones', async () => {
+    reset();
+    const f = fops({ blockSize: 4096 });
+    const fd = await f.open('/big.bin');
+    const a = Buffer.alloc(10 * 4096);
+    assert.equal(await fd.readAt!(a, 4096), a.length);
+    assert.ok(a.equals(big.subarray(4096, 4096 + a.length)));
+    assert.deepEqual(
+      origin.log.slice(1).map((r) => r.range),
+      [`bytes=4096-${11 * 4096 - 1}`],
+    );
+    // Blocks 0..15: 1..10 are cached, so 0 and 11..15 are fetched, as two runs.
+    const b = Buffer.alloc(16 * 4096);
+    assert.equal(await fd.readAt!(b, 0), b.length);
+    assert.ok(b.equals(big.subarray(0, b.length)));
+    assert.deepEqual(
+      origin.log.slice(2).map((r) => r.range),
+      ['bytes=0-4095', `bytes=${11 * 4096}-${16 * 4096 - 1}`],
+    );
+    // More than 16 missing blocks: one request per 16, and none for the part in the tail fetched on open.
+    origin.log.length = 0;
+    const c = Buffer.alloc(40 * 4096);
+    assert.equal(await fd.readAt!(c, 20 * 4096), c.length);
+    assert.ok(c.equals(big.subarray(20 * 4096, 60 * 4096)));
+    const lastBlock = Math.floor((big.length - DEFAULT_TAIL_BYTES - 1) / 4096);
+    assert.deepEqual(
+      origin.log.map((r) => r.range),
+      [`bytes=${20 * 4096}-${36 * 4096 - 1}`, `bytes=${36 * 4096}-${(lastBlock + 1) * 4096 - 1}`],
+    );
+    await fd.close();
   });
 
   it('refuses objects without a strong ETag, and maps 404 to NOT_FOUND', async () => {

@@ -96,6 +96,9 @@ function discard(r: Reply): void {
 
 class Retryable extends Error {}
 
+/** Consecutive missing blocks fetched by one request at most (1 MiB with the default blocks). */
+const MAX_RUN_BLOCKS = 16;
+
 /**
  * The end record (22) plus the largest comment (65535), as the issue names it, plus the 64 KiB of
  * zero padding the zip reader tolerates after the end record: its first read is that whole window,
@@ -327,9 +330,7 @@ export class HttpRangeFops implements StatOps {
     const tailFrom = Math.max(position, obj.tailStart);
     if (tailFrom < end) buf.set(obj.tail.subarray(tailFrom - obj.tailStart, end - obj.tailStart), tailFrom - position);
     if (position >= obj.tailStart) return end - position;
-    const blocks = await Promise.all(
-      Array.from({ length: Math.floor((Math.min(end, obj.tailStart) - 1) / bs) - first + 1 }, (_, i) => this.#block(obj, path, first + i)),
-    );
+    const blocks = await Promise.all(this.#blockRange(obj, path, first, Math.floor((Math.min(end, obj.tailStart) - 1) / bs)));
     for (let i = 0; i < blocks.length; i++) {
       const blockStart = (first + i) * bs;
       const from = Math.max(position, blockStart);
@@ -342,28 +343,55 @@ export class HttpRangeFops implements StatOps {
     return end - position;
   }
 
-  #block(obj: RemoteObject, path: string, index: number): Promise<Buffer> {
-    const start = index * this.#blockSize;
-    const end = Math.min(obj.size, start + this.#blockSize);
-    const key = `${obj.identity}\0${index}`;
-    const hit = this.#blocks.get(key);
-    if (hit) {
-      this.#blocks.delete(key);
-      this.#blocks.set(key, hit);
-      return Promise.resolve(hit);
+  /**
+   * Blocks `first..last` of `obj`: cached, in flight (shared), or fetched now, where each run of
+   * consecutive missing blocks (up to `MAX_RUN_BLOCKS`) costs one request.
+   */
+  #blockRange(obj: RemoteObject, path: string, first: number, last: number): Promise<Buffer>[] {
+    const bs = this.#blockSize;
+    const out: Promise<Buffer>[] = [];
+    let runStart = -1;
+    const flush = (to: number): void => {
+      if (runStart < 0) return;
+      const from = runStart;
+      runStart = -1;
+      const whole = this.#range(obj.url, obj.etag, from * bs, Math.min(obj.size, to * bs), path, 'read', obj);
+      for (let i = from; i < to; i++) {
+        const key = `${obj.identity}\0${i}`;
+        const p = whole.then((b) => {
+          // A copy when the run has several blocks: a view would keep the whole run alive behind one cached block.
+          const view = b.subarray((i - from) * bs, Math.min(b.length, (i - from + 1) * bs));
+          const block = to - from > 1 ? Buffer.from(view) : view;
+          if (!obj.replaced) this.#remember(key, block);
+          return block;
+        });
+        this.#inflight.set(key, p);
+        const done = (): void => {
+          if (this.#inflight.get(key) === p) this.#inflight.delete(key);
+        };
+        void p.then(done, done);
+        out[i - first] = p;
+      }
+    };
+    for (let i = first; i <= last; i++) {
+      const key = `${obj.identity}\0${i}`;
+      const hit = this.#blocks.get(key);
+      const ready = hit ? Promise.resolve(hit) : this.#inflight.get(key);
+      if (ready) {
+        if (hit) {
+          // Most recently used: to the end of the map.
+          this.#blocks.delete(key);
+          this.#blocks.set(key, hit);
+        }
+        flush(i);
+        out[i - first] = ready;
+        continue;
+      }
+      if (runStart >= 0 && i - runStart >= MAX_RUN_BLOCKS) flush(i);
+      if (runStart < 0) runStart = i;
     }
-    const flying = this.#inflight.get(key);
-    if (flying) return flying;
-    const p = this.#range(obj.url, obj.etag, start, end, path, 'read', obj).then((b) => {
-      if (!obj.replaced) this.#remember(key, b);
-      return b;
-    });
-    this.#inflight.set(key, p);
-    void p.then(
-      () => this.#inflight.delete(key),
-      () => this.#inflight.delete(key),
-    );
-    return p;
+    flush(last + 1);
+    return out;
   }
 
   #remember(key: string, b: Buffer): void {
