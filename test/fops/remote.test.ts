@@ -296,6 +296,19 @@ describe('HttpRangeFops against a fault-injecting origin', () => {
     await fd.close();
   });
 
+  it('keeps at most maxObjects pinned versions, and open handles keep theirs', async () => {
+    reset();
+    const f = fops({ maxObjects: 1 });
+    const fd = await f.open('/small.txt');
+    await f.open('/big.bin').then((h) => h.close());
+    await f.open('/big.bin').then((h) => h.close());
+    assert.equal(origin.log.length, 2, 'big.bin stays pinned');
+    await f.open('/small.txt').then((h) => h.close());
+    assert.equal(origin.log.length, 3, 'small.txt was forgotten, and is opened again');
+    assert.equal((await readAll(fd)).toString(), 'small object');
+    await fd.close();
+  });
+
   it('refuses objects without a strong ETag, and maps 404 to NOT_FOUND', async () => {
     reset();
     origin.faults = { weakEtag: true };

@@ -52,6 +52,11 @@ export interface HttpRangeFopsOptions {
   readonly retries?: number;
   /** Milliseconds between revalidations of a pinned ETag (default 5000). */
   readonly revalidateMs?: number;
+  /**
+   * Objects whose pinned version (and tail, up to `tailBytes` each) is kept for the next open
+   * (default 256); the least recently opened is forgotten first (its open handles keep their pin).
+   */
+  readonly maxObjects?: number;
 }
 
 /** Counters for tests and benchmarks: requests made to the origin. */
@@ -138,6 +143,7 @@ export class HttpRangeFops implements StatOps {
   readonly #timeoutMs: number;
   readonly #retries: number;
   readonly #revalidateMs: number;
+  readonly #maxObjects: number;
   readonly #objects = new Map<string, Promise<RemoteObject>>();
   /** Insertion order is recency: the first key is the least recently used. */
   readonly #blocks = new Map<string, Buffer>();
@@ -157,7 +163,8 @@ export class HttpRangeFops implements StatOps {
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#retries = options.retries ?? 2;
     this.#revalidateMs = options.revalidateMs ?? 5000;
-    for (const [k, v] of Object.entries({ blockSize: this.#blockSize, tailBytes: this.#tailBytes, timeoutMs: this.#timeoutMs })) {
+    this.#maxObjects = options.maxObjects ?? 256;
+    for (const [k, v] of Object.entries({ blockSize: this.#blockSize, tailBytes: this.#tailBytes, timeoutMs: this.#timeoutMs, maxObjects: this.#maxObjects })) {
       if (!Number.isSafeInteger(v) || v < 1) throw new TypeError(`HttpRangeFops: ${k} must be a positive integer`);
     }
     this.#pool = new Pool(base.origin, { connections: options.maxConnections ?? 8 });
@@ -197,9 +204,18 @@ export class HttpRangeFops implements StatOps {
   /** The pinned version of `path`, opened now (one request) unless a live one is known. */
   #object(path: string, op: string): Promise<RemoteObject> {
     const known = this.#objects.get(path);
-    if (known) return known;
+    if (known) {
+      // Most recently used: to the end of the map.
+      this.#objects.delete(path);
+      this.#objects.set(path, known);
+      return known;
+    }
     const p = this.#openObject(path, op);
     this.#objects.set(path, p);
+    for (const oldest of this.#objects.keys()) {
+      if (this.#objects.size <= this.#maxObjects) break;
+      this.#objects.delete(oldest);
+    }
     // A failure is not remembered: the next call asks again (the object may appear).
     p.catch(() => {
       if (this.#objects.get(path) === p) this.#objects.delete(path);
