@@ -202,6 +202,22 @@ describe('HttpRangeFops against a fault-injecting origin', () => {
     await fd.close();
   });
 
+  it('fails a block read answered with 200 (Range ignored) or with another range than asked', async () => {
+    reset();
+    const f = fops();
+    const fd = await f.open('/big.bin');
+    origin.faults = { ignoreRange: true };
+    await assert.rejects(fd.readAt!(Buffer.alloc(10), 0), isIo(/ignores Range/));
+    origin.faults = { shiftRange: true };
+    await assert.rejects(fd.readAt!(Buffer.alloc(10), 0), isIo(/another range/));
+    assert.equal(f.stats.bytesFetched, DEFAULT_TAIL_BYTES, 'no body of a refused answer was taken');
+    origin.faults = {};
+    const buf = Buffer.alloc(10);
+    await fd.readAt!(buf, 0);
+    assert.ok(buf.equals(big.subarray(0, 10)));
+    await fd.close();
+  });
+
   it('fails cleanly on 412 and 416 answers to block reads', async () => {
     for (const status of [412, 416]) {
       reset();

@@ -20,6 +20,8 @@ export interface OriginFaults {
   stall?: boolean;
   /** Answers ranges with chunked transfer encoding (no Content-Length); `extra` appends bytes not asked. */
   chunked?: boolean | 'extra';
+  /** Answers explicit ranges one byte later than asked (a correct Content-Range for the wrong bytes). */
+  shiftRange?: boolean;
   /** A weak ETag. */
   weakEtag?: boolean;
 }
@@ -109,8 +111,8 @@ export async function startRangeOrigin(objects: Record<string, Buffer> = {}): Pr
       if (f.misparseSuffix) [start, end] = [0, Math.min(n, body.length - 1)];
       else [start, end] = [Math.max(0, body.length - n), body.length - 1];
     } else {
-      start = Number(m[1]);
-      end = m[2] === '' ? body.length - 1 : Math.min(Number(m[2]), body.length - 1);
+      start = Number(m[1]) + (f.shiftRange ? 1 : 0);
+      end = m[2] === '' ? body.length - 1 : Math.min(Number(m[2]) + (f.shiftRange ? 1 : 0), body.length - 1);
     }
     if (start > end || start >= body.length) {
       res.writeHead(416, { 'content-range': `bytes */${body.length}` }).end();
