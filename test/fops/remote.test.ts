@@ -254,6 +254,15 @@ describe('HttpRangeFops against a fault-injecting origin', () => {
     await fd.close();
   });
 
+  it('fails an open whose suffix-range body stalls, within the timeout and its retry', async () => {
+    reset();
+    origin.faults = { stall: true };
+    const t0 = Date.now();
+    await assert.rejects(fops({ timeoutMs: 200, retries: 1 }).open('/big.bin'), (err: unknown) => FopError.is(err, 'IO'));
+    assert.ok(Date.now() - t0 < 3000);
+    assert.equal(origin.log.length, 2, 'one retry');
+  });
+
   it('reads a range sent chunked, and refuses one with more bytes than asked', async () => {
     reset();
     const f = fops();

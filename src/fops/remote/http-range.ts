@@ -246,30 +246,38 @@ export class HttpRangeFops implements StatOps {
       const tail = size === 0 ? Buffer.alloc(0) : await this.#range(url, etag, tailStart, size, path, op);
       return this.#pinned(url, etag, size, head.headers, tail, tailStart);
     };
-    const r = await this.#send(url, 'GET', { range: `bytes=-${asked}` }, path, op);
-    if (r.status === 416) {
-      await r.body.dump();
-      return fallback();
-    }
-    this.#expectFound(r.status, path, op);
-    if (r.status === 200) {
-      discard(r);
-      throw new FopError('IO', op, path, 'origin ignores Range (answered 200 to a range request)');
-    }
-    if (r.status !== 206) {
-      discard(r);
-      throw new FopError('IO', op, path, `origin answered ${r.status}`);
-    }
-    const cr = parseContentRange(header(r.headers, 'content-range'));
-    const want = cr ? Math.min(asked, cr.total) : -1;
-    if (cr?.start === undefined || cr.end === undefined || cr.end !== cr.total - 1 || cr.start !== cr.total - want) {
-      // Not the suffix asked (a server that reads `bytes=-N` as `0-N`): explicit ranges instead.
-      discard(r);
-      return fallback();
-    }
-    const etag = this.#etagOf(r.headers, path, op, r);
-    const tail = await this.#readBody(r, want, path, op);
-    return this.#pinned(url, etag, cr.total, r.headers, tail, cr.start);
+    // The suffix request and its body are retried together: a stalled or cut body asks again.
+    const pinned = await this.#retrying(path, op, async (): Promise<RemoteObject | undefined> => {
+      const r = await this.#request(url, 'GET', { range: `bytes=-${asked}` });
+      if (r.status >= 500) {
+        await r.body.dump();
+        throw new Retryable(`origin answered ${r.status}`);
+      }
+      if (r.status === 416) {
+        await r.body.dump();
+        return undefined;
+      }
+      this.#expectFound(r.status, path, op);
+      if (r.status === 200) {
+        discard(r);
+        throw new FopError('IO', op, path, 'origin ignores Range (answered 200 to a range request)');
+      }
+      if (r.status !== 206) {
+        discard(r);
+        throw new FopError('IO', op, path, `origin answered ${r.status}`);
+      }
+      const cr = parseContentRange(header(r.headers, 'content-range'));
+      const want = cr ? Math.min(asked, cr.total) : -1;
+      if (cr?.start === undefined || cr.end === undefined || cr.end !== cr.total - 1 || cr.start !== cr.total - want) {
+        // Not the suffix asked (a server that reads `bytes=-N` as `0-N`): explicit ranges instead.
+        discard(r);
+        return undefined;
+      }
+      const etag = this.#etagOf(r.headers, path, op, r);
+      const tail = await this.#readBody(r, want, path, op);
+      return this.#pinned(url, etag, cr.total, r.headers, tail, cr.start);
+    });
+    return pinned ?? fallback();
   }
 
   #pinned(url: string, etag: string, size: number, headers: Reply['headers'], tail: Buffer, tailStart: number): RemoteObject {
