@@ -284,8 +284,11 @@ async function buildGroups(config: ServerConfig, options: StartOptions, reloadCo
       if (vc.sts) headers['strict-transport-security'] = STS;
       let handler: Vhost['handler'];
       try {
+        // A vhost with remote archives (range+http) gets the engine's own filesystem, whose base routes
+        // its reserved prefix to those origins; every other vhost shares this configuration's.
+        const remote = vc.mounts.some((m) => typeof m.origin === 'string' && /^range\+https?:\/\//.test(m.origin));
         handler = createHandler({
-          vfs,
+          ...(remote ? {} : { vfs }),
           mounts: vc.mounts,
           headers,
           callbacks,

@@ -4,7 +4,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { CONTAINER_SIGNATURES, REMOTE_PREFIX, createHandler, resolveMount } from '../../src/index.js';
-import { noise, prose } from '../helpers/fixtures.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startCli } from '../helpers/cli.js';
+import { noise, prose, rmTree, tmpDir, writeTree } from '../helpers/fixtures.js';
 import { get, listen } from '../helpers/http.js';
 import { startRangeOrigin, type RangeOrigin } from '../helpers/range-origin.js';
 import { makeZip } from '../helpers/zip-writer.js';
@@ -118,5 +121,47 @@ describe('serving a remote archive through createHandler (range+http)', () => {
     const deadline = Date.now() + 2000;
     while ((await origin.connections()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert.equal(await origin.connections(), 0);
+  });
+});
+
+describe('a remote archive through the vfserve CLI (range+http in a configuration file)', () => {
+  it('serves the archive, a range and gzip passthrough from the origin, on a vhost beside a local one', async () => {
+    const origin = await startRangeOrigin({ '/archives/site.zip': zipOf(v1) });
+    const dir = tmpDir('vfserve-remote-cli-');
+    writeTree(join(dir, 'www'), { 'local.txt': Buffer.from('local file\n') });
+    writeFileSync(
+      join(dir, 'conf'),
+      JSON.stringify({
+        vhosts: [
+          {
+            name: 'localhost',
+            port: 0,
+            interface: '127.0.0.1',
+            mounts: [
+              { mountpoint: '/', origin: `range+http://127.0.0.1:${new URL(origin.url).port}/archives/site.zip` },
+              { mountpoint: '/local', origin: 'file://www' },
+            ],
+          },
+        ],
+      }),
+    );
+    const s = await startCli(['--config', join(dir, 'conf'), '--quiet']);
+    try {
+      const page = await get(s.port, '/');
+      assert.equal(page.status, 200);
+      assert.ok(page.body.equals(v1['index.html']));
+      const part = await get(s.port, '/photo.jpg', { range: 'bytes=1000-1999' });
+      assert.equal(part.status, 206);
+      assert.ok(part.body.equals(v1['photo.jpg'].subarray(1000, 2000)));
+      const gz = await get(s.port, '/app.css', { 'accept-encoding': 'gzip' });
+      assert.equal(gz.headers['content-encoding'], 'gzip');
+      assert.ok(gunzipSync(gz.body).equals(v1['app.css']));
+      assert.equal((await get(s.port, '/local/local.txt')).body.toString(), 'local file\n');
+      assert.ok(origin.log.length > 0, 'the archive was read from the origin');
+    } finally {
+      assert.equal(await s.stop(), 0, s.output());
+      await origin.close();
+      rmTree(dir);
+    }
   });
 });
