@@ -21,41 +21,23 @@ import { clientResponseHeaders, collectFields, framingProblem, HOP_BY_HOP, upstr
 import type { ProxySettings } from './origin.js';
 
 /** What one proxy mount uses: its origin's pool and its count of requests in flight. */
-interface Route {
+export interface ProxyRoute {
   readonly settings: ProxySettings;
   readonly pool: Pool;
   /** Requests of this mount between dispatch and their end; at `settings.maxConcurrent`, 503. */
   inflight: number;
 }
 
-let routeOf: (pools: ProxyPools, settings: ProxySettings) => Route | undefined;
-
 /**
  * The upstream connection pools of one handler: one undici `Pool` per origin (its key, TLS
  * verification and connect timeout), shared by every mount that forwards there, closed with the
- * handler. The WebSocket upgrade code takes its connections from {@link ProxyPools.pool} so that
- * upgrades and plain requests reach an origin the same way (TLS, SNI, socket path, connect timeout).
+ * handler. WebSocket upgrades open connections of their own (upgrade.ts): a tunnel never goes back
+ * to a pool.
  */
 export class ProxyPools {
   readonly #pools = new Map<string, Pool>();
-  readonly #routes = new Map<ProxySettings, Route>();
+  readonly #routes = new Map<ProxySettings, ProxyRoute>();
   #closed = false;
-
-  static {
-    routeOf = (pools, settings) => pools.#route(settings);
-  }
-
-  /**
-   * The pool that reaches `settings.origin`: TCP, TLS (verified unless `tlsVerify` is false, SNI =
-   * the origin's host name whatever Host the request carries) or the origin's unix socket, with
-   * `connectTimeoutMs` for the connect and the TLS handshake. Dispatch on it with
-   * `servername: settings.origin.host`, so that a preserved client Host never changes a
-   * connection's TLS server name (undici would otherwise derive one from each request's Host and
-   * drop the connection when it changes). Undefined once {@link ProxyPools.close} was called.
-   */
-  pool(settings: ProxySettings): Pool | undefined {
-    return this.#route(settings)?.pool;
-  }
 
   /** Closes every pool: new requests are refused at once, requests in flight finish (a cut client cuts its own). */
   async close(): Promise<void> {
@@ -66,7 +48,15 @@ export class ProxyPools {
     await Promise.all(pools.map((p) => p.close()));
   }
 
-  #route(settings: ProxySettings): Route | undefined {
+  /**
+   * The mount's route: the pool that reaches `settings.origin` (TCP, TLS verified unless `tlsVerify`
+   * is false, or the origin's unix socket, with `connectTimeoutMs` for the connect and the handshake)
+   * and the mount's in-flight count. Dispatch with `servername: settings.origin.host`, so that a
+   * preserved client Host never changes a connection's TLS server name (undici would otherwise derive
+   * one from each request's Host and drop the connection when it changes). Undefined once
+   * {@link ProxyPools.close} was called.
+   */
+  route(settings: ProxySettings): ProxyRoute | undefined {
     let route = this.#routes.get(settings);
     if (route !== undefined) return route;
     if (this.#closed) return undefined;
@@ -82,7 +72,7 @@ export class ProxyPools {
   }
 }
 
-/** An undici pool bound to `settings.origin`; see {@link ProxyPools.pool}. */
+/** An undici pool bound to `settings.origin`; see {@link ProxyPools.route}. */
 function createPool(settings: ProxySettings): Pool {
   const { origin } = settings;
   const tls = origin.scheme === 'https';
@@ -178,7 +168,7 @@ export function forward(req: NodeRequest, res: NodeResponse, out: CoreResponse &
       sendPage(req, res, out, 508, statusPage(508));
       return;
     }
-    const route = routeOf(ctx.pools, settings);
+    const route = ctx.pools.route(settings);
     if (route === undefined || route.inflight >= settings.maxConcurrent) {
       ctx.fail(
         new Error(
@@ -204,7 +194,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   readonly #res: NodeResponse;
   readonly #out: CoreResponse & { readonly proxy: ProxyTarget };
   readonly #ctx: ProxyContext;
-  readonly #route: Route;
+  readonly #route: ProxyRoute;
   readonly #h2: boolean;
   // `servername` is read by undici's Request but missing from its types.
   readonly #opts: Dispatcher.DispatchOptions & { readonly servername: string };
@@ -226,7 +216,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     res: NodeResponse,
     out: CoreResponse & { readonly proxy: ProxyTarget },
     ctx: ProxyContext,
-    route: Route,
+    route: ProxyRoute,
     headers: Record<string, string>,
     h2: boolean,
   ) {
