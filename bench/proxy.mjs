@@ -63,7 +63,7 @@ import { Agent, request } from 'node:http';
 import { availableParallelism, cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import { BENCH_DIR, DIST, distFingerprint, emitResult, fmt, log, median, MiB, ROOT, table } from './lib/common.mjs';
-import { CLK_TCK, cpuTicks, git, machineTicks, pinSelf } from './lib/proc.mjs';
+import { CLK_TCK, cpuTicks, git, lineProtocol, machineTicks, pinSelf } from './lib/proc.mjs';
 import { hasWrk, runWrk } from './lib/wrk.mjs';
 
 // ---------------------------------------------------------------------------
@@ -172,42 +172,8 @@ function startProcess(kind, origin) {
   const nodeArgs = [SERVER_SCRIPT, kind, ...(origin ? [origin, DIST] : [])];
   const [cmd, args] = PIN ? ['taskset', ['-c', String(SERVER_CPU), process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
   const child = track(spawn(cmd, args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] }));
-  let buf = '';
-  let err = '';
-  const waiters = [];
-  child.stdout.setEncoding('utf8');
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (d) => (err += d));
-  child.stdin.on('error', () => undefined); // EPIPE if it died
-  const exited = new Promise((r) => child.on('close', (code, signal) => r({ code, signal })));
-  child.stdout.on('data', (d) => {
-    buf += d;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      for (const w of waiters.splice(0)) if (!w(line)) waiters.push(w);
-    }
-  });
-  const nextLine = (prefix, ms) =>
-    new Promise((resolvePromise, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${kind}: no ${prefix.trim()} line within ${ms} ms; stderr: ${err.trim().slice(0, 500)}`)), ms);
-      waiters.push((line) => {
-        if (line.startsWith('EXITED ')) {
-          clearTimeout(timer);
-          reject(new Error(`${kind} exited (${line.slice(7)}): ${err.trim().slice(0, 500)}`));
-          return true;
-        }
-        if (!line.startsWith(prefix)) return false;
-        clearTimeout(timer);
-        resolvePromise(line.slice(prefix.length));
-        return true;
-      });
-    });
+  const { exited, nextLine, stderr, stats } = lineProtocol(child, kind);
   const port = nextLine('PORT ', 15_000);
-  exited.then(({ code, signal }) => {
-    for (const w of waiters.splice(0)) w(`EXITED ${code ?? signal}`);
-  });
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     const t = setTimeout(() => child.kill('SIGKILL'), 5000);
@@ -218,12 +184,8 @@ function startProcess(kind, origin) {
     (p) => ({
       pid: child.pid,
       port: Number(p),
-      stderr: () => err,
-      async stats() {
-        const line = nextLine('STATS ', 5000);
-        child.stdin.write('stats\n');
-        return JSON.parse(await line);
-      },
+      stderr,
+      stats,
       stop,
     }),
     async (e) => {

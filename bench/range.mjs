@@ -93,7 +93,7 @@ import { join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import yauzl from 'yauzl';
 import { BENCH_DIR, DATA_DIR, distFingerprint, emitResult, fmt, log, MB, median, MiB, ROOT, table } from './lib/common.mjs';
-import { git, pinSelf, rssOf } from './lib/proc.mjs';
+import { git, lineProtocol, pinSelf, rssOf } from './lib/proc.mjs';
 import { LOG_GEN_VERSION, logBytes, logChunks } from './lib/loggen.mjs';
 import { randomChunks } from './lib/zipgen.mjs';
 
@@ -460,45 +460,14 @@ function startServer(distIndex) {
   const nodeArgs = [SERVER_SCRIPT, 'vfs-range', FIX_DIR, distIndex, ZIP_NAME];
   const [cmd, args] = PIN ? ['taskset', ['-c', '1', process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
   const child = spawn(cmd, args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  const waiters = [];
-  child.stdout.setEncoding('utf8');
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (d) => (err += d));
-  const exited = new Promise((r) => child.on('close', (code, signal) => r({ code, signal })));
-  child.stdout.on('data', (d) => {
-    out += d;
-    let i;
-    while ((i = out.indexOf('\n')) >= 0) {
-      const line = out.slice(0, i);
-      out = out.slice(i + 1);
-      for (const w of waiters.splice(0)) if (!w(line)) waiters.push(w);
-    }
-  });
-  const nextLine = (prefix, ms) =>
-    new Promise((resolvePromise, reject) => {
-      const timer = setTimeout(() => reject(new Error(`server: no ${prefix.trim()} line within ${ms} ms; stderr: ${err.trim().slice(0, 500)}`)), ms);
-      waiters.push((line) => {
-        if (!line.startsWith(prefix)) return false;
-        clearTimeout(timer);
-        resolvePromise(line.slice(prefix.length));
-        return true;
-      });
-    });
+  const { exited, nextLine, stderr, stats } = lineProtocol(child, 'server');
   const port = nextLine('PORT ', 15_000);
-  exited.then(({ code, signal }) => {
-    for (const w of waiters.splice(0)) w(`EXITED ${code ?? signal}`);
-  });
   return port.then((p) => ({
     pid: child.pid,
     port: Number(p),
-    stderr: () => err,
+    stderr,
     async stats() {
-      const line = nextLine('STATS ', 5000);
-      child.stdin.write('stats\n');
-      const s = JSON.parse(await line);
-      return { ...s, vmRss: rssOf(child.pid) };
+      return { ...(await stats()), vmRss: rssOf(child.pid) };
     },
     async stop() {
       child.kill('SIGTERM');

@@ -64,3 +64,57 @@ export function machineTicks(cpu) {
   const total = f.slice(0, 8).reduce((a, b) => a + b, 0); // user nice system idle iowait irq softirq steal
   return { busy: total - f[3] - f[4], total, irq: f[5] + f[6] };
 }
+
+/**
+ * The stdout/stdin protocol of the bench server children (bench/lib/*-server.mjs): they print
+ * `PORT n` when listening and `STATS {json}` after a `stats` line on stdin. `nextLine(prefix, ms)`
+ * resolves to the rest of the next line with that prefix, or rejects after `ms` or when the child
+ * exits first; `stats()` asks for and parses one STATS line; `exited` resolves to { code, signal }.
+ */
+export function lineProtocol(child, label) {
+  let buf = '';
+  let err = '';
+  const waiters = [];
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d) => (err += d));
+  child.stdin.on('error', () => undefined); // EPIPE if it died
+  const exited = new Promise((r) => child.on('close', (code, signal) => r({ code, signal })));
+  child.stdout.on('data', (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      for (const w of waiters.splice(0)) if (!w(line)) waiters.push(w);
+    }
+  });
+  const nextLine = (prefix, ms) =>
+    new Promise((resolvePromise, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${label}: no ${prefix.trim()} line within ${ms} ms; stderr: ${err.trim().slice(0, 500)}`)), ms);
+      waiters.push((line) => {
+        if (line.startsWith('EXITED ')) {
+          clearTimeout(timer);
+          reject(new Error(`${label} exited (${line.slice(7)}): ${err.trim().slice(0, 500)}`));
+          return true;
+        }
+        if (!line.startsWith(prefix)) return false;
+        clearTimeout(timer);
+        resolvePromise(line.slice(prefix.length));
+        return true;
+      });
+    });
+  exited.then(({ code, signal }) => {
+    for (const w of waiters.splice(0)) w(`EXITED ${code ?? signal}`);
+  });
+  return {
+    exited,
+    nextLine,
+    stderr: () => err,
+    async stats() {
+      const line = nextLine('STATS ', 5000);
+      child.stdin.write('stats\n');
+      return JSON.parse(await line);
+    },
+  };
+}
