@@ -149,9 +149,11 @@ describe('store → two vfserve processes → nginx cache (README "Running at sc
     store = await startNginx({ http: ['server {', '  listen 127.0.0.1:{{port}};', `  root ${join(dir, 'store')};`, '}'].join('\n') });
 
     // Each process gets the README's configuration in a directory of its own: nothing on disk in common.
-    const conf = JSON.parse(readmeBlock('json')) as { vhosts: { port: number; mounts: { origin: string }[] }[] };
+    const conf = JSON.parse(readmeBlock('json')) as { vhosts: { port: number; interface?: string; mounts: { origin: string }[] }[] };
     const vhost = conf.vhosts[0]!;
+    // Here all on one machine: loopback only, and a free port each.
     vhost.port = 0;
+    vhost.interface = '127.0.0.1';
     vhost.mounts[0]!.origin = replaceOnce(vhost.mounts[0]!.origin, 'store.internal:8080', `127.0.0.1:${store.port}`);
     const started = await Promise.allSettled(
       ['a', 'b'].map((name) => {
@@ -167,8 +169,8 @@ describe('store → two vfserve processes → nginx cache (README "Running at sc
     let http = readmeBlock('nginx');
     http = replaceOnce(http, 'listen 80;', 'listen 127.0.0.1:{{port}};');
     http = replaceOnce(http, '/var/cache/nginx/vfserve', '{{dir}}/cache');
-    http = replaceOnce(http, 'server 127.0.0.1:7681;', `server 127.0.0.1:${servers[0]!.port};`);
-    http = replaceOnce(http, 'server 127.0.0.1:7682;', `server 127.0.0.1:${servers[1]!.port};`);
+    http = replaceOnce(http, 'server vfserve-1.internal:7681;', `server 127.0.0.1:${servers[0]!.port};`);
+    http = replaceOnce(http, 'server vfserve-2.internal:7681;', `server 127.0.0.1:${servers[1]!.port};`);
     front = await startNginx({ http });
   });
   after(async () => {
