@@ -200,13 +200,15 @@ describe('store → two vfserve processes → nginx cache (README "Running at sc
   it('serves whole responses, ranges within and across slices, and gzip passthrough through the cache', { skip: nginxSkip }, async () => {
     const port = front!.port;
     const cacheStatus = (r: Reply): string => String(r.headers['x-cache-status']);
+    // The stored response: a hit, or (on a machine slow enough for it to go stale meanwhile) revalidated by a 304.
+    const FROM_CACHE = /^(HIT|REVALIDATED)$/;
 
     const page = await send(port, '/');
     assert.equal(witness.check(page, { entry: 'index.html' }, 'front /'), 1);
     assert.equal(cacheStatus(page), 'MISS');
     const pageAgain = await send(port, '/');
     assert.equal(witness.check(pageAgain, { entry: 'index.html' }, 'front / again'), 1);
-    assert.equal(cacheStatus(pageAgain), 'HIT');
+    assert.match(cacheStatus(pageAgain), FROM_CACHE);
 
     const photo = await send(port, '/photo.jpg');
     assert.equal(photo.status, 200);
@@ -221,7 +223,7 @@ describe('store → two vfserve processes → nginx cache (README "Running at sc
       assert.equal(part.status, 206);
       assert.equal(part.headers['content-range'], `bytes ${first}-${last}/2500000`);
       assert.equal(witness.check(part, { entry: 'photo.jpg', range: [first, last] }, `front photo ${first}-${last}`), 1);
-      assert.equal(cacheStatus(part), 'HIT', 'cut from the slices cached by the whole response');
+      assert.match(cacheStatus(part), FROM_CACHE, 'cut from the slices cached by the whole response');
     }
 
     const gz = await send(port, '/app.css', { 'accept-encoding': 'gzip' });
@@ -238,7 +240,7 @@ describe('store → two vfserve processes → nginx cache (README "Running at sc
     ] as const) {
       const r = await send(port, '/app.css', { 'accept-encoding': ae });
       assert.equal(witness.check(r, { entry: 'app.css', gzip }, `front app.css, Accept-Encoding: ${ae}`), 1);
-      assert.equal(cacheStatus(r), 'HIT', `Accept-Encoding: ${ae} maps to a cached coding`);
+      assert.match(cacheStatus(r), FROM_CACHE, `Accept-Encoding: ${ae} maps to a cached coding`);
     }
 
     // A deflated entry whose gzip body spans two slices, and ranges of that gzip body.
@@ -270,7 +272,7 @@ describe('store → two vfserve processes → nginx cache (README "Running at sc
     assert.equal(stale.headers.etag, etag);
     // The access line of the 304 is written after the response: wait for it (bounded).
     for (const t = Date.now(); count304() === before304 && Date.now() - t < 2000;) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(count304() - before304, 1, 'one 304 from one vfserve process');
+    assert.ok(count304() > before304, 'a 304 from a vfserve process');
     // And the client's own conditional request is answered by the cache.
     const cond = await send(port, '/app.css', { 'if-none-match': etag });
     assert.equal(cond.status, 304);
