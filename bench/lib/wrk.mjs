@@ -74,10 +74,11 @@ export function parseWrk(out) {
 /**
  * One wrk run (-t1, --latency, the done() hook), pinned to `cpu` with taskset when given.
  * `onChild(child)` sees the process as soon as it is spawned (so a caller can kill it on exit).
+ * `script` is Lua put before the hook (a request() that varies the path, say).
  * Resolves to parseWrk's fields plus `text`, wrk's output.
  */
-export function runWrk({ url, connections, duration, headers, cpu, luaPath = dataPath('wrk-done.lua'), onChild }) {
-  writeFileSync(luaPath, WRK_LUA);
+export function runWrk({ url, connections, duration, headers, cpu, luaPath = dataPath('wrk-done.lua'), onChild, script = '' }) {
+  writeFileSync(luaPath, script + WRK_LUA);
   const args = ['-t1', `-c${connections}`, `-d${Math.max(1, Math.round(duration))}s`, '--latency', '-s', luaPath];
   for (const [k, v] of Object.entries(headers ?? {})) args.push('-H', `${k}: ${v}`);
   args.push(url);
