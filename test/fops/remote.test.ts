@@ -693,6 +693,15 @@ describe('ZipFops over HttpRangeFops: one GET per entry, read-ahead, large direc
     assert.equal(origin.log.length, 3, 'without read-ahead: open, the local header, then the data');
   });
 
+  it('shares one GET among concurrent cold readers of the same entry', async () => {
+    reset();
+    const zip = new ZipFops({ source: remote({ blockSize: 4096 }) });
+    await zip.stat('/many.zip/file-12.bin');
+    const got = await Promise.all(Array.from({ length: 4 }, async () => whole(await zip.open('/many.zip/file-12.bin'))));
+    for (const b of got) assert.ok(b.equals(small[12]!.data));
+    assert.equal(origin.log.length, 2, 'the open, then one GET for the entry');
+  });
+
   it('reads a cold 10 MiB stored entry whole with one GET per read-ahead window', async () => {
     reset();
     const bs = 64 * 1024;
