@@ -77,6 +77,15 @@ export function fopChanged(fd: FopFd): Promise<boolean> {
   return fd.changed ? fd.changed() : Promise.resolve(false);
 }
 
+/**
+ * Tells the handle that `[offset, offset + length)` is about to be read ({@link FopFd.advise});
+ * a no-op for backends without the capability, and for an empty or invalid range.
+ */
+export function fopAdvise(fd: FopFd, offset: number, length: number): void {
+  if (!fd.advise || !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length <= 0) return;
+  fd.advise(offset, length);
+}
+
 /** Reports whether a backend has the `readDir` capability. */
 export function hasReadDir(fops: FileOps): fops is ListOps {
   return typeof (fops as Partial<ListOps>).readDir === 'function';

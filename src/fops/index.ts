@@ -5,6 +5,7 @@ export { FopHandle, type FopHandleInit } from './handle.js';
 export { assertFopPath, parentPath, signatureSplits, validFopPath } from './path.js';
 export {
   createFopReadStream,
+  fopAdvise,
   fopChanged,
   fopIdentity,
   fopReadAt,

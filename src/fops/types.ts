@@ -84,6 +84,13 @@ export interface FopFd {
    */
   readBuffer?(maxLength: number): Promise<Buffer>;
   /**
+   * Optional capability, after `posix_fadvise(POSIX_FADV_WILLNEED)`: the caller is about to read
+   * `[offset, offset + length)`. A backend may start fetching it (a remote one: in one request) and
+   * must not fail or block for it; the bytes are still read with `read`/`readAt`, which see the
+   * same contents with or without the advice. {@link fopAdvise} is a no-op for backends without it.
+   */
+  advise?(offset: number, length: number): void;
+  /**
    * Optional capability: a token naming the exact bytes this handle reads,
    * taken when it was opened. Two handles with the same identity read the
    * same bytes, and a change to the file gives a new identity (disk: device,

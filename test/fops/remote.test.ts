@@ -3,9 +3,11 @@ import { after, before, describe, it } from 'node:test';
 import { describeFopsConformance } from '../../src/testing/conformance.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { deflateRawSync } from 'node:zlib';
 import {
   DEFAULT_TAIL_BYTES,
   FopError,
+  FopFlags,
   HttpRangeFops,
   PlatFops,
   REMOTE_PREFIX,
@@ -376,8 +378,11 @@ describe('ZipFops over HttpRangeFops: requests per client read', () => {
   });
 
   it('re-indexes a replaced remote archive and never mixes versions', async () => {
-    // Inflate cache off: otherwise the entry is inflated whole at open, before the replacement.
-    const z = new ZipFops({ source: new HttpRangeFops({ baseUrl: origin.url, blockSize: 4096, revalidateMs: 0 }), inflateCache: { maxBytes: 0 } });
+    // Inflate cache and read-ahead off: otherwise the entry is fetched whole at open, before the replacement.
+    const z = new ZipFops({
+      source: new HttpRangeFops({ baseUrl: origin.url, blockSize: 4096, revalidateMs: 0, readAheadBytes: 0 }),
+      inflateCache: { maxBytes: 0 },
+    });
     assert.ok((await whole(await z.open('/site.zip/index.html'))).equals(files['index.html']));
     const fd = await z.open('/site.zip/big.bin');
     const v2 = prose(4000);
@@ -387,6 +392,19 @@ describe('ZipFops over HttpRangeFops: requests per client read', () => {
     await fd.close();
     assert.ok((await whole(await z.open('/site.zip/index.html'))).equals(v2));
     await assert.rejects(z.open('/site.zip/big.bin'), (err: unknown) => FopError.is(err, 'NOT_FOUND'));
+  });
+
+  it('with read-ahead, an entry fetched before a replacement reads whole as the old version, and reports changed()', async () => {
+    origin.objects.set('/site.zip', makeZip({ entries: Object.entries(files).map(([name, data]) => ({ name, data })) }));
+    const src = new HttpRangeFops({ baseUrl: origin.url, blockSize: 4096, revalidateMs: 0 });
+    const z = new ZipFops({ source: src, inflateCache: { maxBytes: 0 } });
+    const fd = await z.open('/site.zip/big.bin');
+    origin.objects.set('/site.zip', makeZip({ entries: [{ name: 'index.html', data: prose(4000) }] }));
+    // Old bytes, complete, or nothing: a server checks changed() before the last byte and cuts the response.
+    assert.ok((await readAll(fd)).equals(files['big.bin']));
+    assert.equal(await fd.changed!(), true);
+    await fd.close();
+    await src.close();
   });
 });
 
@@ -424,5 +442,342 @@ describe('RemoteRouterFops: the reserved prefix of an engine with range+http mou
       await assert.rejects(router.stat(path), (err: unknown) => FopError.is(err, 'NOT_FOUND'), path);
     }
     assert.equal(origin.log.length, 0);
+  });
+});
+
+describe('HttpRangeFops read-ahead: an advised range costs one streamed GET per window', () => {
+  const bs = 16384;
+  const size = 2_000_000;
+  const big = noise(size, 21);
+  const tailStart = size - DEFAULT_TAIL_BYTES;
+  let origin: RangeOrigin;
+  const made: HttpRangeFops[] = [];
+  const fops = (extra: Partial<ConstructorParameters<typeof HttpRangeFops>[0]> = {}) => {
+    const f = new HttpRangeFops({ baseUrl: origin.url, blockSize: bs, timeoutMs: 500, retries: 1, ...extra });
+    made.push(f);
+    return f;
+  };
+  /** The GET of blocks `[from, to)`, as the origin logs it. */
+  const span = (from: number, to: number) => `bytes=${from * bs}-${Math.min(size, to * bs) - 1}`;
+  /** The ranges asked after the opening request. */
+  const ranges = () => origin.log.slice(1).map((r) => r.range);
+  before(async () => {
+    origin = await startRangeOrigin({ '/big.bin': big });
+  });
+  after(async () => {
+    for (const f of made) await f.close();
+    await origin.close();
+  });
+  const reset = () => {
+    origin.faults = {};
+    origin.log.length = 0;
+  };
+
+  it('fetches an advised range with one GET at its first read; without read-ahead each new block costs one', async () => {
+    for (const readAheadBytes of [undefined, 0]) {
+      reset();
+      const fd = await fops(readAheadBytes === undefined ? {} : { readAheadBytes }).open('/big.bin');
+      fd.advise!(1000, 100_000);
+      assert.equal(origin.log.length, 1, 'advice alone costs nothing');
+      for (let at = 1000; at < 101_000; at += 10_000) {
+        const buf = Buffer.alloc(10_000);
+        assert.equal(await fd.readAt!(buf, at), buf.length);
+        assert.ok(buf.equals(big.subarray(at, at + buf.length)));
+      }
+      if (readAheadBytes === undefined) assert.deepEqual(ranges(), [span(0, 7)]);
+      else assert.equal(ranges().length, 7, 'blocks 0..6, one request each');
+      await fd.close();
+    }
+  });
+
+  it('reads a large advised range in sequence with one GET per window, never more than a window and a half ahead', async () => {
+    reset();
+    const window = 16 * bs;
+    const fd = await fops({ readAheadBytes: window }).open('/big.bin');
+    fd.advise!(0, size);
+    const chunks: Buffer[] = [];
+    for (;;) {
+      const buf = Buffer.alloc(64 * 1024);
+      const n = await fd.read(buf);
+      if (n === 0) break;
+      chunks.push(buf.subarray(0, n));
+      const asked = Math.max(...ranges().map((r) => Number(/-(\d+)$/.exec(r ?? '')![1]) + 1));
+      assert.ok(asked - fd.pos <= 1.5 * window + bs, `${asked - fd.pos} bytes asked ahead of the reader`);
+    }
+    assert.ok(Buffer.concat(chunks).equals(big));
+    // Blocks up to the one holding the first byte of the tail fetched on open; none after it.
+    const blocks = Math.floor((tailStart - 1) / bs) + 1;
+    const expected: string[] = [];
+    for (let b = 0; b < blocks; b += 16) expected.push(span(b, Math.min(b + 16, blocks)));
+    assert.deepEqual(ranges(), expected);
+    await fd.close();
+  });
+
+  it('fetches only what a read jumping into an advised range needs; the read continuing it starts read-ahead', async () => {
+    reset();
+    const fd = await fops({ readAheadBytes: 8 * bs }).open('/big.bin');
+    fd.advise!(0, size);
+    const buf = Buffer.alloc(10);
+    await fd.readAt!(buf, 50 * bs + 5);
+    assert.deepEqual(ranges(), [span(50, 51)]);
+    const next = Buffer.alloc(100);
+    await fd.readAt!(next, 50 * bs + 15);
+    assert.ok(next.equals(big.subarray(50 * bs + 15, 50 * bs + 115)));
+    // That read was served from the cache; the window is in flight: wait for its first block (too far from its end to ask for more).
+    await fd.readAt!(buf, 51 * bs);
+    assert.ok(buf.equals(big.subarray(51 * bs, 51 * bs + 10)));
+    // Block 50 is cached: the window starts after it.
+    assert.deepEqual(ranges(), [span(50, 51), span(51, 58)]);
+    await fd.close();
+  });
+
+  it('streams a GET into its blocks: with the body stalled halfway, the first blocks are read and the rest fail cleanly', async () => {
+    reset();
+    const fd = await fops({ readAheadBytes: 16 * bs, timeoutMs: 300, retries: 0 }).open('/big.bin');
+    origin.faults = { stall: true };
+    fd.advise!(0, 16 * bs);
+    const first = Buffer.alloc(100);
+    const last = Buffer.alloc(100);
+    // Both reads start before either settles, so both are answered by the one GET.
+    const early = fd.readAt!(first, 0);
+    const late = assert.rejects(fd.readAt!(last, 15 * bs), (err: unknown) => FopError.is(err, 'IO'));
+    assert.equal(await early, 100);
+    assert.ok(first.equals(big.subarray(0, 100)));
+    await late;
+    assert.deepEqual(ranges(), [span(0, 16)]);
+    origin.faults = {};
+    // The half that arrived (blocks 0..7) is cached; block 8 is fetched again.
+    await fd.readAt!(first, 7 * bs);
+    assert.ok(first.equals(big.subarray(7 * bs, 7 * bs + 100)));
+    assert.equal(ranges().length, 1);
+    await fd.readAt!(first, 8 * bs);
+    assert.ok(first.equals(big.subarray(8 * bs, 8 * bs + 100)));
+    assert.deepEqual(ranges(), [span(0, 16), span(8, 9)]);
+    await fd.close();
+  });
+
+  it('retries a cut body for the blocks still missing, keeping the blocks that arrived', async () => {
+    reset();
+    const fd = await fops({ readAheadBytes: 8 * bs, retries: 1 }).open('/big.bin');
+    origin.faults = { truncate: true };
+    fd.advise!(0, 8 * bs);
+    const bufs = [0, 4, 6].map(() => Buffer.alloc(100));
+    // Half of blocks 0..7 arrives (0..3), then half of the retry for 4..7 (4, 5); 6 and 7 fail.
+    const reads = [0, 4, 6].map((b, k) => fd.readAt!(bufs[k]!, b * bs));
+    const failed = assert.rejects(reads[2]!, (err: unknown) => FopError.is(err, 'IO'));
+    assert.equal(await reads[0], 100);
+    assert.equal(await reads[1], 100);
+    await failed;
+    assert.ok(bufs[0]!.equals(big.subarray(0, 100)));
+    assert.ok(bufs[1]!.equals(big.subarray(4 * bs, 4 * bs + 100)));
+    assert.deepEqual(ranges(), [span(0, 8), span(4, 8)]);
+    origin.faults = {};
+    await fd.readAt!(bufs[2]!, 6 * bs);
+    assert.ok(bufs[2]!.equals(big.subarray(6 * bs, 6 * bs + 100)));
+    assert.deepEqual(ranges(), [span(0, 8), span(4, 8), span(6, 7)]);
+    await fd.close();
+  });
+
+  it('refuses a read-ahead GET answered with another range, or with more bytes than asked, keeping nothing from it', async () => {
+    reset();
+    const f = fops({ readAheadBytes: 8 * bs });
+    const fd = await f.open('/big.bin');
+    origin.faults = { shiftRange: true };
+    fd.advise!(0, 8 * bs);
+    await assert.rejects(fd.readAt!(Buffer.alloc(10), 0), isIo(/another range/));
+    assert.equal(f.stats.bytesFetched, DEFAULT_TAIL_BYTES, 'no body of a refused answer was taken');
+    origin.faults = { chunked: 'extra' };
+    fd.advise!(8 * bs, 8 * bs);
+    const first = Buffer.alloc(10);
+    const early = fd.readAt!(first, 8 * bs).then(
+      (n) => n,
+      () => -1,
+    );
+    await assert.rejects(fd.readAt!(Buffer.alloc(10), 15 * bs), isIo(/more than/));
+    // The first block may have been read before the extra bytes came; if so, its bytes were right.
+    if ((await early) > 0) assert.ok(first.equals(big.subarray(8 * bs, 8 * bs + 10)));
+    assert.equal(f.stats.cachedBytes, 0, 'the blocks of a body that broke its framing are not kept');
+    origin.faults = { chunked: true };
+    fd.advise!(16 * bs, 8 * bs);
+    const whole8 = Buffer.alloc(8 * bs);
+    assert.equal(await fd.readAt!(whole8, 16 * bs), whole8.length);
+    assert.ok(whole8.equals(big.subarray(16 * bs, 24 * bs)));
+    await fd.close();
+  });
+
+  it('fails reads of a replaced object fetched by read-ahead (412), never returning bytes of either version', async () => {
+    reset();
+    const fd = await fops().open('/big.bin');
+    origin.objects.set('/big.bin', noise(size, 22));
+    fd.advise!(0, 8 * bs);
+    await assert.rejects(fd.readAt!(Buffer.alloc(10), 0), isIo(/replaced/));
+    assert.equal(await fd.changed!(), true);
+    await fd.close();
+    origin.objects.set('/big.bin', big);
+  });
+
+  it('cuts the bodies still streaming when closed: their reads fail at once, not after the timeout', { timeout: 8000 }, async () => {
+    reset();
+    const f = new HttpRangeFops({ baseUrl: origin.url, blockSize: bs, timeoutMs: 30_000 });
+    const fd = await f.open('/big.bin');
+    origin.faults = { stall: true };
+    fd.advise!(0, 16 * bs);
+    const early = fd.readAt!(Buffer.alloc(10), 0);
+    const late = assert.rejects(fd.readAt!(Buffer.alloc(10), 15 * bs), (err: unknown) => FopError.is(err, 'IO'));
+    assert.equal(await early, 10);
+    await f.close();
+    await late;
+    assert.equal(origin.log.length, 2, 'no retry after close');
+  });
+});
+
+describe('ZipFops over HttpRangeFops: one GET per entry, read-ahead, large directories', () => {
+  const localExtra = Buffer.concat([Buffer.from([0x66, 0x66]), Buffer.from([0xb4, 0x0b]), Buffer.alloc(2996)]);
+  const small = Array.from({ length: 40 }, (_, i) => ({ name: `file-${String(i).padStart(2, '0')}.bin`, data: noise(20_000, 100 + i), method: 0 }));
+  const many = makeZip({ entries: small.map((e) => (e.name === 'file-07.bin' ? { ...e, extraLocal: localExtra } : e)) });
+  const bigData = noise(10 * 1024 * 1024, 31);
+  const rawData = noise(600_000, 32);
+  const bigZip = makeZip({
+    entries: [
+      { name: 'big.bin', data: bigData, method: 0 },
+      { name: 'raw.bin', data: rawData, method: 8 },
+      { name: 'after.txt', data: prose(2000) },
+    ],
+  });
+  const longName = (i: number) => `section-${i % 50}/${'a-rather-long-path-segment-'.repeat(4)}${i}.txt`;
+  const wide = makeZip({ entries: Array.from({ length: 5000 }, (_, i) => ({ name: longName(i), data: `entry ${i}`, method: 0 })) });
+  const logText = prose(300_000);
+  const inner = { 'x.txt': prose(50_000), 'y.bin': noise(30_000, 33) };
+  const nested = makeZip({
+    entries: [
+      { name: 'log.txt', data: logText, method: 8, stored: deflateRawSync(logText, { level: 1, memLevel: 2 }) },
+      { name: 'inner.zip', data: makeZip({ entries: Object.entries(inner).map(([name, data]) => ({ name, data, method: 0 })) }), method: 0 },
+      { name: 'pad.bin', data: noise(200_000, 34), method: 0 },
+    ],
+  });
+  let origin: RangeOrigin;
+  const made: HttpRangeFops[] = [];
+  const remote = (extra: Partial<ConstructorParameters<typeof HttpRangeFops>[0]> = {}) => {
+    const f = new HttpRangeFops({ baseUrl: origin.url, ...extra });
+    made.push(f);
+    return f;
+  };
+  before(async () => {
+    origin = await startRangeOrigin({ '/many.zip': many, '/big.zip': bigZip, '/wide.zip': wide, '/nested.zip': nested });
+  });
+  after(async () => {
+    for (const f of made) await f.close();
+    await origin.close();
+  });
+  const reset = () => {
+    origin.faults = {};
+    origin.log.length = 0;
+  };
+
+  it('reads a cold small entry with exactly 1 request after the archive is open (local header and data in one GET), a warm one with 0', async () => {
+    for (const name of ['file-05.bin', 'file-07.bin']) {
+      reset();
+      const zip = new ZipFops({ source: remote({ blockSize: 4096 }) });
+      await zip.stat(`/many.zip/${name}`);
+      assert.equal(origin.log.length, 1, 'the archive is open');
+      const want = small.find((e) => e.name === name)!.data;
+      assert.ok((await whole(await zip.open(`/many.zip/${name}`))).equals(want));
+      // file-07 has a local extra field of 3000 bytes the central directory does not have: the same one request.
+      assert.equal(origin.log.length, 2, `${name}: one request`);
+      assert.ok((await whole(await zip.open(`/many.zip/${name}`))).equals(want));
+      assert.equal(origin.log.length, 2, `${name}: warm, no request`);
+    }
+    reset();
+    const lazy = new ZipFops({ source: remote({ blockSize: 4096, readAheadBytes: 0 }) });
+    assert.ok((await whole(await lazy.open('/many.zip/file-05.bin'))).equals(small[5]!.data));
+    assert.equal(origin.log.length, 3, 'without read-ahead: open, the local header, then the data');
+  });
+
+  it('shares one GET among concurrent cold readers of the same entry', async () => {
+    reset();
+    const zip = new ZipFops({ source: remote({ blockSize: 4096 }) });
+    await zip.stat('/many.zip/file-12.bin');
+    const got = await Promise.all(Array.from({ length: 4 }, async () => whole(await zip.open('/many.zip/file-12.bin'))));
+    for (const b of got) assert.ok(b.equals(small[12]!.data));
+    assert.equal(origin.log.length, 2, 'the open, then one GET for the entry');
+  });
+
+  it('reads a cold 10 MiB stored entry whole with one GET per read-ahead window', async () => {
+    reset();
+    const bs = 64 * 1024;
+    const zip = new ZipFops({ source: remote({ readAheadBytes: 1024 * 1024 }) });
+    assert.ok((await whole(await zip.open('/big.zip/big.bin'))).equals(bigData));
+    // The entry runs from 0 to the next local header; the tail fetched on open holds the rest of the archive.
+    const entryEnd = 30 + 'big.bin'.length + bigData.length;
+    const blocks = Math.floor((Math.min(entryEnd, bigZip.length - DEFAULT_TAIL_BYTES) - 1) / bs) + 1;
+    const expected = [`bytes=-${DEFAULT_TAIL_BYTES}`];
+    for (let b = 0; b < blocks; b += 16) expected.push(`bytes=${b * bs}-${Math.min(b + 16, blocks) * bs - 1}`);
+    assert.deepEqual(
+      origin.log.map((r) => r.range),
+      expected,
+    );
+  });
+
+  it('streams a cold entry: with the body stalled halfway, the first bytes (stored, and gzip passthrough) still arrive', async () => {
+    for (const [name, flags] of [
+      ['big.bin', 0],
+      ['raw.bin', FopFlags.COMPR_ACCEPTABLE_GZIP],
+    ] as const) {
+      reset();
+      // A window as large as the entry: one GET, of which the first half arrives.
+      const zip = new ZipFops({ source: remote({ readAheadBytes: 16 * 1024 * 1024, timeoutMs: 300, retries: 0 }) });
+      await zip.stat(`/big.zip/${name}`);
+      origin.faults = { stall: true };
+      const fd = await zip.open(`/big.zip/${name}`, flags);
+      const first = Buffer.alloc(16 * 1024);
+      assert.equal(await fd.read(first), first.length);
+      if (name === 'big.bin') assert.ok(first.equals(bigData.subarray(0, first.length)));
+      else {
+        assert.equal(fd.flags & FopFlags.COMPR_IS_GZIP, FopFlags.COMPR_IS_GZIP);
+        // The gzip header, then the entry's raw deflate bytes as stored.
+        const lfh = 30 + 'big.bin'.length + bigData.length;
+        const dataStart = lfh + 30 + name.length;
+        assert.ok(first.subarray(10).equals(bigZip.subarray(dataStart, dataStart + first.length - 10)));
+      }
+      await assert.rejects(readAll(fd), (err: unknown) => FopError.is(err, 'IO'));
+      await fd.close();
+      assert.equal(origin.log.length, 2, `${name}: the open, then one GET for the entry's first window`);
+    }
+  });
+
+  it('opens an archive whose central directory is larger than the tail with exactly 2 requests', async () => {
+    reset();
+    const cdStart = wide.readUInt32LE(wide.length - 22 + 16);
+    assert.ok(wide.length - cdStart > 4 * DEFAULT_TAIL_BYTES, 'the directory is much larger than the tail');
+    const zip = new ZipFops({ source: remote() });
+    assert.equal((await zip.stat(`/wide.zip/${longName(4321)}`)).size, 'entry 4321'.length);
+    assert.equal(origin.log.length, 2);
+    const m = /^bytes=(\d+)-(\d+)$/.exec(origin.log[1]!.range ?? '');
+    assert.ok(m, `an explicit range, not ${origin.log[1]!.range}`);
+    const [from, to] = [Number(m[1]), Number(m[2])];
+    assert.ok(from <= cdStart && cdStart - from < 64 * 1024, `starts at the block of the directory's first byte (${from})`);
+    assert.ok(to >= wide.length - DEFAULT_TAIL_BYTES - 1 && to < wide.length - DEFAULT_TAIL_BYTES + 64 * 1024, `ends where the tail begins (${to})`);
+    assert.equal((await readAll(await zip.open(`/wide.zip/${longName(4321)}`))).toString(), 'entry 4321');
+    reset();
+    const lazy = new ZipFops({ source: remote({ readAheadBytes: 0 }) });
+    await lazy.stat(`/wide.zip/${longName(1)}`);
+    const lazyRequests = origin.log.map((r) => r.range);
+    assert.ok(lazyRequests.length > 2, `without read-ahead: ${lazyRequests.length} requests`);
+  });
+
+  it('reads a deflated entry at random through its checkpoint index, and an archive stored inside, over the remote source', async () => {
+    reset();
+    const vfs = new Vfs({ base: remote({ blockSize: 4096 }), zip: { inflateCache: { maxBytes: 0 }, randomAccess: { span: 4096, maxShare: 1 } } });
+    const fd = await vfs.open('/nested.zip/log.txt');
+    for (const at of [200_000, 5, 299_000, 150_123]) {
+      const buf = Buffer.alloc(1000);
+      const n = await fd.readAt!(buf, at);
+      assert.ok(buf.subarray(0, n).equals(logText.subarray(at, at + n)), `at ${at}`);
+    }
+    await fd.close();
+    for (const [name, data] of Object.entries(inner)) assert.ok((await whole(await vfs.open(`/nested.zip/inner.zip/${name}`))).equals(data), name);
+    const requests = origin.log.length;
+    assert.ok((await whole(await vfs.open('/nested.zip/inner.zip/x.txt'))).equals(inner['x.txt']));
+    assert.equal(origin.log.length, requests, 'warm: no request');
   });
 });

@@ -1,9 +1,10 @@
 // A range+http:// mount served through createHandler on node:http, reading its archive from an
 // in-repo origin by Range requests.
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { CONTAINER_SIGNATURES, REMOTE_PREFIX, createHandler, resolveMount } from '../../src/index.js';
+import { CONTAINER_SIGNATURES, FopError, REMOTE_PREFIX, createHandler, resolveMount } from '../../src/index.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startCli } from '../helpers/cli.js';
@@ -163,5 +164,84 @@ describe('a remote archive through the vfserve CLI (range+http in a configuratio
       await origin.close();
       rmTree(dir);
     }
+  });
+});
+
+describe('reads of a remote archive through createHandler: one GET per entry, streamed', () => {
+  // app.css barely compresses (base64 of noise): its deflated bytes span several blocks.
+  const files = {
+    'index.html': prose(5000),
+    'pad.bin': noise(50_000, 7),
+    'app.css': Buffer.from(noise(30_000, 9).toString('base64')),
+    'photo.jpg': noise(1_200_000, 8),
+  };
+  const stored = new Set(['pad.bin', 'photo.jpg']);
+  let origin: RangeOrigin;
+  let port = 0;
+  let close: () => Promise<void> = () => Promise.resolve();
+  let closeHandler: () => Promise<void> = () => Promise.resolve();
+  const errors: unknown[] = [];
+
+  before(async () => {
+    origin = await startRangeOrigin({
+      '/site.zip': makeZip({ entries: Object.entries(files).map(([name, data]) => ({ name, data, method: stored.has(name) ? 0 : 8 })) }),
+    });
+    const handler = createHandler({
+      mounts: [{ mountpoint: '/', origin: `range+http://127.0.0.1:${new URL(origin.url).port}/site.zip` }],
+      // Small blocks, so that entries share no block; no revalidation during the test; a stalled body fails fast.
+      remote: { blockSize: 4096, revalidateMs: 60_000, timeoutMs: 300, retries: 0 },
+      resolveCacheMs: 0,
+      log: () => undefined,
+      onError: (err) => errors.push(err),
+    });
+    closeHandler = handler.close;
+    ({ port, close } = await listen(handler));
+  });
+  after(async () => {
+    await closeHandler();
+    await close();
+    await origin.close();
+  });
+
+  it('passes a cold deflated entry through as gzip with one request after the archive is open, a warm one with none', async () => {
+    assert.ok((await get(port, '/index.html')).body.equals(files['index.html']));
+    const opened = origin.log.length;
+    const gz = await get(port, '/app.css', { 'accept-encoding': 'gzip' });
+    assert.equal(gz.status, 200);
+    assert.equal(gz.headers['content-encoding'], 'gzip');
+    assert.ok(gunzipSync(gz.body).equals(files['app.css']));
+    assert.equal(origin.log.length, opened + 1, 'its local header and raw bytes in one GET');
+    assert.ok(gunzipSync((await get(port, '/app.css', { 'accept-encoding': 'gzip' })).body).equals(files['app.css']));
+    assert.equal(origin.log.length, opened + 1, 'warm: no request');
+  });
+
+  it('sends the first bytes of a cold entry while its GET streams, and cuts the response when the origin stalls', async () => {
+    await get(port, '/index.html');
+    origin.faults = { stall: true };
+    try {
+      // Half of the entry's GET arrives, then nothing: the first 256 KiB read is complete and goes out.
+      const r = await new Promise<{ status: number; body: Buffer; complete: boolean }>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path: '/photo.jpg', agent: false }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', () => undefined);
+          res.on('close', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), complete: res.complete }));
+        });
+        req.setTimeout(10_000, () => req.destroy(new Error('request timed out')));
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(r.status, 200);
+      assert.equal(r.complete, false, 'the response is cut, never completed');
+      assert.ok(r.body.length >= 256 * 1024, `${r.body.length} bytes went out first`);
+      assert.ok(r.body.equals(files['photo.jpg'].subarray(0, r.body.length)), 'and they are the right bytes');
+      assert.ok(
+        errors.some((e) => FopError.is(e, 'IO')),
+        'the stalled read is reported',
+      );
+    } finally {
+      origin.faults = {};
+    }
+    assert.ok((await get(port, '/photo.jpg')).body.equals(files['photo.jpg']), 'the next request reads what is missing again');
   });
 });

@@ -16,7 +16,16 @@
  *   body longer or shorter than asked fails the read with `IO`; the body is aborted, never read
  *   whole, and nothing is ever allocated from a size the server declares beyond what was asked.
  * - Reads go through an aligned block cache (LRU, bounded in bytes) shared by all handles, with one
- *   fetch in flight per block. Failed GETs (network errors, timeouts, 5xx) are retried with backoff.
+ *   fetch in flight per block. A GET's body streams into its blocks: each block is readable as soon
+ *   as its bytes have arrived (the last one once the body has ended with exactly the bytes asked).
+ *   Failed GETs (network errors, timeouts, 5xx) are retried with backoff, for the blocks still missing.
+ * - Read-ahead: a handle's `advise(offset, length)` names a range about to be read (a zip entry from
+ *   its local header to the end of its data; a central directory larger than the tail). The first
+ *   read inside it from its start fetches up to `readAheadBytes` of it with one GET, and reading
+ *   near the end of what was fetched asks for the next window, so a sequential reader costs about
+ *   one request per window and never has more than a window and a half ahead of it. A read that
+ *   jumps into the middle of an advised range fetches only its own blocks; the read after it,
+ *   continuing in sequence, starts the windows.
  * - The pinned ETag is revalidated (one `HEAD` with `If-None-Match`) at most every `revalidateMs`
  *   when `stat` or `changed()` asks, so that reads served from the cache alone still notice a
  *   replacement.
@@ -60,6 +69,11 @@ export interface HttpRangeFopsOptions {
    * (default 256); the least recently opened is forgotten first (its open handles keep their pin).
    */
   readonly maxObjects?: number;
+  /**
+   * Bytes fetched by one read-ahead GET at most (default 4 MiB, and at most a quarter of
+   * `cacheBytes`); 0 turns read-ahead off, so that only the blocks each read needs are fetched.
+   */
+  readonly readAheadBytes?: number;
 }
 
 /** Counters for tests and benchmarks: requests made to the origin. */
@@ -104,6 +118,36 @@ function discard(r: Reply): void {
 
 class Retryable extends Error {}
 
+/** A block being fetched: readable once all its bytes have arrived, or failed with its GET. */
+interface PendingBlock {
+  readonly promise: Promise<Buffer>;
+  resolve(block: Buffer): void;
+  reject(err: unknown): void;
+}
+
+function pendingBlock(): PendingBlock {
+  let resolve!: (block: Buffer) => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<Buffer>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // A block fetched ahead may never be read: its failure is not an unhandled rejection.
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+/** A range a reader advised it is about to read, and how far read-ahead has asked for it. */
+interface Advice {
+  readonly start: number;
+  readonly end: number;
+  /** Bytes before this one are fetched, in flight, or were read without read-ahead. */
+  next: number;
+}
+
+/** The advised ranges a handle remembers, most recent last: enough for the entries read at once through one archive. */
+const MAX_ADVICE = 64;
+
 /** Consecutive missing blocks fetched by one request at most (1 MiB with the default blocks). */
 const MAX_RUN_BLOCKS = 16;
 
@@ -147,10 +191,14 @@ export class HttpRangeFops implements StatOps {
   readonly #retries: number;
   readonly #revalidateMs: number;
   readonly #maxObjects: number;
+  readonly #readAheadBlocks: number;
   readonly #objects = new Map<string, Promise<RemoteObject>>();
   /** Insertion order is recency: the first key is the least recently used. */
   readonly #blocks = new Map<string, Buffer>();
   readonly #inflight = new Map<string, Promise<Buffer>>();
+  /** Bodies being streamed into blocks now: destroyed by `close`. */
+  readonly #streaming = new Set<Reply>();
+  #closed = false;
   #cached = 0;
   #requests = 0;
   #bytesFetched = 0;
@@ -170,6 +218,10 @@ export class HttpRangeFops implements StatOps {
     for (const [k, v] of Object.entries({ blockSize: this.#blockSize, tailBytes: this.#tailBytes, timeoutMs: this.#timeoutMs, maxObjects: this.#maxObjects })) {
       if (!Number.isSafeInteger(v) || v < 1) throw new TypeError(`HttpRangeFops: ${k} must be a positive integer`);
     }
+    const readAhead = options.readAheadBytes ?? 4 * 1024 * 1024;
+    if (!Number.isSafeInteger(readAhead) || readAhead < 0) throw new TypeError('HttpRangeFops: readAheadBytes must be a non-negative integer');
+    // A window is at most a quarter of the cache, so that blocks fetched ahead are still there when read.
+    this.#readAheadBlocks = readAhead === 0 ? 0 : Math.max(1, Math.floor(Math.min(readAhead, this.#cacheBytes / 4) / this.#blockSize));
     this.#pool = new Pool(base.origin, { connections: options.maxConnections ?? 8 });
   }
 
@@ -178,8 +230,10 @@ export class HttpRangeFops implements StatOps {
     return { requests: this.#requests, bytesFetched: this.#bytesFetched, cachedBytes: this.#cached };
   }
 
-  /** Closes the connections to the origin. */
+  /** Closes the connections to the origin; bodies still streaming are cut, and their missing blocks fail. */
   async close(): Promise<void> {
+    this.#closed = true;
+    for (const r of this.#streaming) r.body.destroy(new Error('HttpRangeFops closed'));
     await this.#pool.close();
   }
 
@@ -188,9 +242,14 @@ export class HttpRangeFops implements StatOps {
     if ((flags & (fsc.O_WRONLY | fsc.O_RDWR | fsc.O_CREAT | fsc.O_TRUNC)) !== 0) throw new FopError('READ_ONLY', 'open', path);
     const obj = await this.#object(path, 'open');
     const outFlags = (flags & ~FopFlags.COMPR_IS_GZIP) | FopFlags.VIRTUAL | (obj.modTime === undefined ? 0 : FopFlags.MOD_TIME_VALID);
+    const advised: Advice[] = [];
     return new HttpRangeHandle(this, path, obj, outFlags, {
-      readAt: (buf, position) => this.#readAt(obj, path, buf, position),
+      readAt: (buf, position) => {
+        this.#readAhead(obj, path, advised, position, position + buf.length);
+        return this.#readAt(obj, path, buf, position);
+      },
       changed: () => this.#changed(obj, path),
+      advise: (offset, length) => this.#advise(obj, advised, offset, length),
     });
   }
 
@@ -375,30 +434,14 @@ export class HttpRangeFops implements StatOps {
    * consecutive missing blocks (up to `MAX_RUN_BLOCKS`) costs one request.
    */
   #blockRange(obj: RemoteObject, path: string, first: number, last: number): Promise<Buffer>[] {
-    const bs = this.#blockSize;
     const out: Promise<Buffer>[] = [];
     let runStart = -1;
     const flush = (to: number): void => {
       if (runStart < 0) return;
       const from = runStart;
       runStart = -1;
-      const whole = this.#range(obj.url, obj.etag, from * bs, Math.min(obj.size, to * bs), path, 'read', obj);
-      for (let i = from; i < to; i++) {
-        const key = `${obj.identity}\0${i}`;
-        const p = whole.then((b) => {
-          // A copy when the run has several blocks: a view would keep the whole run alive behind one cached block.
-          const view = b.subarray((i - from) * bs, Math.min(b.length, (i - from + 1) * bs));
-          const block = to - from > 1 ? Buffer.from(view) : view;
-          if (!obj.replaced) this.#remember(key, block);
-          return block;
-        });
-        this.#inflight.set(key, p);
-        const done = (): void => {
-          if (this.#inflight.get(key) === p) this.#inflight.delete(key);
-        };
-        void p.then(done, done);
-        out[i - first] = p;
-      }
+      this.#fetchSpan(obj, path, from, to);
+      for (let i = from; i < to; i++) out[i - first] = this.#inflight.get(`${obj.identity}\0${i}`)!;
     };
     for (let i = first; i <= last; i++) {
       const key = `${obj.identity}\0${i}`;
@@ -421,6 +464,13 @@ export class HttpRangeFops implements StatOps {
     return out;
   }
 
+  #forget(key: string): void {
+    const b = this.#blocks.get(key);
+    if (!b) return;
+    this.#blocks.delete(key);
+    this.#cached -= b.length;
+  }
+
   #remember(key: string, b: Buffer): void {
     if (b.length > this.#cacheBytes) return;
     this.#blocks.set(key, b);
@@ -435,40 +485,215 @@ export class HttpRangeFops implements StatOps {
   /** Bytes `[start, end)` of the pinned version, exactly; a 412 marks `obj` replaced. */
   async #range(url: string, etag: string, start: number, end: number, path: string, op: string, obj?: RemoteObject): Promise<Buffer> {
     return this.#retrying(path, op, async () => {
-      const r = await this.#request(url, 'GET', { range: `bytes=${start}-${end - 1}`, 'if-match': etag });
-      if (r.status === 412) {
-        await r.body.dump();
-        if (obj) this.#replaced(obj, path);
-        throw new FopError('IO', op, path, REPLACED);
-      }
-      if (r.status >= 500) {
-        await r.body.dump();
-        throw new Retryable(`origin answered ${r.status}`);
-      }
-      if (r.status !== 206) {
-        // Never read a body that is not the range asked: it may be the whole object.
-        discard(r);
-        this.#expectFound(r.status, path, op);
-        throw new FopError('IO', op, path, r.status === 200 ? 'origin ignores Range (answered 200 to a range request)' : `origin answered ${r.status}`);
-      }
-      const got = strongEtag(header(r.headers, 'etag'));
-      if (got !== undefined && got !== etag) {
-        discard(r);
-        if (obj) this.#replaced(obj, path);
-        throw new FopError('IO', op, path, REPLACED);
-      }
-      const cr = parseContentRange(header(r.headers, 'content-range'));
-      if (cr?.start !== start || cr.end !== end - 1) {
-        discard(r);
-        throw new FopError(
-          'IO',
-          op,
-          path,
-          `origin answered another range (${header(r.headers, 'content-range') ?? 'no Content-Range'}) than bytes ${start}-${end - 1}`,
-        );
-      }
+      const r = await this.#rangeReply(url, etag, start, end, path, op, obj);
       return this.#readBody(r, end - start, path, op);
     });
+  }
+
+  /**
+   * The response to a GET of `[start, end)` under `If-Match`, checked: a 206 with the pinned ETag
+   * and exactly the `Content-Range` asked, its body not read yet. Anything else is aborted unread
+   * and thrown: `FopError` (a 412 or another ETag also marks `obj` replaced), or `Retryable` (5xx,
+   * network errors).
+   */
+  async #rangeReply(url: string, etag: string, start: number, end: number, path: string, op: string, obj?: RemoteObject): Promise<Reply> {
+    const r = await this.#request(url, 'GET', { range: `bytes=${start}-${end - 1}`, 'if-match': etag });
+    if (r.status === 412) {
+      await r.body.dump();
+      if (obj) this.#replaced(obj, path);
+      throw new FopError('IO', op, path, REPLACED);
+    }
+    if (r.status >= 500) {
+      await r.body.dump();
+      throw new Retryable(`origin answered ${r.status}`);
+    }
+    if (r.status !== 206) {
+      // Never read a body that is not the range asked: it may be the whole object.
+      discard(r);
+      this.#expectFound(r.status, path, op);
+      throw new FopError('IO', op, path, r.status === 200 ? 'origin ignores Range (answered 200 to a range request)' : `origin answered ${r.status}`);
+    }
+    const got = strongEtag(header(r.headers, 'etag'));
+    if (got !== undefined && got !== etag) {
+      discard(r);
+      if (obj) this.#replaced(obj, path);
+      throw new FopError('IO', op, path, REPLACED);
+    }
+    const cr = parseContentRange(header(r.headers, 'content-range'));
+    if (cr?.start !== start || cr.end !== end - 1) {
+      discard(r);
+      throw new FopError(
+        'IO',
+        op,
+        path,
+        `origin answered another range (${header(r.headers, 'content-range') ?? 'no Content-Range'}) than bytes ${start}-${end - 1}`,
+      );
+    }
+    return r;
+  }
+
+  /**
+   * Fetches blocks `[from, to)` of `obj` with one GET streamed into them. Blocks cached or in flight
+   * already are passed over (their bytes are received, not kept); each other block is in flight
+   * from now on, and becomes readable as soon as its bytes have arrived. A failure retries the GET
+   * for the blocks still missing; once retries are spent, exactly those blocks fail.
+   */
+  #fetchSpan(obj: RemoteObject, path: string, from: number, to: number): void {
+    const wanted = new Map<number, PendingBlock>();
+    for (let i = from; i < to; i++) {
+      const key = `${obj.identity}\0${i}`;
+      if (this.#blocks.has(key) || this.#inflight.has(key)) continue;
+      const pending = pendingBlock();
+      wanted.set(i, pending);
+      this.#inflight.set(key, pending.promise);
+      const done = (): void => {
+        if (this.#inflight.get(key) === pending.promise) this.#inflight.delete(key);
+      };
+      pending.promise.then(done, done);
+    }
+    if (wanted.size > 0) void this.#pump(obj, path, wanted);
+  }
+
+  /** Runs the GETs of {@link #fetchSpan} until every block in `wanted` has settled; never rejects. */
+  async #pump(obj: RemoteObject, path: string, wanted: Map<number, PendingBlock>): Promise<void> {
+    const bs = this.#blockSize;
+    for (let attempt = 0; ; attempt++) {
+      // Blocks complete in order, so what is missing is one span from the first missing block.
+      let first = Infinity;
+      let last = -1;
+      for (const i of wanted.keys()) {
+        first = Math.min(first, i);
+        last = Math.max(last, i);
+      }
+      if (last < 0) return;
+      try {
+        if (this.#closed) throw new FopError('IO', 'read', path, 'closed');
+        if (obj.replaced) throw new FopError('IO', 'read', path, REPLACED);
+        const start = first * bs;
+        const end = Math.min(obj.size, (last + 1) * bs);
+        const r = await this.#rangeReply(obj.url, obj.etag, start, end, path, 'read', obj);
+        await this.#streamInto(r, obj, path, start, end, wanted);
+        return;
+      } catch (err) {
+        if (err instanceof Retryable && attempt < this.#retries && !this.#closed) {
+          await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+          continue;
+        }
+        const failure = err instanceof Retryable ? new FopError('IO', 'read', path, err.message, { cause: err }) : err;
+        for (const pending of wanted.values()) pending.reject(failure);
+        wanted.clear();
+        return;
+      }
+    }
+  }
+
+  /**
+   * Copies the body of `r` (bytes `[start, end)`) into the blocks of `wanted`, settling each one as
+   * it completes and deleting it from `wanted`. The last block waits for the end of the body, so a
+   * body with more bytes than asked (chunked) never lets it through. Short or cut bodies throw
+   * `Retryable`, with the blocks not yet complete still in `wanted`.
+   */
+  async #streamInto(r: Reply, obj: RemoteObject, path: string, start: number, end: number, wanted: Map<number, PendingBlock>): Promise<void> {
+    const bs = this.#blockSize;
+    const lastBlock = Math.floor((end - 1) / bs);
+    let pos = start;
+    let block: Buffer | undefined;
+    let held: Buffer | undefined;
+    const completed: string[] = [];
+    const complete = (i: number, b: Buffer): void => {
+      const pending = wanted.get(i);
+      if (!pending) return;
+      wanted.delete(i);
+      const key = `${obj.identity}\0${i}`;
+      if (!obj.replaced) this.#remember(key, b);
+      completed.push(key);
+      pending.resolve(b);
+    };
+    this.#streaming.add(r);
+    try {
+      for await (const chunk of r.body as AsyncIterable<Buffer>) {
+        if (pos + chunk.length > end) {
+          discard(r);
+          // A body that breaks its own framing: nothing it brought stays cached.
+          for (const key of completed) this.#forget(key);
+          throw new FopError('IO', 'read', path, `origin sent more than the ${end - start} bytes asked`);
+        }
+        this.#bytesFetched += chunk.length;
+        for (let off = 0; off < chunk.length;) {
+          const i = Math.floor(pos / bs);
+          const blockStart = i * bs;
+          const blockEnd = Math.min(obj.size, blockStart + bs);
+          const n = Math.min(chunk.length - off, blockEnd - pos);
+          if (wanted.has(i)) {
+            // Each block its own buffer: a cached block never keeps a whole body alive.
+            block ??= Buffer.allocUnsafe(blockEnd - blockStart);
+            chunk.copy(block, pos - blockStart, off, off + n);
+          }
+          pos += n;
+          off += n;
+          if (pos === blockEnd) {
+            if (block && i === lastBlock) held = block;
+            else if (block) complete(i, block);
+            block = undefined;
+          }
+        }
+      }
+    } catch (err) {
+      if (FopError.is(err)) throw err;
+      throw new Retryable(`body failed: ${String(err)}`, { cause: err });
+    } finally {
+      this.#streaming.delete(r);
+    }
+    // A short body is retried for what is missing: a cut connection looks the same.
+    if (pos !== end) throw new Retryable(`origin sent ${pos - start} of the ${end - start} bytes asked`);
+    if (held) complete(lastBlock, held);
+  }
+
+  /** Remembers an advised range of `obj` for {@link #readAhead}; bytes in the tail fetched on open need none. */
+  #advise(obj: RemoteObject, advised: Advice[], offset: number, length: number): void {
+    if (this.#readAheadBlocks === 0 || obj.replaced) return;
+    const end = Math.min(obj.tailStart, offset + length);
+    if (!(offset >= 0 && end > offset)) return;
+    const known = advised.findIndex((a) => a.start === offset && a.end === end);
+    // Advised again (another reader of the same entry): most recent, and read-ahead goes on where it was.
+    const advice = known >= 0 ? advised.splice(known, 1)[0]! : { start: offset, end, next: offset };
+    advised.push(advice);
+    if (advised.length > MAX_ADVICE) advised.shift();
+  }
+
+  /**
+   * Before a read of `[position, end)`: when it falls in an advised range at or behind how far
+   * read-ahead has asked, and within half a window of that point, the next window of the range
+   * (less its blocks cached or in flight at either end) is fetched with one GET. A read past that
+   * point (random access) only moves it to the read's end.
+   */
+  #readAhead(obj: RemoteObject, path: string, advised: Advice[], position: number, end: number): void {
+    if (advised.length === 0 || obj.replaced || position >= obj.tailStart) return;
+    let at = -1;
+    for (let k = advised.length - 1; k >= 0; k--) {
+      const a = advised[k]!;
+      if (a.start <= position && position < a.end) {
+        at = k;
+        break;
+      }
+    }
+    if (at < 0) return;
+    const advice = advised[at]!;
+    const bs = this.#blockSize;
+    const window = this.#readAheadBlocks * bs;
+    if (position > advice.next) {
+      advice.next = Math.min(advice.end, end);
+      return;
+    }
+    if (advice.next >= advice.end || end + window / 2 <= advice.next) return;
+    let from = Math.floor(advice.next / bs);
+    let to = Math.min(Math.floor((Math.min(advice.end, obj.tailStart) - 1) / bs) + 1, from + this.#readAheadBlocks);
+    advice.next = Math.min(advice.end, to * bs);
+    if (advice.next >= advice.end) advised.splice(at, 1);
+    const present = (i: number): boolean => this.#blocks.has(`${obj.identity}\0${i}`) || this.#inflight.has(`${obj.identity}\0${i}`);
+    while (from < to && present(from)) from++;
+    while (to > from && present(to - 1)) to--;
+    if (from < to) this.#fetchSpan(obj, path, from, to);
   }
 
   /** Reads exactly `length` bytes of `r`'s body into a buffer of that size; more or fewer fail. */
@@ -532,6 +757,7 @@ export class HttpRangeFops implements StatOps {
 interface PinnedOps {
   readAt(buf: Uint8Array, position: number): Promise<number>;
   changed(): Promise<boolean>;
+  advise(offset: number, length: number): void;
 }
 
 class HttpRangeHandle extends FopHandle {
@@ -557,5 +783,10 @@ class HttpRangeHandle extends FopHandle {
 
   changed(): Promise<boolean> {
     return this.#ops.changed();
+  }
+
+  /** Read-ahead advice (see the module comment); ignored once closed. */
+  advise(offset: number, length: number): void {
+    if (!this.closed) this.#ops.advise(offset, length);
   }
 }

@@ -1,7 +1,7 @@
 import { FopError } from '../errors.js';
 import { UNIX_HOSTS, decodeName, normalizeName, validateName, type BadNameReason } from './names.js';
 import type { ZipLimits } from './limits.js';
-import { readExact, type RandomAccessSource } from './source.js';
+import { adviseSource, readExact, type RandomAccessSource } from './source.js';
 
 // APPNOTE.TXT record signatures and fixed sizes.
 const SIG_EOCD = 0x06054b50;
@@ -299,6 +299,8 @@ async function resolveEnd(src: RandomAccessSource, eocd: Buffer, pos: number, pa
   if (baseOffset < 0) throw corrupt(path, 'central directory offset is out of range');
   if (count > Math.floor(cdSize / CENTRAL_SIZE)) throw corrupt(path, `end record declares ${count} entries, more than the central directory can hold`);
   if (cdSize > 0) {
+    // The whole directory is read next: a remote source fetches what it lacks of it in one request.
+    adviseSource(src, cdStart, cdSize);
     const sig = await readAt(src, cdStart, 4, path);
     if (sig.readUInt32LE(0) !== SIG_CENTRAL) throw corrupt(path, 'no central directory where the end record says');
   } else if (count !== 0) {

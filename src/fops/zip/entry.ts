@@ -4,7 +4,7 @@ import { FopError } from '../errors.js';
 import { FopHandle, type FopHandleInit } from '../handle.js';
 import type { FileOps } from '../types.js';
 import { pointFor, pointWindow, preface, type AccessPoint, type CheckpointIndex } from './deflate-index.js';
-import { readExact, type RandomAccessSource } from './source.js';
+import { adviseSource, readExact, type RandomAccessSource } from './source.js';
 
 /** What an entry handle needs to know about its entry. */
 export interface EntryData {
@@ -113,6 +113,12 @@ export class StoredEntryHandle extends EntryHandle {
     this.assertOpen('read');
     if (position >= this.length) return Promise.resolve(0);
     return this.readRaw(buf.length > this.length - position ? buf.subarray(0, this.length - position) : buf, position);
+  }
+
+  /** Passes read-ahead advice on to the archive (an archive stored inside one reads through here). */
+  advise(offset: number, length: number): void {
+    if (this.closed || offset >= this.length) return;
+    adviseSource(this.entry.source, this.entry.dataStart + offset, Math.min(length, this.length - offset));
   }
 }
 

@@ -1,5 +1,5 @@
 import { FopError } from '../errors.js';
-import { fopReadAt, fopReadvAt } from '../helpers.js';
+import { fopAdvise, fopReadAt, fopReadvAt } from '../helpers.js';
 import type { FopFd } from '../types.js';
 
 /**
@@ -11,12 +11,22 @@ export interface RandomAccessSource {
   read(buf: Uint8Array, position: number): Promise<number>;
   /** Optional: a scatter read in one call (`preadv`), short only at the end of data. */
   readv?(buffers: readonly Uint8Array[], position: number): Promise<number>;
+  /** Optional: `[position, position + length)` is about to be read (see `FopFd.advise`); never fails. */
+  advise?(position: number, length: number): void;
 }
 
-/** A source over an open handle of any backend (its `readAt`, or serialised seek+read; `readvAt` where it has one). */
+/** Advises `src` of a range about to be read, where it takes advice; clamped to the source. */
+export function adviseSource(src: RandomAccessSource, position: number, length: number): void {
+  const end = Math.min(src.size, position + length);
+  if (src.advise && position >= 0 && end > position) src.advise(position, end - position);
+}
+
+/** A source over an open handle of any backend (its `readAt`, or serialised seek+read; `readvAt` and `advise` where it has them). */
 export function sourceFromFd(fd: FopFd): RandomAccessSource {
-  const source: RandomAccessSource = { size: fd.length, read: (buf, position) => fopReadAt(fd, buf, position) };
-  return fd.readvAt ? { ...source, readv: (buffers, position) => fopReadvAt(fd, buffers, position) } : source;
+  let source: RandomAccessSource = { size: fd.length, read: (buf, position) => fopReadAt(fd, buf, position) };
+  if (fd.readvAt) source = { ...source, readv: (buffers, position) => fopReadvAt(fd, buffers, position) };
+  if (fd.advise) source = { ...source, advise: (position, length) => fopAdvise(fd, position, length) };
+  return source;
 }
 
 /** A source over bytes in memory. */

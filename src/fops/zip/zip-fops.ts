@@ -21,7 +21,7 @@ import {
 } from './entry.js';
 import { INDEX_SHARE, buildCheckpoints, storedBlockSource, walkStoredBlocks, type CheckpointIndex, type DeflateIndex } from './deflate-index.js';
 import { resolveLimits, type ZipLimits } from './limits.js';
-import { readExact, sourceFromFd, type RandomAccessSource } from './source.js';
+import { adviseSource, readExact, sourceFromFd, type RandomAccessSource } from './source.js';
 
 const ACCESS_MODE = fsc.O_RDONLY | fsc.O_WRONLY | fsc.O_RDWR;
 const SIG_LFH = 0x04034b50;
@@ -799,6 +799,7 @@ export class ZipFops implements ContainerOps, StatOps, ListOps {
       if (index.crc[row] !== 0) throw new FopError('CORRUPT_ARCHIVE', 'open', path, 'empty entry has a CRC-32 other than 0');
       if (csize > MAX_EMPTY_DEFLATE) throw new FopError('CORRUPT_ARCHIVE', 'open', path, `empty entry has ${csize} bytes of compressed data`);
     }
+    this.#adviseEntry(arc, row);
     const dataStart = await this.#dataStart(arc, row, path);
     const entry: EntryData = {
       source: arc.source,
@@ -903,6 +904,26 @@ export class ZipFops implements ContainerOps, StatOps, ListOps {
       });
     }
     return data;
+  }
+
+  /**
+   * Tells the source the entry's bytes are about to be read, so that a remote one fetches them with
+   * one request: from the local header (unless already checked) to the end of the data and its
+   * descriptor. The local extra field may differ from the central one: up to its largest size is
+   * allowed for, but never past where the next entry (or the central directory) starts.
+   */
+  #adviseEntry(arc: OpenArchive, row: number): void {
+    const index = arc.index;
+    const csize = index.csize[row]!;
+    const known = index.dataStart[row]!;
+    if (known !== 0) {
+      adviseSource(arc.source, known, csize);
+      return;
+    }
+    const lfh = index.lfhOffset[row]!;
+    const descriptor = (index.gpFlags[row]! & GP_DATA_DESCRIPTOR) !== 0 ? 24 : 0;
+    const end = Math.min(index.limit[row]!, lfh + 30 + index.nameLen[row]! + 0xffff + csize + descriptor);
+    adviseSource(arc.source, lfh, end - lfh);
   }
 
   /**
