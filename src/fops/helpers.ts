@@ -81,9 +81,9 @@ export function fopChanged(fd: FopFd): Promise<boolean> {
  * Tells the handle that `[offset, offset + length)` is about to be read ({@link FopFd.advise});
  * a no-op for backends without the capability, and for an empty or invalid range.
  */
-export function fopAdvise(fd: FopFd, offset: number, length: number): void {
+export function fopAdvise(fd: FopFd, offset: number, length: number, whole = false): void {
   if (!fd.advise || !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length <= 0) return;
-  fd.advise(offset, length);
+  fd.advise(offset, length, whole);
 }
 
 /** Reports whether a backend has the `readDir` capability. */

@@ -88,8 +88,11 @@ export interface FopFd {
    * `[offset, offset + length)`. A backend may start fetching it (a remote one: in one request) and
    * must not fail or block for it; the bytes are still read with `read`/`readAt`, which see the
    * same contents with or without the advice. {@link fopAdvise} is a no-op for backends without it.
+   * `whole` says the caller will read all of the range (a zip central directory), so it may be
+   * fetched at once; without it the caller may stop early (an entry answered with a 304 or a short
+   * range), so a backend should start small and grow as reads go on (`POSIX_FADV_SEQUENTIAL`).
    */
-  advise?(offset: number, length: number): void;
+  advise?(offset: number, length: number, whole?: boolean): void;
   /**
    * Optional capability: a token naming the exact bytes this handle reads,
    * taken when it was opened. Two handles with the same identity read the

@@ -189,7 +189,8 @@ describe('reads of a remote archive through createHandler: one GET per entry, st
     const handler = createHandler({
       mounts: [{ mountpoint: '/', origin: `range+http://127.0.0.1:${new URL(origin.url).port}/site.zip` }],
       // Small blocks, so that entries share no block; no revalidation during the test; a stalled body fails fast.
-      remote: { blockSize: 4096, revalidateMs: 60_000, timeoutMs: 300, retries: 0 },
+      // The first read-ahead window is the whole entry, so that half of it arrives before the stall.
+      remote: { blockSize: 4096, revalidateMs: 60_000, timeoutMs: 300, retries: 0, readAheadStartBytes: 4 * 1024 * 1024 },
       resolveCacheMs: 0,
       log: () => undefined,
       onError: (err) => errors.push(err),

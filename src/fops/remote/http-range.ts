@@ -21,9 +21,12 @@
  *   Failed GETs (network errors, timeouts, 5xx) are retried with backoff, for the blocks still missing.
  * - Read-ahead: a handle's `advise(offset, length)` names a range about to be read (a zip entry from
  *   its local header to the end of its data; a central directory larger than the tail). The first
- *   read inside it from its start fetches up to `readAheadBytes` of it with one GET, and reading
- *   near the end of what was fetched asks for the next window, so a sequential reader costs about
- *   one request per window and never has more than a window and a half ahead of it. A read that
+ *   read inside it from its start fetches its first window with one GET, and reading near the end
+ *   of what was fetched asks for the next, so a sequential reader costs about one request per
+ *   window and never has more than a window and a half ahead of it. Windows start at
+ *   `readAheadStartBytes` and double up to `readAheadBytes`, as the kernel's read-ahead does: an
+ *   entry whose reader stops early (a 304, a HEAD, a short range of a large entry) costs one small
+ *   GET, not a large one. A range advised `whole` (a central directory) starts at the full window. A read that
  *   jumps into the middle of an advised range fetches only its own blocks; the read after it,
  *   continuing in sequence, starts the windows.
  * - The pinned ETag is revalidated (one `HEAD` with `If-None-Match`) at most every `revalidateMs`
@@ -74,6 +77,11 @@ export interface HttpRangeFopsOptions {
    * `cacheBytes`); 0 turns read-ahead off, so that only the blocks each read needs are fetched.
    */
   readonly readAheadBytes?: number;
+  /**
+   * Bytes of the first read-ahead GET of a range that may not be read whole (default 256 KiB); each
+   * later window doubles, up to `readAheadBytes`.
+   */
+  readonly readAheadStartBytes?: number;
 }
 
 /** Counters for tests and benchmarks: requests made to the origin. */
@@ -143,6 +151,10 @@ interface Advice {
   readonly end: number;
   /** Bytes before this one are fetched, in flight, or were read without read-ahead. */
   next: number;
+  /** Blocks of the next window: doubles after each, up to the largest. */
+  blocks: number;
+  /** Blocks of the window asked last (0 before the first): the next is asked within half of it of its end. */
+  asked: number;
 }
 
 /** The advised ranges a handle remembers, most recent last: enough for the entries read at once through one archive. */
@@ -192,6 +204,7 @@ export class HttpRangeFops implements StatOps {
   readonly #revalidateMs: number;
   readonly #maxObjects: number;
   readonly #readAheadBlocks: number;
+  readonly #readAheadStartBlocks: number;
   readonly #objects = new Map<string, Promise<RemoteObject>>();
   /** Insertion order is recency: the first key is the least recently used. */
   readonly #blocks = new Map<string, Buffer>();
@@ -222,6 +235,9 @@ export class HttpRangeFops implements StatOps {
     if (!Number.isSafeInteger(readAhead) || readAhead < 0) throw new TypeError('HttpRangeFops: readAheadBytes must be a non-negative integer');
     // A window is at most a quarter of the cache, so that blocks fetched ahead are still there when read.
     this.#readAheadBlocks = readAhead === 0 ? 0 : Math.max(1, Math.floor(Math.min(readAhead, this.#cacheBytes / 4) / this.#blockSize));
+    const start = options.readAheadStartBytes ?? 256 * 1024;
+    if (!Number.isSafeInteger(start) || start < 1) throw new TypeError('HttpRangeFops: readAheadStartBytes must be a positive integer');
+    this.#readAheadStartBlocks = Math.min(this.#readAheadBlocks, Math.max(1, Math.floor(start / this.#blockSize)));
     this.#pool = new Pool(base.origin, { connections: options.maxConnections ?? 8 });
   }
 
@@ -249,7 +265,7 @@ export class HttpRangeFops implements StatOps {
         return this.#readAt(obj, path, buf, position);
       },
       changed: () => this.#changed(obj, path),
-      advise: (offset, length) => this.#advise(obj, advised, offset, length),
+      advise: (offset, length, whole) => this.#advise(obj, advised, offset, length, whole),
     });
   }
 
@@ -650,13 +666,16 @@ export class HttpRangeFops implements StatOps {
   }
 
   /** Remembers an advised range of `obj` for {@link #readAhead}; bytes in the tail fetched on open need none. */
-  #advise(obj: RemoteObject, advised: Advice[], offset: number, length: number): void {
+  #advise(obj: RemoteObject, advised: Advice[], offset: number, length: number, whole: boolean): void {
     if (this.#readAheadBlocks === 0 || obj.replaced) return;
     const end = Math.min(obj.tailStart, offset + length);
     if (!(offset >= 0 && end > offset)) return;
     const known = advised.findIndex((a) => a.start === offset && a.end === end);
     // Advised again (another reader of the same entry): most recent, and read-ahead goes on where it was.
-    const advice = known >= 0 ? advised.splice(known, 1)[0]! : { start: offset, end, next: offset };
+    const advice =
+      known >= 0
+        ? advised.splice(known, 1)[0]!
+        : { start: offset, end, next: offset, blocks: whole ? this.#readAheadBlocks : this.#readAheadStartBlocks, asked: 0 };
     advised.push(advice);
     if (advised.length > MAX_ADVICE) advised.shift();
   }
@@ -680,14 +699,15 @@ export class HttpRangeFops implements StatOps {
     if (at < 0) return;
     const advice = advised[at]!;
     const bs = this.#blockSize;
-    const window = this.#readAheadBlocks * bs;
     if (position > advice.next) {
       advice.next = Math.min(advice.end, end);
       return;
     }
-    if (advice.next >= advice.end || end + window / 2 <= advice.next) return;
+    if (advice.next >= advice.end || end + (advice.asked * bs) / 2 <= advice.next) return;
     let from = Math.floor(advice.next / bs);
-    let to = Math.min(Math.floor((Math.min(advice.end, obj.tailStart) - 1) / bs) + 1, from + this.#readAheadBlocks);
+    let to = Math.min(Math.floor((Math.min(advice.end, obj.tailStart) - 1) / bs) + 1, from + advice.blocks);
+    advice.asked = advice.blocks;
+    advice.blocks = Math.min(this.#readAheadBlocks, advice.blocks * 2);
     advice.next = Math.min(advice.end, to * bs);
     if (advice.next >= advice.end) advised.splice(at, 1);
     const present = (i: number): boolean => this.#blocks.has(`${obj.identity}\0${i}`) || this.#inflight.has(`${obj.identity}\0${i}`);
@@ -757,7 +777,7 @@ export class HttpRangeFops implements StatOps {
 interface PinnedOps {
   readAt(buf: Uint8Array, position: number): Promise<number>;
   changed(): Promise<boolean>;
-  advise(offset: number, length: number): void;
+  advise(offset: number, length: number, whole: boolean): void;
 }
 
 class HttpRangeHandle extends FopHandle {
@@ -786,7 +806,7 @@ class HttpRangeHandle extends FopHandle {
   }
 
   /** Read-ahead advice (see the module comment); ignored once closed. */
-  advise(offset: number, length: number): void {
-    if (!this.closed) this.#ops.advise(offset, length);
+  advise(offset: number, length: number, whole = false): void {
+    if (!this.closed) this.#ops.advise(offset, length, whole);
   }
 }

@@ -300,7 +300,7 @@ async function resolveEnd(src: RandomAccessSource, eocd: Buffer, pos: number, pa
   if (count > Math.floor(cdSize / CENTRAL_SIZE)) throw corrupt(path, `end record declares ${count} entries, more than the central directory can hold`);
   if (cdSize > 0) {
     // The whole directory is read next: a remote source fetches what it lacks of it in one request.
-    adviseSource(src, cdStart, cdSize);
+    adviseSource(src, cdStart, cdSize, true);
     const sig = await readAt(src, cdStart, 4, path);
     if (sig.readUInt32LE(0) !== SIG_CENTRAL) throw corrupt(path, 'no central directory where the end record says');
   } else if (count !== 0) {

@@ -116,9 +116,9 @@ export class StoredEntryHandle extends EntryHandle {
   }
 
   /** Passes read-ahead advice on to the archive (an archive stored inside one reads through here). */
-  advise(offset: number, length: number): void {
+  advise(offset: number, length: number, whole = false): void {
     if (this.closed || offset >= this.length) return;
-    adviseSource(this.entry.source, this.entry.dataStart + offset, Math.min(length, this.length - offset));
+    adviseSource(this.entry.source, this.entry.dataStart + offset, Math.min(length, this.length - offset), whole);
   }
 }
 

@@ -12,20 +12,20 @@ export interface RandomAccessSource {
   /** Optional: a scatter read in one call (`preadv`), short only at the end of data. */
   readv?(buffers: readonly Uint8Array[], position: number): Promise<number>;
   /** Optional: `[position, position + length)` is about to be read (see `FopFd.advise`); never fails. */
-  advise?(position: number, length: number): void;
+  advise?(position: number, length: number, whole: boolean): void;
 }
 
 /** Advises `src` of a range about to be read, where it takes advice; clamped to the source. */
-export function adviseSource(src: RandomAccessSource, position: number, length: number): void {
+export function adviseSource(src: RandomAccessSource, position: number, length: number, whole = false): void {
   const end = Math.min(src.size, position + length);
-  if (src.advise && position >= 0 && end > position) src.advise(position, end - position);
+  if (src.advise && position >= 0 && end > position) src.advise(position, end - position, whole);
 }
 
 /** A source over an open handle of any backend (its `readAt`, or serialised seek+read; `readvAt` and `advise` where it has them). */
 export function sourceFromFd(fd: FopFd): RandomAccessSource {
   let source: RandomAccessSource = { size: fd.length, read: (buf, position) => fopReadAt(fd, buf, position) };
   if (fd.readvAt) source = { ...source, readv: (buffers, position) => fopReadvAt(fd, buffers, position) };
-  if (fd.advise) source = { ...source, advise: (position, length) => fopAdvise(fd, position, length) };
+  if (fd.advise) source = { ...source, advise: (position, length, whole) => fopAdvise(fd, position, length, whole) };
   return source;
 }
 
