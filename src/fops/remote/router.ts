@@ -53,7 +53,7 @@ export class RemoteRouterFops implements StatOps, ListOps, RealPathOps {
   /** The directories above each object (host and path segments may end in `.zip` too: `cdn.zip`). */
   readonly #dirs = new Set<string>();
 
-  constructor(disk: FileOps, refs: readonly RemoteObjectRef[], options: Omit<HttpRangeFopsOptions, 'baseUrl'> = {}) {
+  constructor(disk: FileOps, refs: readonly RemoteObjectRef[], options: Omit<HttpRangeFopsOptions, 'baseUrl' | 'sign' | 'query' | 'headAllowed'> = {}) {
     this.#disk = disk;
     for (const ref of refs) {
       const own = ref.sign !== undefined || ref.query !== undefined;
