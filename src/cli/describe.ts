@@ -5,7 +5,7 @@
 import { isIP } from 'node:net';
 import { CONTAINER_SIGNATURES } from '../fops/container.js';
 import type { ZipIndexEvent } from '../fops/zip/zip-fops.js';
-import { redactOrigin } from '../mounts/options.js';
+import { redactOrigin } from '../mounts/redact.js';
 import type { VhostConfig } from '../server/config.js';
 import type { ListenerInfo } from '../server/server.js';
 

@@ -8,6 +8,9 @@ import { remoteFopPath, type RemoteObjectRef } from '../fops/remote/router.js';
 import { defaultS3Region, s3CredentialsFromEnv, s3ObjectLocation, s3Signer, validBucketName, validRegion, type S3Credentials } from '../fops/remote/s3.js';
 import { BasicAuth, Credentials, CredentialsError, DEFAULT_REALM, validRealm } from '../auth/basic.js';
 import { createMimeLookup, MIMETYPE_PRESETS, type MimeDecision, type MimetypePreset } from './mime.js';
+import { redactOrigin } from './redact.js';
+
+export { redactOrigin } from './redact.js';
 
 /**
  * `Array.isArray` for a value typed as a readonly array: TypeScript's own guard
@@ -264,16 +267,6 @@ const S3_KEYS: readonly (keyof MountOptions)[] = ['s3Endpoint', 's3Region', 's3A
 /** Whether `origin` names a remote archive (`range+http://`, `range+https://` or `s3://`), read through the engine's own filesystem. */
 export function isRemoteOrigin(origin: unknown): boolean {
   return typeof origin === 'string' && /^(range\+https?|s3):\/\//i.test(origin);
-}
-
-/**
- * `origin` as it may be shown in a message or log line: a query (a presigned URL's signature and
- * credential) and URL credentials are replaced by `…`.
- */
-export function redactOrigin(origin: string): string {
-  const q = origin.search(/[?#]/);
-  const bare = q === -1 ? origin : `${origin.slice(0, q)}?…`;
-  return bare.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@?#]*@/i, '$1…@');
 }
 
 /**

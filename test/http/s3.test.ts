@@ -143,6 +143,15 @@ describe('s3:// mount options', () => {
       );
     }
     assert.throws(() => resolve({ origin: 'range+https://files.example.com/site.zip?token=1' }), /no query, except a presigned/);
+    // Written without range+, it is a reverse-proxy origin, refused without showing the query or a password.
+    for (const origin of [`https://files.example.com/b/site.zip?${query}`, 'http://user:pa55-NEVER-SHOWN@127.0.0.1:8080/app']) {
+      assert.throws(
+        () => resolve({ origin }),
+        (err: Error) =>
+          err instanceof TypeError && !err.message.includes(signature) && !err.message.includes('pa55-NEVER-SHOWN') && /m\.origin/.test(err.message),
+        origin,
+      );
+    }
   });
 });
 
