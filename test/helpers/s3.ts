@@ -32,7 +32,7 @@ function loadS3rver(): S3rverModule | string {
     account.DUMMY_ACCOUNT.createKeyPair(S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY);
     return S3rver;
   } catch (err) {
-    return `s3rver could not be loaded (npm install installs it as a devDependency): ${(err as Error).message}`;
+    return `s3rver could not be loaded (npm install installs it as a devDependency): ${(err as Error).message.split('\n')[0] ?? ''}`;
   }
 }
 
