@@ -3,9 +3,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { describeFopsConformance } from '../../src/testing/conformance.js';
-import { FopError, HttpRangeFops, ZipFops, readAll, s3Signer, type FopFd } from '../../src/index.js';
+import { inspect } from 'node:util';
+import { FopError, HttpRangeFops, ZipFops, readAll, s3Signer, type FopFd, type OutgoingRequest } from '../../src/index.js';
 import { noise, sampleTree, under } from '../helpers/fixtures.js';
 import { makeZip } from '../helpers/zip-writer.js';
+import { startRangeOrigin, type RangeOrigin } from '../helpers/range-origin.js';
 import { S3_ACCESS_KEY_ID, S3_REGION, S3_SECRET_ACCESS_KEY, s3Skip, startS3Store, type S3Store } from '../helpers/s3.js';
 
 const tree = sampleTree();
@@ -167,5 +169,84 @@ describe('HttpRangeFops against s3rver: signing, the HEAD fallback, presigned UR
     await fd.close();
     assert.ok((await whole(await f.open('/bkt/big.bin'))).equals(next));
     await store.put('bkt', 'big.bin', big);
+  });
+});
+
+describe('HttpRangeFops hooks against the in-repo origin: sign, query, headAllowed', () => {
+  const big = noise(300_000, 8);
+  let origin: RangeOrigin;
+  const made: HttpRangeFops[] = [];
+  const fops = (options: Omit<ConstructorParameters<typeof HttpRangeFops>[0], 'baseUrl'>) => {
+    const f = new HttpRangeFops({ baseUrl: origin.url, blockSize: 16384, timeoutMs: 2000, ...options });
+    made.push(f);
+    return f;
+  };
+  before(async () => {
+    origin = await startRangeOrigin({ '/big.bin': big });
+  });
+  after(async () => {
+    for (const f of made) await f.close();
+    await origin.close();
+  });
+
+  it('calls sign for every request and every retry, with the host, the path with its query, and the headers', async () => {
+    origin.faults = {};
+    const seen: OutgoingRequest[] = [];
+    const f = fops({ query: 'X-Amz-Signature=abc&x=1', retries: 2, sign: (r) => (seen.push(r), { ...r.headers, 'x-signed': String(seen.length) }) });
+    const fd = await f.open('/big.bin');
+    await fd.readAt!(Buffer.alloc(10), 0);
+    assert.equal(seen.length, origin.log.length);
+    assert.equal(seen[0]!.host, new URL(origin.url).host);
+    assert.equal(seen[0]!.path, '/big.bin?X-Amz-Signature=abc&x=1');
+    assert.deepEqual(seen[0]!.headers, { range: 'bytes=-131093' });
+    assert.equal(seen.at(-1)!.headers['if-match'] !== undefined, true, 'reads are signed with their If-Match');
+    origin.faults = { forceStatus: 503 };
+    const before = seen.length;
+    await assert.rejects(fd.readAt!(Buffer.alloc(10), 100_000), (e: unknown) => FopError.is(e, 'IO'));
+    assert.equal(seen.length - before, 3, 'one signature per attempt');
+    origin.faults = {};
+    await fd.close();
+  });
+
+  it('a signer that throws fails the request with IO, without its message', async () => {
+    const f = fops({
+      sign: () => {
+        throw new Error('credential SECRET-IN-SIGNER-ERROR');
+      },
+    });
+    const err = await f.open('/big.bin').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.ok(FopError.is(err, 'IO'), String(err));
+    assert.ok(!`${String(err)} ${(err as Error).stack ?? ''} ${inspect(err)}`.includes('SECRET-IN-SIGNER-ERROR'));
+  });
+
+  it('with headAllowed false never sends HEAD: bytes=0-0 probes the size, and a conditional one revalidates', async () => {
+    origin.log.length = 0;
+    origin.faults = { refuseSuffix: true };
+    const f = fops({ headAllowed: false, revalidateMs: 1 });
+    const fd = await f.open('/big.bin');
+    assert.equal(fd.length, big.length);
+    assert.ok((await readAll(fd)).equals(big));
+    await new Promise((r) => setTimeout(r, 5));
+    assert.equal(await fd.changed!(), false);
+    origin.objects.set('/big.bin', noise(300_000, 12));
+    await new Promise((r) => setTimeout(r, 5));
+    assert.equal(await fd.changed!(), true, 'a new ETag on the probe means replaced');
+    await fd.close();
+    origin.objects.set('/big.bin', big);
+    assert.ok(
+      origin.log.every((r) => r.method === 'GET'),
+      JSON.stringify(origin.log),
+    );
+    assert.equal(origin.log[1]!.range, 'bytes=0-0');
+    assert.equal(origin.log.filter((r) => r.range === 'bytes=0-0').length, 3, 'the probe and two revalidations');
+    origin.faults = {};
+  });
+
+  it('refuses a query with a fragment or spaces', () => {
+    assert.throws(() => new HttpRangeFops({ baseUrl: origin.url, query: 'a=1#x' }), TypeError);
+    assert.throws(() => new HttpRangeFops({ baseUrl: origin.url, query: '' }), TypeError);
   });
 });
