@@ -336,7 +336,7 @@ export class HttpRangeFops implements StatOps {
   /** Ends a {@link #probe}'s body: read when it is the byte asked (or none), aborted when it is more. */
   async #settleProbe(r: Reply): Promise<void> {
     const length = Number(header(r.headers, 'content-length'));
-    if (this.#headAllowed || (Number.isSafeInteger(length) && length <= 1)) await r.body.dump();
+    if (this.#headAllowed || r.status === 304 || (Number.isSafeInteger(length) && length <= 1)) await r.body.dump();
     else discard(r);
   }
 
