@@ -592,7 +592,8 @@ function s3Origin(m: MountOptions, origin: string, where: string, signatures: re
   if (!match) throw new TypeError(`${where}.origin: ${JSON.stringify(redactOrigin(origin))} is not an s3://bucket/key URL`);
   const bucket = match[1]!;
   if (match[3] !== undefined) throw new TypeError(`${where}.origin: s3:// origins take no query or fragment`);
-  if (!validBucketName(bucket)) throw new TypeError(`${where}.origin: ${JSON.stringify(bucket)} is not an S3 bucket name (3 to 63 of a-z, 0-9, . and -)`);
+  if (!validBucketName(bucket))
+    throw new TypeError(`${where}.origin: the bucket of ${JSON.stringify(redactOrigin(origin))} is not an S3 bucket name (3 to 63 of a-z, 0-9, . and -)`);
   const key = objectPath(match[2] ?? '/', origin, where);
   if (!isArchivePath(key, signatures))
     throw new TypeError(`${where}.origin: s3:// origins name an archive (${signatures.map((s) => s.slice(0, -1)).join(', ')})`);

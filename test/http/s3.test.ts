@@ -92,6 +92,7 @@ describe('s3:// mount options', () => {
     setEnv({});
     const bad: [Omit<MountOptions, 'mountpoint'>, RegExp][] = [
       [{ origin: 's3://Bad_Bucket/site.zip' }, /m\.origin: .*bucket name/],
+      [{ origin: 's3://user:pa55@bkt/site.zip' }, /^(?!.*pa55)m\.origin: .*bucket name/],
       [{ origin: 's3://bkt/site.txt' }, /m\.origin: s3:\/\/ origins name an archive/],
       [{ origin: 's3://bkt/a//site.zip' }, /m\.origin: .*canonical/],
       [{ origin: 's3://bkt/site.zip?versionId=1' }, /m\.origin: s3:\/\/ origins take no query/],
