@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { describeFopsConformance } from '../../src/testing/conformance.js';
+import { createHash } from 'node:crypto';
 import { inspect } from 'node:util';
 import { FopError, HttpRangeFops, ZipFops, readAll, s3Signer, type FopFd, type OutgoingRequest } from '../../src/index.js';
 import { noise, sampleTree, under } from '../helpers/fixtures.js';
@@ -243,6 +244,19 @@ describe('HttpRangeFops hooks against the in-repo origin: sign, query, headAllow
     assert.equal(origin.log[1]!.range, 'bytes=0-0');
     assert.equal(origin.log.filter((r) => r.range === 'bytes=0-0').length, 3, 'the probe and two revalidations');
     origin.faults = {};
+  });
+
+  it('s3Signer: x-amz-date, the empty body hash, the session token, and every header sent is signed', async () => {
+    const sign = s3Signer({ accessKeyId: 'AKIDTEST', secretAccessKey: 'secret', sessionToken: 'TOKEN' }, 'eu-west-1');
+    const h = await sign({ method: 'GET', host: 'b.s3.eu-west-1.amazonaws.com', path: '/k/site.zip', headers: { range: 'bytes=0-9', 'if-match': '"e"' } });
+    assert.equal(h.range, 'bytes=0-9');
+    assert.equal(h['x-amz-security-token'], 'TOKEN');
+    assert.equal(h['x-amz-content-sha256'], createHash('sha256').update('').digest('hex'));
+    assert.match(h['x-amz-date'] ?? '', /^\d{8}T\d{6}Z$/);
+    assert.match(
+      h.authorization ?? '',
+      /^AWS4-HMAC-SHA256 Credential=AKIDTEST\/\d{8}\/eu-west-1\/s3\/aws4_request, SignedHeaders=host;if-match;range;x-amz-content-sha256;x-amz-date;x-amz-security-token, Signature=[0-9a-f]{64}$/,
+    );
   });
 
   it('refuses a query with a fragment or spaces', () => {
