@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import { CONTAINER_SIGNATURES } from '../fops/container.js';
 import type { ZipIndexEvent } from '../fops/zip/zip-fops.js';
+import { redactOrigin } from '../mounts/redact.js';
 import type { VhostConfig } from '../server/config.js';
 import type { ListenerInfo } from '../server/server.js';
 
@@ -16,7 +17,9 @@ export function describeOrigin(origin: string): string {
   if (origin.startsWith('>')) return `redirect ${origin.slice(1)}`;
   if (origin.startsWith('callback://')) return `callback ${origin.slice('callback://'.length)}`;
   if (/^https?:\/\//.test(origin)) return `proxy ${origin}`;
-  if (/^range\+https?:\/\//i.test(origin)) return `remote archive ${origin.slice('range+'.length)}`;
+  // A presigned URL's query is a credential: never printed.
+  if (/^range\+https?:\/\//i.test(origin)) return `remote archive ${redactOrigin(origin.slice('range+'.length))}`;
+  if (/^s3:\/\//i.test(origin)) return `remote archive ${redactOrigin(origin)}`;
   if (origin.startsWith('cgi://')) return `cgi ${origin.slice('cgi://'.length)}`;
   const path = origin.startsWith('file://') ? origin.slice('file://'.length) : origin;
   return `${CONTAINER_SIGNATURES.some((sig) => `${path.toLowerCase()}/`.endsWith(sig)) ? 'archive' : 'directory'} ${path}`;

@@ -25,7 +25,15 @@ export {
   type FopReadStreamOptions,
 } from './helpers.js';
 export { PlatFops } from './plat.js';
-export { DEFAULT_TAIL_BYTES, HttpRangeFops, type HttpRangeFopsOptions, type HttpRangeFopsStats } from './remote/http-range.js';
+export {
+  DEFAULT_TAIL_BYTES,
+  HttpRangeFops,
+  type HttpRangeFopsOptions,
+  type HttpRangeFopsStats,
+  type OutgoingRequest,
+  type RequestSigner,
+} from './remote/http-range.js';
+export { defaultS3Region, s3CredentialsFromEnv, s3ObjectLocation, s3Signer, validBucketName, type S3Credentials, type S3ObjectLocation } from './remote/s3.js';
 export { REMOTE_PREFIX, RemoteRouterFops, remoteFopPath, type RemoteObjectRef } from './remote/router.js';
 export { CONTAINER_SIGNATURES, locateContainer, type ContainerLocation } from './container.js';
 export { MemFops, type MemFileInit } from './memory.js';

@@ -46,11 +46,11 @@ export interface EngineOptions {
   /** The filesystem mounts resolve into (default: a {@link Vfs} over the disk, entering zip/jar/war archives). */
   readonly vfs?: FileOps;
   /**
-   * Options of the backend `range+http(s)://` mounts read through (block size, cache bytes, timeouts,
+   * Options of the backend `range+http(s)://` and `s3://` mounts read through (block size, cache bytes, timeouts,
    * retries, revalidation interval: see {@link HttpRangeFopsOptions} for the defaults); one
    * connection pool per origin.
    */
-  readonly remote?: Omit<HttpRangeFopsOptions, 'baseUrl'>;
+  readonly remote?: Omit<HttpRangeFopsOptions, 'baseUrl' | 'sign' | 'query' | 'headAllowed'>;
   /** Most ranges served as multipart/byteranges after merging; more get the whole 200 (default 16). */
   readonly maxRanges?: number;
   /**
@@ -140,7 +140,7 @@ const NOT_FOUND_DROPPED_HEADERS: ReadonlySet<string> = new Set(['etag', 'last-mo
 export class ServeEngine {
   readonly mounts: readonly ResolvedMount[];
   readonly #vfs: FileOps;
-  /** The backend of the range+http(s) mounts, when there are any. */
+  /** The backend of the remote archive mounts (range+http(s), s3), when there are any. */
   readonly #remote: RemoteRouterFops | undefined;
   readonly #headers: readonly (readonly [string, string])[];
   readonly #maxRanges: number;
@@ -186,7 +186,8 @@ export class ServeEngine {
     // checked once per archive version (it costs a quarter of the throughput).
     const mounts = options.mounts.map((m, i) => resolveMount(m, this.#headers, `mounts[${i}]`, CONTAINER_SIGNATURES));
     const remotes = mounts.flatMap((m) => (m.remote ? [m.remote] : []));
-    if (remotes.length > 0 && options.vfs) throw new TypeError('createHandler: range+http(s) mounts need the engine to build its own vfs (options.vfs is set)');
+    if (remotes.length > 0 && options.vfs)
+      throw new TypeError('createHandler: remote archive mounts (range+http(s), s3) need the engine to build its own vfs (options.vfs is set)');
     // Remote archives appear as files under REMOTE_PREFIX in the Vfs's base, so the zip layer enters
     // them as it enters archives on disk; only the objects the mounts name are reachable there.
     this.#remote = remotes.length > 0 ? new RemoteRouterFops(new PlatFops(), remotes, options.remote ?? {}) : undefined;

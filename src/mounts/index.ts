@@ -1,6 +1,6 @@
 export { canonicalizePath, encodePath, type CanonicalPath, type PathRefusal } from './canonical.js';
 export { BUILTIN_MIMETYPES, createMimeLookup, type MimeDecision, type MimetypePreset } from './mime.js';
-export { mountFromConfig, resolveMount, type MountOptions, type ResolvedMount } from './options.js';
+export { isRemoteOrigin, mountFromConfig, redactOrigin, resolveMount, type MountOptions, type ResolvedMount } from './options.js';
 export { statusForError, statusPage } from './status.js';
 export { ServeEngine, type EngineCacheStats, type EngineOptions } from './engine.js';
 export type { AuthenticatedUser, BodySource, CallbackTarget, CgiTarget, CoreRequest, CoreResponse, ProxyTarget } from './content.js';

@@ -5,8 +5,12 @@ import { DEFAULT_INHERIT_ENV, ENV_NAME, type CgiSettings } from '../cgi/settings
 import { parseProxyOrigin, type ProxyHeaderMode, type ProxySettings } from '../proxy/origin.js';
 import { validFopPath } from '../fops/path.js';
 import { remoteFopPath, type RemoteObjectRef } from '../fops/remote/router.js';
+import { defaultS3Region, s3CredentialsFromEnv, s3ObjectLocation, s3Signer, validBucketName, validRegion, type S3Credentials } from '../fops/remote/s3.js';
 import { BasicAuth, Credentials, CredentialsError, DEFAULT_REALM, validRealm } from '../auth/basic.js';
 import { createMimeLookup, MIMETYPE_PRESETS, type MimeDecision, type MimetypePreset } from './mime.js';
+import { redactOrigin } from './redact.js';
+
+export { redactOrigin } from './redact.js';
 
 /**
  * `Array.isArray` for a value typed as a readonly array: TypeScript's own guard
@@ -32,7 +36,9 @@ export interface MountOptions {
    * - `cgi:///path/to/program`: a CGI program, run per request;
    * - `range+http://host[:port]/path/site.zip` or `range+https://…`: an archive read in place from any
    *   HTTP server that honours Range (see `HttpRangeFops`); its root directory is served, as for
-   *   a local archive origin.
+   *   a local archive origin. A query is accepted only as a URL presigned for S3 (it carries
+   *   `X-Amz-Signature`), and is never shown in messages;
+   * - `s3://bucket/path/site.zip`: the same, for an object of an S3 bucket (see the `s3*` options).
    *
    * A relative file origin (`./public`, `file://public`) or one with `..` in it (`${__dirname}/../public`)
    * is resolved to an absolute path once, when the mount is resolved: against `process.cwd()` here, against
@@ -126,6 +132,21 @@ export interface MountOptions {
   readonly exactMatch?: boolean | string | number;
   /** Redirect mounts: append the request's path after the mountpoint, and its query, to the target (lws v5 `append-path`). */
   readonly appendPath?: boolean | string | number;
+  /**
+   * `s3://` mounts: an S3-compatible store's `http(s)://` URL, addressed path style
+   * (`endpoint/bucket/key`). Default: AWS, virtual-hosted style (`https://bucket.s3.region.amazonaws.com/key`).
+   */
+  readonly s3Endpoint?: string;
+  /** `s3://` mounts: the region signed for (default: `AWS_REGION`, then `AWS_DEFAULT_REGION`, then `us-east-1`). */
+  readonly s3Region?: string;
+  /**
+   * `s3://` mounts: the access key id, with `s3SecretAccessKey` (both or neither). Given, they win over
+   * `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` from the environment; with neither anywhere, requests
+   * are not signed (a public bucket).
+   */
+  readonly s3AccessKeyId?: string;
+  /** `s3://` mounts: the secret access key, with `s3AccessKeyId`. Never shown in a message. */
+  readonly s3SecretAccessKey?: string;
 }
 
 /** A mount checked once and precomputed: the request path is a lookup plus copies of these. */
@@ -213,6 +234,10 @@ const KEYS: Readonly<Record<string, keyof MountOptions>> = {
   'basic-auth-realm': 'basicAuthRealm',
   'exact-match': 'exactMatch',
   'append-path': 'appendPath',
+  's3-endpoint': 's3Endpoint',
+  's3-region': 's3Region',
+  's3-access-key-id': 's3AccessKeyId',
+  's3-secret-access-key': 's3SecretAccessKey',
 };
 
 /** lwsws mount keys vfserve does not implement, each refused with its reason rather than as unknown. */
@@ -237,6 +262,12 @@ const PROXY_KEYS: readonly (keyof MountOptions)[] = [
   'proxyMaxConcurrent',
 ];
 const CGI_KEYS: readonly (keyof MountOptions)[] = ['cgiEnv', 'cgiTimeout', 'cgiChdir', 'cgiMaxConcurrent', 'cgiInheritEnv'];
+const S3_KEYS: readonly (keyof MountOptions)[] = ['s3Endpoint', 's3Region', 's3AccessKeyId', 's3SecretAccessKey'];
+
+/** Whether `origin` names a remote archive (`range+http://`, `range+https://` or `s3://`), read through the engine's own filesystem. */
+export function isRemoteOrigin(origin: unknown): boolean {
+  return typeof origin === 'string' && /^(range\+https?|s3):\/\//i.test(origin);
+}
 
 /**
  * Maps an lwsws-style mount object (kebab-case keys, values as strings or
@@ -436,15 +467,17 @@ export function resolveMount(
     cgi: undefined,
     remote: undefined,
   };
-  if (/^range\+https?:\/\//i.test(origin)) {
-    const remote = remoteOrigin(origin.slice('range+'.length), where, signatures);
-    return Object.freeze({ ...base, kind: 'file', root: remoteFopPath(remote), archive: true, remote });
-  }
   const isProxy = /^https?:\/\//.test(origin);
   const isCgi = origin.startsWith('cgi://');
+  const isS3 = /^s3:\/\//i.test(origin);
   for (const key of PROXY_KEYS)
     if (m[key] !== undefined && !isProxy) throw new TypeError(`${where}.${key} applies only to reverse-proxy origins (http://, https://)`);
   for (const key of CGI_KEYS) if (m[key] !== undefined && !isCgi) throw new TypeError(`${where}.${key} applies only to cgi:// origins`);
+  for (const key of S3_KEYS) if (m[key] !== undefined && !isS3) throw new TypeError(`${where}.${key} applies only to s3:// origins`);
+  if (isS3 || /^range\+https?:\/\//i.test(origin)) {
+    const remote = isS3 ? s3Origin(m, origin, where, signatures) : remoteOrigin(origin.slice('range+'.length), where, signatures);
+    return Object.freeze({ ...base, kind: 'file', root: remoteFopPath(remote), archive: true, remote });
+  }
   if (base.appendPath && !origin.startsWith('>')) throw new TypeError(`${where}.appendPath applies only to redirect origins (>https://…)`);
   if (origin.startsWith('>')) {
     const target = origin.slice(1);
@@ -475,9 +508,9 @@ export function resolveMount(
   if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
   if (!path.startsWith('/'))
     throw new TypeError(
-      `${where}.origin: ${JSON.stringify(origin)} must be file:///absolute/path, >https://…, callback://name, http(s)://host/path or cgi:///program`,
+      `${where}.origin: ${JSON.stringify(redactOrigin(origin))} must be file:///absolute/path, >https://…, callback://name, http(s)://host/path, cgi:///program, range+http(s)://host/site.zip or s3://bucket/site.zip`,
     );
-  if (!validFopPath(path)) throw new TypeError(`${where}.origin: ${JSON.stringify(origin)} is not a canonical absolute path`);
+  if (!validFopPath(path)) throw new TypeError(`${where}.origin: ${JSON.stringify(redactOrigin(origin))} is not a canonical absolute path`);
   const lower = `${path}/`.toLowerCase();
   const archive = signatures.some((sig) => lower.endsWith(sig));
   return Object.freeze({ ...base, kind: 'file', root: path, archive });
@@ -505,32 +538,101 @@ function basicAuth(m: MountOptions, where: string): BasicAuth | undefined {
   return new BasicAuth(credentials, realm);
 }
 
-/** Parses the URL of a `range+http(s)://` origin: an absolute URL naming an archive, without credentials, query or fragment. */
+/**
+ * Parses the URL of a `range+http(s)://` origin: an absolute URL naming an archive, without
+ * credentials or fragment, and without a query unless it is a presigned S3 URL's. Messages show
+ * the URL without its query.
+ */
 function remoteOrigin(spec: string, where: string, signatures: readonly string[]): RemoteObjectRef {
   let url: URL;
   try {
     url = new URL(spec);
   } catch {
-    throw new TypeError(`${where}.origin: ${JSON.stringify(`range+${spec}`)} is not a valid URL`);
+    throw new TypeError(`${where}.origin: ${JSON.stringify(redactOrigin(`range+${spec}`))} is not a valid URL`);
   }
-  // Credentials in the URL would end up in logs and errors; query strings (presigned URLs) are not supported yet.
+  // Credentials in the URL would end up in logs and errors.
   if (url.username !== '' || url.password !== '') throw new TypeError(`${where}.origin: range+http(s) origins must not carry credentials`);
-  if (url.search !== '' || url.hash !== '') throw new TypeError(`${where}.origin: range+http(s) origins take no query or fragment`);
+  if (url.hash !== '') throw new TypeError(`${where}.origin: range+http(s) origins take no fragment`);
+  const query = url.search.slice(1);
+  if (url.search !== '' && !new URLSearchParams(query).has('X-Amz-Signature'))
+    throw new TypeError(`${where}.origin: range+http(s) origins take no query, except a presigned S3 URL's (with X-Amz-Signature)`);
+  const shown = `${url.origin}${url.pathname}`;
+  const path = objectPath(url.pathname, shown, where);
+  if (!isArchivePath(path, signatures))
+    throw new TypeError(`${where}.origin: range+http(s) origins name an archive (${signatures.map((s) => s.slice(0, -1)).join(', ')})`);
+  return query === '' ? { origin: url.origin, path } : { origin: url.origin, path, query };
+}
+
+/** The decoded, canonical object path of a URL path; `shown` names it in messages. */
+function objectPath(pathname: string, shown: string, where: string): string {
   let segments: string[];
   try {
-    segments = url.pathname.split('/').map((s) => decodeURIComponent(s));
+    segments = pathname.split('/').map((s) => decodeURIComponent(s));
   } catch {
-    throw new TypeError(`${where}.origin: the path of ${JSON.stringify(url.href)} is not valid percent-encoding`);
+    throw new TypeError(`${where}.origin: the path of ${JSON.stringify(shown)} is not valid percent-encoding`);
   }
   const path = segments.join('/');
   // An encoded slash would be re-encoded as a separator when the object is fetched: another object.
   if (segments.some((s) => s.includes('/')) || !validFopPath(path) || path === '/')
-    throw new TypeError(`${where}.origin: the path of ${JSON.stringify(url.href)} is not a canonical path to an object`);
+    throw new TypeError(`${where}.origin: the path of ${JSON.stringify(shown)} is not a canonical path to an object`);
+  return path;
+}
+
+function isArchivePath(path: string, signatures: readonly string[]): boolean {
   const lower = `${path.toLowerCase()}/`;
-  if (!signatures.some((sig) => lower.endsWith(sig))) {
-    throw new TypeError(`${where}.origin: range+http(s) origins name an archive (${signatures.map((s) => s.slice(0, -1)).join(', ')})`);
+  return signatures.some((sig) => lower.endsWith(sig));
+}
+
+/**
+ * Parses an `s3://bucket/key` origin and its `s3*` keys: where the object is, and the signer of
+ * its credentials (the mount's, else the environment's, else none: unsigned requests).
+ */
+function s3Origin(m: MountOptions, origin: string, where: string, signatures: readonly string[]): RemoteObjectRef {
+  const match = /^s3:\/\/([^/?#]*)(\/[^?#]*)?([?#].*)?$/i.exec(origin);
+  if (!match) throw new TypeError(`${where}.origin: ${JSON.stringify(redactOrigin(origin))} is not an s3://bucket/key URL`);
+  const bucket = match[1]!;
+  if (match[3] !== undefined) throw new TypeError(`${where}.origin: s3:// origins take no query or fragment`);
+  if (!validBucketName(bucket))
+    throw new TypeError(`${where}.origin: the bucket of ${JSON.stringify(redactOrigin(origin))} is not an S3 bucket name (3 to 63 of a-z, 0-9, . and -)`);
+  const key = objectPath(match[2] ?? '/', origin, where);
+  if (!isArchivePath(key, signatures))
+    throw new TypeError(`${where}.origin: s3:// origins name an archive (${signatures.map((s) => s.slice(0, -1)).join(', ')})`);
+  const region: unknown = m.s3Region ?? defaultS3Region();
+  if (typeof region !== 'string' || !validRegion(region)) throw new TypeError(`${where}.s3Region must be a region name such as "eu-west-1"`);
+  let endpoint: URL | undefined;
+  if (m.s3Endpoint !== undefined) {
+    const bad = `${where}.s3Endpoint must be an http:// or https:// URL without credentials, query or fragment`;
+    if (typeof m.s3Endpoint !== 'string') throw new TypeError(bad);
+    try {
+      endpoint = new URL(m.s3Endpoint);
+    } catch {
+      throw new TypeError(bad);
+    }
+    if ((endpoint.protocol !== 'http:' && endpoint.protocol !== 'https:') || endpoint.username !== '' || endpoint.password !== '') throw new TypeError(bad);
+    if (endpoint.search !== '' || endpoint.hash !== '') throw new TypeError(bad);
   }
-  return { origin: url.origin, path };
+  const credentials = s3Credentials(m, where);
+  const at = s3ObjectLocation(bucket, key, region, endpoint);
+  const ref = { origin: at.origin, path: at.path, s3: { bucket, key } };
+  return credentials ? { ...ref, sign: s3Signer(credentials, region) } : ref;
+}
+
+/** The mount's credentials when it names them (both keys), else the environment's; errors name keys, never values. */
+function s3Credentials(m: MountOptions, where: string): S3Credentials | undefined {
+  const id: unknown = m.s3AccessKeyId;
+  const secret: unknown = m.s3SecretAccessKey;
+  if (id === undefined && secret === undefined) {
+    try {
+      return s3CredentialsFromEnv();
+    } catch (err) {
+      throw new TypeError(`${where}.origin: ${(err as Error).message}`);
+    }
+  }
+  if (typeof id !== 'string' || id === '' || !/^[\x21-\x7e]+$/.test(id))
+    throw new TypeError(`${where}.s3AccessKeyId must be a non-empty string (given with s3SecretAccessKey)`);
+  if (typeof secret !== 'string' || secret === '' || !/^[\x21-\x7e]+$/.test(secret))
+    throw new TypeError(`${where}.s3SecretAccessKey must be a non-empty string (given with s3AccessKeyId)`);
+  return { accessKeyId: id, secretAccessKey: secret };
 }
 
 function proxySettings(m: MountOptions, origin: string, where: string): ProxySettings {

@@ -4,6 +4,10 @@
  */
 import { isIP } from 'node:net';
 import { validFopPath } from '../fops/path.js';
+import { redactOrigin } from '../mounts/redact.js';
+
+/** The origin as a message shows it: without credentials or a query. */
+const shown = (origin: string): string => JSON.stringify(redactOrigin(origin));
 
 /** Where a proxy mount forwards to: fixed when the mount is resolved, never chosen by a request. */
 export interface ProxyOrigin {
@@ -51,38 +55,38 @@ export interface ProxySettings {
  */
 export function parseProxyOrigin(origin: string): ProxyOrigin {
   const m = /^(https?):\/\/(.*)$/s.exec(origin);
-  if (!m) throw new TypeError(`${JSON.stringify(origin)} is not an http:// or https:// origin`);
+  if (!m) throw new TypeError(`${shown(origin)} is not an http:// or https:// origin`);
   const scheme = m[1] as 'http' | 'https';
   const rest = m[2]!;
-  if (/[\s\0?#\\]/.test(rest)) throw new TypeError(`${JSON.stringify(origin)}: a proxy origin has no spaces, query, fragment or backslash`);
+  if (/[\s\0?#\\]/.test(rest)) throw new TypeError(`${shown(origin)}: a proxy origin has no spaces, query, fragment or backslash`);
   if (rest.startsWith('+')) {
     const colon = rest.indexOf(':');
     const socketPath = colon === -1 ? rest.slice(1) : rest.slice(1, colon);
     const inside = colon === -1 ? '' : rest.slice(colon + 1);
-    if (!socketPath.startsWith('/') || socketPath.length < 2) throw new TypeError(`${JSON.stringify(origin)}: the unix socket path after "+" must be absolute`);
+    if (!socketPath.startsWith('/') || socketPath.length < 2) throw new TypeError(`${shown(origin)}: the unix socket path after "+" must be absolute`);
     const basePath = insidePath(inside, origin);
     return { scheme, host: 'localhost', port: 0, socketPath, basePath, authority: 'localhost', key: `${scheme}://+${socketPath}:` };
   }
   const slash = rest.indexOf('/');
   const hostPort = slash === -1 ? rest : rest.slice(0, slash);
   const basePath = insidePath(slash === -1 ? '' : rest.slice(slash), origin);
-  if (hostPort.includes('@')) throw new TypeError(`${JSON.stringify(origin)}: credentials in a proxy origin are not supported`);
+  if (hostPort.includes('@')) throw new TypeError(`${shown(origin)}: credentials in a proxy origin are not supported`);
   let host: string;
   let portText: string | undefined;
   const v6 = /^\[([0-9A-Fa-f:.]+)\](?::(\d+))?$/.exec(hostPort);
   if (v6) {
     host = v6[1]!;
     portText = v6[2];
-    if (isIP(host) !== 6) throw new TypeError(`${JSON.stringify(origin)}: ${JSON.stringify(host)} is not an IPv6 address`);
+    if (isIP(host) !== 6) throw new TypeError(`${shown(origin)}: ${JSON.stringify(host)} is not an IPv6 address`);
   } else {
     const hp = /^([A-Za-z0-9.-]+)(?::(\d+))?$/.exec(hostPort);
-    if (!hp) throw new TypeError(`${JSON.stringify(origin)}: ${JSON.stringify(hostPort)} is not a host[:port]`);
+    if (!hp) throw new TypeError(`${shown(origin)}: ${JSON.stringify(hostPort)} is not a host[:port]`);
     host = hp[1]!.toLowerCase();
     portText = hp[2];
   }
   const defaultPort = scheme === 'https' ? 443 : 80;
   const port = portText === undefined ? defaultPort : Number(portText);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new TypeError(`${JSON.stringify(origin)}: the port must be from 1 to 65535`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new TypeError(`${shown(origin)}: the port must be from 1 to 65535`);
   const hostText = isIP(host) === 6 ? `[${host}]` : host;
   const authority = port === defaultPort ? hostText : `${hostText}:${port}`;
   return { scheme, host, port, socketPath: undefined, basePath, authority, key: `${scheme}://${hostText}:${port}` };
@@ -93,7 +97,7 @@ function insidePath(p: string, origin: string): string {
   if (p === '' || p === '/') return '';
   const trimmed = p.endsWith('/') ? p.slice(0, -1) : p;
   if (!trimmed.startsWith('/') || !validFopPath(trimmed) || /%/.test(trimmed))
-    throw new TypeError(`${JSON.stringify(origin)}: the path inside the origin must be a canonical path such as /app (no "..", "//" or escapes)`);
+    throw new TypeError(`${shown(origin)}: the path inside the origin must be a canonical path such as /app (no "..", "//" or escapes)`);
   return trimmed;
 }
 

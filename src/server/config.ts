@@ -402,7 +402,7 @@ function parseMount(m: unknown, file: string, at: string, base: string): MountOp
     const origin = obj[key];
     // A relative file origin resolves against this file's directory (`file://site.zip`, `./www`), and
     // `..` in any origin is resolved here, once: request paths never get that leniency.
-    if (typeof origin === 'string' && !/^(>|callback:|cgi:|https?:|wss?:|range\+https?:)/i.test(origin)) {
+    if (typeof origin === 'string' && !/^(>|callback:|cgi:|https?:|wss?:|range\+https?:|s3:)/i.test(origin)) {
       const p = origin.startsWith('file://') ? origin.slice('file://'.length) : origin;
       obj[key] = `file://${resolve(base, p)}`;
     }

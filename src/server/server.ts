@@ -20,6 +20,7 @@ import {
 import { refuseUpgrade, type UpgradeOutcome } from '../proxy/upgrade.js';
 import { PlatFops } from '../fops/plat.js';
 import { Vfs } from '../fops/vfs.js';
+import { isRemoteOrigin } from '../mounts/options.js';
 import { ZipFops, type ZipIndexEvent } from '../fops/zip/zip-fops.js';
 import { AccessLog } from './access-log.js';
 import { ConfigError, type ServerConfig, type VhostConfig } from './config.js';
@@ -284,9 +285,9 @@ async function buildGroups(config: ServerConfig, options: StartOptions, reloadCo
       if (vc.sts) headers['strict-transport-security'] = STS;
       let handler: Vhost['handler'];
       try {
-        // A vhost with remote archives (range+http) gets the engine's own filesystem, whose base routes
+        // A vhost with remote archives (range+http, s3) gets the engine's own filesystem, whose base routes
         // its reserved prefix to those origins; every other vhost shares this configuration's.
-        const remote = vc.mounts.some((m) => typeof m.origin === 'string' && /^range\+https?:\/\//.test(m.origin));
+        const remote = vc.mounts.some((m) => isRemoteOrigin(m.origin));
         handler = createHandler({
           ...(remote ? {} : { vfs }),
           mounts: vc.mounts,

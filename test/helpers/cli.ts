@@ -26,10 +26,13 @@ export interface RunningCli {
 
 const LISTENER_LINE = /^.* at https?:\/\/(\[[^\]]+\]|[^:/\s]+):(\d+)\/.*$/gm;
 
-/** Starts the CLI with `args` and waits until it has announced `count` listeners ("serving … at http(s)://HOST:PORT/"). */
-export function startCli(args: readonly string[], count = 1): Promise<RunningCli> {
+/**
+ * Starts the CLI with `args` and waits until it has announced `count` listeners ("serving … at
+ * http(s)://HOST:PORT/"). `env` is the child's whole environment (default: this process's).
+ */
+export function startCli(args: readonly string[], count = 1, env: NodeJS.ProcessEnv = process.env): Promise<RunningCli> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cli, ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let started = false;
     const timer = setTimeout(() => {

@@ -32,6 +32,10 @@
  * - The pinned ETag is revalidated (one `HEAD` with `If-None-Match`) at most every `revalidateMs`
  *   when `stat` or `changed()` asks, so that reads served from the cache alone still notice a
  *   replacement.
+ * - Authorisation is the caller's: `sign` sees every request just before it is sent (and again for
+ *   each retry), and `query` goes verbatim on every request path. With `headAllowed: false` (a URL
+ *   presigned for GET) no `HEAD` is sent: a `GET` of `bytes=0-0` stands in for it. Neither the query
+ *   nor the signed headers ever appear in an error message or in the version identity.
  */
 import { createHash } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
@@ -82,7 +86,37 @@ export interface HttpRangeFopsOptions {
    * later window doubles, up to `readAheadBytes`.
    */
   readonly readAheadStartBytes?: number;
+  /**
+   * Called just before each request is sent (each retry included), with the request as it will go
+   * out: returns the headers to send instead (such as the same ones plus a signature). The query is
+   * part of `path`; the `host` header is the one named here, and a `host` in the result is ignored.
+   */
+  readonly sign?: RequestSigner;
+  /**
+   * Query string (without `?`) appended verbatim to every request path, such as a presigned URL's
+   * signature. It is a credential: never put into errors or the version identity.
+   */
+  readonly query?: string;
+  /**
+   * Whether the origin answers `HEAD` (default true). A URL presigned for GET does not: a `GET` of
+   * `bytes=0-0` then stands in for it (for the size and ETag, and for revalidation).
+   */
+  readonly headAllowed?: boolean;
 }
+
+/** A request about to be sent to the origin, as {@link HttpRangeFopsOptions.sign} sees it. */
+export interface OutgoingRequest {
+  readonly method: 'GET' | 'HEAD';
+  /** `host[:port]`, as sent in the `host` header. */
+  readonly host: string;
+  /** The path as sent: percent-encoded (RFC 3986), with the query if any. */
+  readonly path: string;
+  /** Lower-case names: `range`, `if-match`, `if-none-match` as the request needs them. */
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/** See {@link HttpRangeFopsOptions.sign}. */
+export type RequestSigner = (request: OutgoingRequest) => Record<string, string> | Promise<Record<string, string>>;
 
 /** Counters for tests and benchmarks: requests made to the origin. */
 export interface HttpRangeFopsStats {
@@ -187,6 +221,11 @@ function parseContentRange(v: string | undefined): { start?: number; end?: numbe
   return { start: Number(m[1]), end: Number(m[2]), total };
 }
 
+/** `encodeURIComponent`, plus the sub-delimiters it leaves (`!'()*`): the path segment encoding SigV4 canonicalises to. */
+function encodeRfc3986(segment: string): string {
+  return encodeURIComponent(segment).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
 function strongEtag(v: string | undefined): string | undefined {
   // A weak validator cannot be used with If-Match (strong comparison): it would answer 412 every time.
   return v !== undefined && /^"[^"]*"$/.test(v) ? v : undefined;
@@ -205,6 +244,9 @@ export class HttpRangeFops implements StatOps {
   readonly #maxObjects: number;
   readonly #readAheadBlocks: number;
   readonly #readAheadStartBlocks: number;
+  readonly #sign: RequestSigner | undefined;
+  readonly #query: string;
+  readonly #headAllowed: boolean;
   readonly #objects = new Map<string, Promise<RemoteObject>>();
   /** Insertion order is recency: the first key is the least recently used. */
   readonly #blocks = new Map<string, Buffer>();
@@ -228,6 +270,11 @@ export class HttpRangeFops implements StatOps {
     this.#retries = options.retries ?? 2;
     this.#revalidateMs = options.revalidateMs ?? 4000;
     this.#maxObjects = options.maxObjects ?? 256;
+    this.#sign = options.sign;
+    if (options.query !== undefined && (options.query === '' || /[#\s]/.test(options.query)))
+      throw new TypeError('HttpRangeFops: query must be a non-empty query string without "#" or spaces');
+    this.#query = options.query === undefined ? '' : `?${options.query}`;
+    this.#headAllowed = options.headAllowed ?? true;
     for (const [k, v] of Object.entries({ blockSize: this.#blockSize, tailBytes: this.#tailBytes, timeoutMs: this.#timeoutMs, maxObjects: this.#maxObjects })) {
       if (!Number.isSafeInteger(v) || v < 1) throw new TypeError(`HttpRangeFops: ${k} must be a positive integer`);
     }
@@ -304,7 +351,7 @@ export class HttpRangeFops implements StatOps {
   #url(path: string): string {
     const encoded = path
       .split('/')
-      .map((s) => encodeURIComponent(s))
+      .map((s) => encodeRfc3986(s))
       .join('/');
     return `${this.#base.pathname.replace(/\/$/, '')}${encoded}`;
   }
@@ -313,12 +360,10 @@ export class HttpRangeFops implements StatOps {
     const url = this.#url(path);
     const asked = this.#tailBytes;
     const fallback = async (): Promise<RemoteObject> => {
-      const head = await this.#send(url, 'HEAD', {}, path, op);
-      await head.body.dump();
+      const head = await this.#probe(url, {}, path, op);
+      await this.#settleProbe(head);
       this.#expectFound(head.status, path, op);
-      if (head.status !== 200) throw new FopError('IO', op, path, `HEAD answered ${head.status}`);
-      const size = Number(header(head.headers, 'content-length'));
-      if (!Number.isSafeInteger(size) || size < 0) throw new FopError('IO', op, path, 'HEAD gave no usable Content-Length');
+      const size = this.#probedSize(head, path, op);
       const etag = this.#etagOf(head.headers, path, op);
       const tailStart = Math.max(0, size - asked);
       const tail = size === 0 ? Buffer.alloc(0) : await this.#range(url, etag, tailStart, size, path, op);
@@ -356,6 +401,35 @@ export class HttpRangeFops implements StatOps {
       return this.#pinned(url, etag, cr.total, r.headers, tail, cr.start);
     });
     return pinned ?? fallback();
+  }
+
+  /** A `HEAD` of `url`, or where HEAD is not allowed, a `GET` of its first byte (retried on failure). */
+  #probe(url: string, headers: Record<string, string>, path: string, op: string): Promise<Reply> {
+    return this.#headAllowed ? this.#send(url, 'HEAD', headers, path, op) : this.#send(url, 'GET', { ...headers, range: 'bytes=0-0' }, path, op);
+  }
+
+  /** Ends a {@link #probe}'s body: read when it is the byte asked (or none), aborted when it is more. */
+  async #settleProbe(r: Reply): Promise<void> {
+    const length = Number(header(r.headers, 'content-length'));
+    if (this.#headAllowed || r.status === 304 || (Number.isSafeInteger(length) && length <= 1)) await r.body.dump();
+    else discard(r);
+  }
+
+  /** The object's size from a successful {@link #probe}; its body is already settled. */
+  #probedSize(r: Reply, path: string, op: string): number {
+    if (this.#headAllowed) {
+      if (r.status !== 200) throw new FopError('IO', op, path, `HEAD answered ${r.status}`);
+      const size = Number(header(r.headers, 'content-length'));
+      if (!Number.isSafeInteger(size) || size < 0) throw new FopError('IO', op, path, 'HEAD gave no usable Content-Length');
+      return size;
+    }
+    if (r.status === 200) throw new FopError('IO', op, path, 'origin ignores Range (answered 200 to a range request)');
+    // An empty object has no byte 0 (416): nothing to serve from it either.
+    if (r.status !== 206) throw new FopError('IO', op, path, `origin answered ${r.status} to bytes=0-0`);
+    const cr = parseContentRange(header(r.headers, 'content-range'));
+    // A range from 0 still tells the size (s3rver reads `bytes=0-0` as `0-`; its body was aborted).
+    if (cr?.start !== 0 || cr.end === undefined || cr.end >= cr.total) throw new FopError('IO', op, path, 'origin answered another range than bytes=0-0');
+    return cr.total;
   }
 
   #pinned(url: string, etag: string, size: number, headers: Reply['headers'], tail: Buffer, tailStart: number): RemoteObject {
@@ -399,14 +473,15 @@ export class HttpRangeFops implements StatOps {
     }
   }
 
-  /** Revalidates the pinned ETag when the last check is older than `revalidateMs`: one conditional HEAD, shared. */
+  /** Revalidates the pinned ETag when the last check is older than `revalidateMs`: one conditional {@link #probe}, shared. */
   #revalidate(obj: RemoteObject, path: string): Promise<void> {
     if (obj.replaced || Date.now() - obj.validatedAt < this.#revalidateMs) return Promise.resolve();
     obj.revalidating ??= (async () => {
       try {
-        const r = await this.#send(obj.url, 'HEAD', { 'if-none-match': obj.etag }, path, 'revalidate');
-        await r.body.dump();
-        if (r.status === 304 || (r.status === 200 && header(r.headers, 'etag') === obj.etag)) obj.validatedAt = Date.now();
+        const r = await this.#probe(obj.url, { 'if-none-match': obj.etag }, path, 'revalidate');
+        await this.#settleProbe(r);
+        const same = r.status === 304 || ((r.status === 200 || r.status === 206) && header(r.headers, 'etag') === obj.etag);
+        if (same) obj.validatedAt = Date.now();
         else this.#replaced(obj, path);
       } finally {
         obj.revalidating = undefined;
@@ -752,8 +827,20 @@ export class HttpRangeFops implements StatOps {
 
   async #request(url: string, method: 'GET' | 'HEAD', headers: Record<string, string>): Promise<Reply> {
     this.#requests++;
+    const path = `${url}${this.#query}`;
+    let sent = headers;
+    if (this.#sign) {
+      // Signed per attempt: a retry gets a fresh date. A signer's failure is not retried, and its
+      // message is not passed on (it could name a credential).
+      try {
+        const signed = await this.#sign({ method, host: this.#base.host, path, headers });
+        sent = Object.fromEntries(Object.entries(signed).filter(([name]) => name.toLowerCase() !== 'host'));
+      } catch {
+        throw new FopError('IO', 'request', url, 'signing the request failed');
+      }
+    }
     try {
-      const r = await this.#pool.request({ path: url, method, headers, headersTimeout: this.#timeoutMs, bodyTimeout: this.#timeoutMs });
+      const r = await this.#pool.request({ path, method, headers: sent, headersTimeout: this.#timeoutMs, bodyTimeout: this.#timeoutMs });
       return { status: r.statusCode, headers: r.headers, body: r.body };
     } catch (err) {
       throw new Retryable(`request failed: ${String(err)}`, { cause: err });

@@ -11,24 +11,41 @@ import { FopError } from '../errors.js';
 import { fopReadDir, fopRealPath, fopStat } from '../helpers.js';
 import { assertFopPath } from '../path.js';
 import type { FileOps, FopDirEntry, FopFd, FopStat, ListOps, RealPathOps, StatOps } from '../types.js';
-import { HttpRangeFops, type HttpRangeFopsOptions } from './http-range.js';
+import { HttpRangeFops, type HttpRangeFopsOptions, type RequestSigner } from './http-range.js';
 
 /** The reserved fops path prefix under which remote archives appear. */
 export const REMOTE_PREFIX = '/.vfserve-remote';
 
-/** One remote object a mount names: its origin (`http://host:port`) and its path there (decoded, canonical). */
+/**
+ * One remote object a mount names: its origin (`http://host:port`) and its path there (decoded,
+ * canonical), and how requests for it are authorised.
+ */
 export interface RemoteObjectRef {
   readonly origin: string;
   readonly path: string;
+  /** A presigned URL's query (a credential): sent with every request, and no HEAD is sent. */
+  readonly query?: string;
+  /** Signs every request (an `s3://` mount with credentials). */
+  readonly sign?: RequestSigner;
+  /** For `s3://` mounts: the bucket and key, which name the object under {@link REMOTE_PREFIX}. */
+  readonly s3?: { readonly bucket: string; readonly key: string };
 }
 
-/** The fops path under {@link REMOTE_PREFIX} standing for a remote object. */
+/**
+ * The fops path under {@link REMOTE_PREFIX} standing for a remote object:
+ * `/.vfserve-remote/<scheme>/<host:port>/<path>`, or `/.vfserve-remote/s3/<bucket>/<key>`.
+ */
 export function remoteFopPath(ref: RemoteObjectRef): string {
+  if (ref.s3) return `${REMOTE_PREFIX}/s3/${ref.s3.bucket}${ref.s3.key}`;
   const url = new URL(ref.origin);
   return `${REMOTE_PREFIX}/${url.protocol.slice(0, -1)}/${url.host}${ref.path}`;
 }
 
-/** Routes the reserved prefix to {@link HttpRangeFops} backends (one per origin, so one connection pool each) and the rest to `disk`. */
+/**
+ * Routes the reserved prefix to {@link HttpRangeFops} backends and the rest to `disk`. Objects on
+ * one origin without their own authorisation share a backend (one connection pool and block cache);
+ * a signed (`s3://` with credentials) or presigned object gets a backend of its own.
+ */
 export class RemoteRouterFops implements StatOps, ListOps, RealPathOps {
   readonly #disk: FileOps;
   readonly #objects = new Map<string, { fops: HttpRangeFops; path: string }>();
@@ -36,13 +53,21 @@ export class RemoteRouterFops implements StatOps, ListOps, RealPathOps {
   /** The directories above each object (host and path segments may end in `.zip` too: `cdn.zip`). */
   readonly #dirs = new Set<string>();
 
-  constructor(disk: FileOps, refs: readonly RemoteObjectRef[], options: Omit<HttpRangeFopsOptions, 'baseUrl'> = {}) {
+  constructor(disk: FileOps, refs: readonly RemoteObjectRef[], options: Omit<HttpRangeFopsOptions, 'baseUrl' | 'sign' | 'query' | 'headAllowed'> = {}) {
     this.#disk = disk;
     for (const ref of refs) {
-      let fops = this.#byOrigin.get(ref.origin);
+      const own = ref.sign !== undefined || ref.query !== undefined;
+      // Keyed by position for the ones of their own: a key holding a query would hold a credential.
+      const key = own ? `\0${this.#byOrigin.size}` : ref.origin;
+      let fops = this.#byOrigin.get(key);
       if (!fops) {
-        fops = new HttpRangeFops({ ...options, baseUrl: ref.origin });
-        this.#byOrigin.set(ref.origin, fops);
+        fops = new HttpRangeFops({
+          ...options,
+          baseUrl: ref.origin,
+          ...(ref.sign ? { sign: ref.sign } : {}),
+          ...(ref.query !== undefined ? { query: ref.query, headAllowed: false } : {}),
+        });
+        this.#byOrigin.set(key, fops);
       }
       const path = remoteFopPath(ref);
       this.#objects.set(path, { fops, path: ref.path });
