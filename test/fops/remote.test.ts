@@ -195,6 +195,19 @@ describe('HttpRangeFops against a fault-injecting origin', () => {
     origin.objects.set('/small.txt', Buffer.from('small object'));
   });
 
+  it('counts the revalidation interval from when the version was asked for, not from when a slow body ended', async () => {
+    reset();
+    const f = fops({ revalidateMs: 200 });
+    origin.faults = { slowBodyMs: 300 };
+    const fd = await f.open('/small.txt');
+    origin.faults = {};
+    const before = origin.log.length;
+    // The open took over 300 ms: its version is already due for revalidation.
+    assert.equal(await fd.changed!(), false);
+    assert.equal(origin.log.length, before + 1, 'one conditional request at once');
+    await fd.close();
+  });
+
   it('treats an ETag that flips on every request as a replacement: clean errors, never bytes', async () => {
     reset();
     const f = fops();

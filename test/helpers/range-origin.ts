@@ -24,6 +24,8 @@ export interface OriginFaults {
   shiftRange?: boolean;
   /** A weak ETag. */
   weakEtag?: boolean;
+  /** Sends the second half of each range body this many milliseconds after the first (a slow body that does end). */
+  slowBodyMs?: number;
 }
 
 /** An in-repo HTTP origin serving objects from memory with Range, ETags and If-Match, and fault knobs. */
@@ -135,6 +137,11 @@ export async function startRangeOrigin(objects: Record<string, Buffer> = {}): Pr
     if (f.stall) {
       stalled.add(res);
       res.write(slice.subarray(0, slice.length >> 1));
+      return;
+    }
+    if (f.slowBodyMs !== undefined) {
+      res.write(slice.subarray(0, slice.length >> 1));
+      setTimeout(() => res.end(slice.subarray(slice.length >> 1)), f.slowBodyMs);
       return;
     }
     res.end(slice);

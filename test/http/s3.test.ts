@@ -272,7 +272,7 @@ describe('s3:// and presigned origins through createHandler, against s3rver', { 
     store.log.length = 0;
     const wrong = await serve(signedMount('archives/site.zip', WRONG_SECRET), captured);
     const pre = await serve({ origin: `range+${presigned.href}` }, captured);
-    // A store that cannot be reached: an I/O error, which is logged (a refusal is answered 403 without a log line).
+    // A store that refuses the credentials, or cannot be reached: an I/O error, answered 500 and logged.
     const down = await serve({ ...signedMount('archives/site.zip', WRONG_SECRET), s3Endpoint: 'http://127.0.0.1:1' }, captured);
     const bodies: string[] = [];
     const statuses: number[] = [];
@@ -287,8 +287,12 @@ describe('s3:// and presigned origins through createHandler, against s3rver', { 
       statuses.every((s) => [403, 404, 500, 502, 503].includes(s)),
       statuses.join(),
     );
-    assert.deepEqual(statuses.slice(0, 6), [403, 403, 403, 403, 403, 403], 'refused by the store: 403');
+    assert.deepEqual(statuses.slice(0, 6), [500, 500, 500, 500, 500, 500], 'refused by the store: a server error, not a 403 the client could act on');
     assert.ok(store.log.length > 0 && store.log.every((r) => r.refused === 403), 'the store refused every request');
+    assert.ok(
+      captured.some((line) => /refused access \(403\)/.test(line)),
+      'the refusal is reported to the operator',
+    );
     assert.ok(captured.length > 0, 'the unreachable store was reported');
     const all = [...captured, ...bodies].join('\n');
     for (const secret of [WRONG_SECRET, S3_SECRET_ACCESS_KEY, signature, tampered, 'X-Amz-Signature', 'X-Amz-Credential', S3_ACCESS_KEY_ID])

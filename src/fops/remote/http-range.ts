@@ -359,6 +359,8 @@ export class HttpRangeFops implements StatOps {
   async #openObject(path: string, op: string): Promise<RemoteObject> {
     const url = this.#url(path);
     const asked = this.#tailBytes;
+    // The version is known as of when it was asked for, not when its tail finished arriving.
+    const askedAt = Date.now();
     const fallback = async (): Promise<RemoteObject> => {
       const head = await this.#probe(url, {}, path, op);
       await this.#settleProbe(head);
@@ -367,7 +369,7 @@ export class HttpRangeFops implements StatOps {
       const etag = this.#etagOf(head.headers, path, op);
       const tailStart = Math.max(0, size - asked);
       const tail = size === 0 ? Buffer.alloc(0) : await this.#range(url, etag, tailStart, size, path, op);
-      return this.#pinned(url, etag, size, head.headers, tail, tailStart);
+      return this.#pinned(url, etag, size, head.headers, tail, tailStart, askedAt);
     };
     // The suffix request and its body are retried together: a stalled or cut body asks again.
     const pinned = await this.#retrying(path, op, async (): Promise<RemoteObject | undefined> => {
@@ -398,7 +400,7 @@ export class HttpRangeFops implements StatOps {
       }
       const etag = this.#etagOf(r.headers, path, op, r);
       const tail = await this.#readBody(r, want, path, op);
-      return this.#pinned(url, etag, cr.total, r.headers, tail, cr.start);
+      return this.#pinned(url, etag, cr.total, r.headers, tail, cr.start, askedAt);
     });
     return pinned ?? fallback();
   }
@@ -432,10 +434,10 @@ export class HttpRangeFops implements StatOps {
     return cr.total;
   }
 
-  #pinned(url: string, etag: string, size: number, headers: Reply['headers'], tail: Buffer, tailStart: number): RemoteObject {
+  #pinned(url: string, etag: string, size: number, headers: Reply['headers'], tail: Buffer, tailStart: number, validatedAt: number): RemoteObject {
     const lm = Date.parse(header(headers, 'last-modified') ?? '');
     const identity = `http:${createHash('sha256').update(`${url}\0${etag}\0${size}`).digest('base64url').slice(0, 22)}:${size}`;
-    return { url, etag, size, modTime: Number.isNaN(lm) ? undefined : lm, tail, tailStart, identity, validatedAt: Date.now(), replaced: false };
+    return { url, etag, size, modTime: Number.isNaN(lm) ? undefined : lm, tail, tailStart, identity, validatedAt, replaced: false };
   }
 
   #etagOf(headers: Reply['headers'], path: string, op: string, r?: Reply): string {
@@ -449,7 +451,11 @@ export class HttpRangeFops implements StatOps {
 
   #expectFound(status: number, path: string, op: string): void {
     if (status === 404 || status === 410) throw new FopError('NOT_FOUND', op, path);
-    if (status === 401 || status === 403) throw new FopError('FORBIDDEN', op, path);
+    // Not FORBIDDEN (a client's 403): the server's own credentials or presigned URL are refused, which the
+    // operator must hear of (an I/O error is reported) and a client cannot fix. S3 also answers 403 for a
+    // missing key when the caller may not list the bucket.
+    if (status === 401 || status === 403)
+      throw new FopError('IO', op, path, `the origin refused access (${status}): check the mount's credentials or presigned URL`);
   }
 
   /** Marks `obj` replaced: its handles fail, and the next open or stat pins the new version. */
@@ -478,10 +484,12 @@ export class HttpRangeFops implements StatOps {
     if (obj.replaced || Date.now() - obj.validatedAt < this.#revalidateMs) return Promise.resolve();
     obj.revalidating ??= (async () => {
       try {
+        // Valid as of the question, not the answer: a slow answer must not stretch the revalidation bound.
+        const askedAt = Date.now();
         const r = await this.#probe(obj.url, { 'if-none-match': obj.etag }, path, 'revalidate');
         await this.#settleProbe(r);
         const same = r.status === 304 || ((r.status === 200 || r.status === 206) && header(r.headers, 'etag') === obj.etag);
-        if (same) obj.validatedAt = Date.now();
+        if (same) obj.validatedAt = askedAt;
         else this.#replaced(obj, path);
       } finally {
         obj.revalidating = undefined;
