@@ -74,12 +74,15 @@ export function parseWrk(out) {
 /**
  * One wrk run (-t1, --latency, the done() hook), pinned to `cpu` with taskset when given.
  * `onChild(child)` sees the process as soon as it is spawned (so a caller can kill it on exit).
- * `script` is Lua put before the hook (a request() that varies the path, say).
+ * `script` is Lua put before the hook (a request() that varies the path, say); `timeoutS` replaces
+ * wrk's 2 s response timeout.
  * Resolves to parseWrk's fields plus `text`, wrk's output.
  */
-export function runWrk({ url, connections, duration, headers, cpu, luaPath = dataPath('wrk-done.lua'), onChild, script = '' }) {
+export function runWrk({ url, connections, duration, headers, cpu, luaPath = dataPath('wrk-done.lua'), onChild, script = '', timeoutS }) {
   writeFileSync(luaPath, script + WRK_LUA);
   const args = ['-t1', `-c${connections}`, `-d${Math.max(1, Math.round(duration))}s`, '--latency', '-s', luaPath];
+  // wrk counts a response slower than its timeout (2 s by default) as an error.
+  if (timeoutS !== undefined) args.push('--timeout', `${timeoutS}s`);
   for (const [k, v] of Object.entries(headers ?? {})) args.push('-H', `${k}: ${v}`);
   args.push(url);
   const [cmd, argv] = cpu === undefined ? ['wrk', args] : ['taskset', ['-c', String(cpu), 'wrk', ...args]];
