@@ -9,6 +9,7 @@ import { isIP } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { BOOLEAN_WORDS, mountFromConfig, parseBoolean, type MountOptions } from '../mounts/options.js';
 import type { ZipIndexEvent } from '../fops/zip/zip-fops.js';
+import type { HttpRangeFopsOptions } from '../fops/remote/http-range.js';
 import { findJsonSyntaxError } from './json-syntax.js';
 import { ListenAcceptParser, type ListenAcceptConfig } from './listen-accept.js';
 import { cgiDefect, originDefect } from './origins.js';
@@ -33,7 +34,26 @@ export interface GlobalConfig {
   readonly pluginDirs: readonly string[];
   readonly timeoutSecs?: number;
   readonly rejectServiceKeywords: readonly { readonly substring: string; readonly status: number; readonly message: string }[];
+  /** `remote-*` keys: the options of every vhost's remote-archive backend (range+http, s3). */
+  readonly remote?: RemoteConfig;
 }
+
+/** The remote-archive options a configuration file may set (per mount options, such as signing, come from the mount). */
+export type RemoteConfig = { -readonly [K in keyof Omit<HttpRangeFopsOptions, 'baseUrl' | 'sign' | 'query' | 'headAllowed'>]?: number };
+
+/** `remote-*` global keys: the option each sets, and its smallest value (sizes in bytes, times in milliseconds). */
+const REMOTE_KEYS: Readonly<Record<string, readonly [keyof RemoteConfig, number]>> = {
+  'remote-block-size': ['blockSize', 4096],
+  'remote-cache-bytes': ['cacheBytes', 0],
+  'remote-tail-bytes': ['tailBytes', 22],
+  'remote-max-connections': ['maxConnections', 1],
+  'remote-timeout-ms': ['timeoutMs', 1],
+  'remote-retries': ['retries', 0],
+  'remote-revalidate-ms': ['revalidateMs', 0],
+  'remote-max-objects': ['maxObjects', 1],
+  'remote-read-ahead-bytes': ['readAheadBytes', 0],
+  'remote-read-ahead-start-bytes': ['readAheadStartBytes', 1],
+};
 
 export interface VhostConfig {
   readonly name: string;
@@ -233,8 +253,11 @@ function mergeGlobal(prev: GlobalConfig, v: unknown, file: string, base: string)
         out = { ...out, rejectServiceKeywords: [...out.rejectServiceKeywords, ...rules] };
         break;
       }
-      default:
-        throw new ConfigError(file, at, 'unknown global key');
+      default: {
+        const remote = REMOTE_KEYS[key];
+        if (!remote) throw new ConfigError(file, at, 'unknown global key');
+        out = { ...out, remote: { ...out.remote, [remote[0]]: int(value, file, at, remote[1]) } };
+      }
     }
   }
   return out;

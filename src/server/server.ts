@@ -289,7 +289,7 @@ async function buildGroups(config: ServerConfig, options: StartOptions, reloadCo
         // its reserved prefix to those origins; every other vhost shares this configuration's.
         const remote = vc.mounts.some((m) => isRemoteOrigin(m.origin));
         handler = createHandler({
-          ...(remote ? {} : { vfs }),
+          ...(remote ? (config.global.remote ? { remote: config.global.remote } : {}) : { vfs }),
           mounts: vc.mounts,
           headers,
           callbacks,

@@ -184,6 +184,11 @@ describe('vfserve CLI: --config', () => {
   const bad: [string, Record<string, string>, RegExp][] = [
     ['an unknown vhost key', { conf: '{ "vhosts": [{ "port": 0, "mounts": [], "moutns": [] }] }' }, /conf: \$\.vhosts\[0\]\["moutns"\]: unknown vhost key/],
     ['an unknown global key', { conf: '{ "global": { "count-thread": 2 }, "vhosts": [{ "port": 0 }] }' }, /\$\.global\["count-thread"\]: unknown global key/],
+    [
+      'a remote option out of range',
+      { conf: '{ "global": { "remote-block-size": 100 }, "vhosts": [{ "port": 0 }] }' },
+      /\$\.global\["remote-block-size"\]: must be an integer from 4096/,
+    ],
     ['invalid JSON, by line and column', { conf: '{\n  "vhosts": [ }' }, /conf: line 2, column 15: not valid JSON: expected a value, found "}"$/m],
     ['a trailing comma', { conf: '# lwsws\n{ "vhosts": [{ "port": 0 },\n] }' }, /conf: line 2, column 27: not valid JSON: a trailing ',' before ']'/],
     [

@@ -166,6 +166,50 @@ describe('a remote archive through the vfserve CLI (range+http in a configuratio
       rmTree(dir);
     }
   });
+
+  it('takes the backend options from the global remote-* keys', async () => {
+    const origin = await startRangeOrigin({ '/archives/site.zip': zipOf(v1) });
+    const dir = tmpDir('vfserve-remote-cli-');
+    writeFileSync(
+      join(dir, 'conf'),
+      JSON.stringify({
+        global: { 'remote-tail-bytes': 70_000, 'remote-block-size': '8192', 'remote-read-ahead-bytes': 0 },
+        vhosts: [
+          {
+            name: 'localhost',
+            port: 0,
+            interface: '127.0.0.1',
+            mounts: [{ mountpoint: '/', origin: `range+http://127.0.0.1:${new URL(origin.url).port}/archives/site.zip` }],
+          },
+        ],
+      }),
+    );
+    const s = await startCli(['--config', join(dir, 'conf'), '--quiet']);
+    try {
+      const part = await get(s.port, '/photo.jpg', { range: 'bytes=100000-100999' });
+      assert.equal(part.status, 206);
+      assert.ok(part.body.equals(v1['photo.jpg'].subarray(100_000, 101_000)));
+      assert.equal(origin.log[0]?.range, 'bytes=-70000', 'the suffix read on open is remote-tail-bytes');
+      const explicit = origin.log.slice(1).map((r) => /^bytes=(\d+)-(\d+)$/.exec(r.range ?? ''));
+      assert.ok(explicit.length > 0);
+      const lengths = explicit.map((m) => {
+        assert.ok(m, JSON.stringify(origin.log));
+        const [from, to] = [Number(m[1]), Number(m[2])];
+        assert.equal(from % 8192, 0, `${from} starts an 8 KiB block`);
+        return to - from + 1;
+      });
+      // The entry's bytes come as 8 KiB blocks, as each read needs them (no read-ahead): with the defaults
+      // no request would be shorter than a 64 KiB block.
+      assert.ok(
+        lengths.some((n) => n <= 2 * 8192),
+        `ranges of ${lengths.join(', ')} bytes`,
+      );
+    } finally {
+      assert.equal(await s.stop(), 0, s.output());
+      await origin.close();
+      rmTree(dir);
+    }
+  });
 });
 
 describe('reads of a remote archive through createHandler: one GET per entry, streamed', () => {
