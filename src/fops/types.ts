@@ -78,11 +78,18 @@ export interface FopFd {
   readvAt?(buffers: readonly Uint8Array[], position: number): Promise<number>;
   /**
    * Optional capability: reads up to `maxLength` bytes at `pos`, advances `pos`,
-   * and returns them in a Buffer the caller owns (an empty Buffer only at end
-   * of file). Backends that produce bytes in their own fresh buffers (an
-   * inflater) implement it to hand those over without a copy.
+   * and returns them in a Buffer (an empty Buffer only at end of file) that the
+   * caller must not modify: backends that produce bytes in their own fresh
+   * buffers (an inflater), or hold them in immutable memory (a cache), hand
+   * those over without a copy.
    */
   readBuffer?(maxLength: number): Promise<Buffer>;
+  /**
+   * Optional capability: up to `maxLength` bytes at `position` (at least one, unless at end of
+   * file) as a view of the backend's own immutable memory, such as a cached block, without a copy;
+   * the caller must not modify it. Does not touch `pos`; safe to call concurrently.
+   */
+  viewAt?(position: number, maxLength: number): Promise<Buffer>;
   /**
    * Optional capability, after `posix_fadvise(POSIX_FADV_WILLNEED)`: the caller is about to read
    * `[offset, offset + length)`. A backend may start fetching it (a remote one: in one request) and

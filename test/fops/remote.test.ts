@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { describeFopsConformance } from '../../src/testing/conformance.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { deflateRawSync } from 'node:zlib';
+import { deflateRawSync, gunzipSync } from 'node:zlib';
 import {
   DEFAULT_TAIL_BYTES,
   FopError,
@@ -686,6 +686,44 @@ describe('ZipFops over HttpRangeFops: one GET per entry, read-ahead, large direc
     origin.faults = {};
     origin.log.length = 0;
   };
+
+  it('hands a stored entry and a gzip passthrough over as views of the block cache, without copies, and still checks the CRC', async () => {
+    reset();
+    const crcBad = makeZip({ entries: [{ name: 'bad.bin', data: noise(100_000, 35), method: 0, cd: { crc: 1 }, local: { crc: 1 } }] });
+    origin.objects.set('/crc.zip', crcBad);
+    const zip = new ZipFops({ source: remote() });
+    const readViews = async (path: string, flags = 0) => {
+      const fd = await zip.open(path, flags);
+      const next = fd.readBuffer?.bind(fd);
+      assert.ok(next, `${path}: readBuffer over a remote source`);
+      const chunks: Buffer[] = [];
+      for (let c = await next(256 * 1024); c.length > 0; c = await next(256 * 1024)) chunks.push(c);
+      await fd.close();
+      return chunks;
+    };
+    const first = await readViews('/big.zip/big.bin');
+    const again = await readViews('/big.zip/big.bin');
+    assert.ok(Buffer.concat(first).equals(bigData));
+    assert.equal(first.length, again.length);
+    // The same cached block under both reads: views of one memory, not two copies.
+    const shared = first.filter((c, i) => c.buffer === again[i]!.buffer && c.byteOffset === again[i]!.byteOffset).length;
+    assert.ok(shared > first.length / 2, `${shared} of ${first.length} chunks are the same views`);
+    const gz = await readViews('/big.zip/raw.bin', FopFlags.COMPR_ACCEPTABLE_GZIP);
+    assert.ok(gunzipSync(Buffer.concat(gz)).equals(rawData), 'the gzip member gunzips to the entry');
+    const gzAgain = await readViews('/big.zip/raw.bin', FopFlags.COMPR_ACCEPTABLE_GZIP);
+    assert.ok(
+      gz.slice(1, -1).some((c, i) => c.buffer === gzAgain[i + 1]!.buffer),
+      'the raw deflate bytes are views too',
+    );
+    const fd = await zip.open('/crc.zip/bad.bin');
+    await assert.rejects(
+      (async () => {
+        while ((await fd.readBuffer!(64 * 1024)).length > 0);
+      })(),
+      (err: unknown) => FopError.is(err, 'CORRUPT_ARCHIVE') && /CRC-32/.test(err.message),
+    );
+    await fd.close();
+  });
 
   it('reads a cold small entry with exactly 1 request after the archive is open (local header and data in one GET), a warm one with 0', async () => {
     for (const name of ['file-05.bin', 'file-07.bin']) {

@@ -311,6 +311,10 @@ export class HttpRangeFops implements StatOps {
         this.#readAhead(obj, path, advised, position, position + buf.length);
         return this.#readAt(obj, path, buf, position);
       },
+      viewAt: (position, maxLength) => {
+        this.#readAhead(obj, path, advised, position, position + maxLength);
+        return this.#viewAt(obj, path, position, maxLength);
+      },
       changed: () => this.#changed(obj, path),
       advise: (offset, length, whole) => this.#advise(obj, advised, offset, length, whole),
     });
@@ -502,6 +506,28 @@ export class HttpRangeFops implements StatOps {
   async #changed(obj: RemoteObject, path: string): Promise<boolean> {
     await this.#revalidate(obj, path);
     return obj.replaced;
+  }
+
+  /**
+   * Up to `maxLength` bytes at `position` of `obj` without a copy: a view of the tail, or of the one
+   * cached block holding `position` (never across a block's end). The blocks of the whole range are
+   * asked for at once, so that a run of missing ones still costs one request.
+   */
+  async #viewAt(obj: RemoteObject, path: string, position: number, maxLength: number): Promise<Buffer> {
+    if (obj.replaced) throw new FopError('IO', 'read', path, REPLACED);
+    const end = Math.min(obj.size, position + maxLength);
+    if (position >= end) return Buffer.alloc(0);
+    if (position >= obj.tailStart) return obj.tail.subarray(position - obj.tailStart, end - obj.tailStart);
+    const bs = this.#blockSize;
+    const first = Math.floor(position / bs);
+    const blocks = this.#blockRange(obj, path, first, Math.floor((Math.min(end, obj.tailStart) - 1) / bs));
+    // Only the first is waited for here; the others are the next calls' (a failure is theirs to see).
+    for (const later of blocks.slice(1)) later.catch(() => undefined);
+    const block = await blocks[0]!;
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by #replaced during the await above
+    if (obj.replaced) throw new FopError('IO', 'read', path, REPLACED);
+    const blockStart = first * bs;
+    return block.subarray(position - blockStart, Math.min(block.length, end - blockStart, obj.tailStart - blockStart));
   }
 
   /** Fills `buf` from `position` of `obj`, through the block cache; short only at the end. */
@@ -871,6 +897,7 @@ export class HttpRangeFops implements StatOps {
 /** A handle on one pinned version of a remote object. */
 interface PinnedOps {
   readAt(buf: Uint8Array, position: number): Promise<number>;
+  viewAt(position: number, maxLength: number): Promise<Buffer>;
   changed(): Promise<boolean>;
   advise(offset: number, length: number, whole: boolean): void;
 }
@@ -894,6 +921,14 @@ class HttpRangeHandle extends FopHandle {
     if (!Number.isSafeInteger(position) || position < 0)
       return Promise.reject(new FopError('INVALID_ARGUMENT', 'read', this.path, `invalid position ${String(position)}`));
     return this.#ops.readAt(buf, position);
+  }
+
+  /** Bytes at `position` as a view of the block cache (see `FopFd.viewAt`): no copy. */
+  viewAt(position: number, maxLength: number): Promise<Buffer> {
+    if (this.closed) return Promise.reject(new FopError('CLOSED', 'read', this.path));
+    if (!Number.isSafeInteger(position) || position < 0 || !Number.isSafeInteger(maxLength) || maxLength < 0)
+      return Promise.reject(new FopError('INVALID_ARGUMENT', 'read', this.path, `invalid position ${String(position)} or length ${String(maxLength)}`));
+    return this.#ops.viewAt(position, maxLength);
   }
 
   changed(): Promise<boolean> {

@@ -89,24 +89,51 @@ abstract class EntryHandle extends FopHandle {
 export class StoredEntryHandle extends EntryHandle {
   #crc = 0;
   #crcPos = 0;
+  /**
+   * Where the archive's source hands out views of its own memory (a remote archive's block cache):
+   * the entry's bytes as those views, checked as reads are, with no copy.
+   */
+  readonly readBuffer?: (maxLength: number) => Promise<Buffer>;
+
+  constructor(fops: FileOps, path: string, init: FopHandleInit, entry: EntryData) {
+    super(fops, path, init, entry);
+    const view = entry.source.view?.bind(entry.source);
+    if (view) {
+      this.readBuffer = (maxLength) =>
+        this.serial('read', async () => {
+          const n = Math.min(maxLength, this.length - this.pos);
+          if (n <= 0) return Buffer.alloc(0);
+          const chunk = await view(this.entry.dataStart + this.pos, n);
+          if (chunk.length === 0) throw corruptData(this.path, 'archive is truncated (or changed while open)');
+          this.#check(chunk);
+          this.pos += chunk.length;
+          return chunk;
+        });
+    }
+  }
 
   protected async readImpl(buf: Uint8Array): Promise<number> {
     const n = await this.readRaw(buf, this.pos);
+    this.#check(buf.subarray(0, n));
+    return n;
+  }
+
+  /** Checks `bytes`, just read at `pos`, into the running CRC-32 of a read from byte 0 on. */
+  #check(bytes: Uint8Array): void {
     // Skipped only under storedCrc 'first-read', whose users check changed() before trusting a read.
-    if (this.entry.verified) return n;
+    if (this.entry.verified) return;
     if (this.pos === 0) {
       this.#crc = 0;
       this.#crcPos = 0;
     }
     if (this.pos === this.#crcPos) {
-      this.#crc = crc32(buf.subarray(0, n), this.#crc);
-      this.#crcPos += n;
+      this.#crc = crc32(bytes, this.#crc);
+      this.#crcPos += bytes.length;
       if (this.#crcPos === this.length) {
         if (this.#crc >>> 0 !== this.entry.crc) throw corruptData(this.path, 'CRC-32 mismatch');
         this.entry.markVerified();
       }
     }
-    return n;
   }
 
   readAt(buf: Uint8Array, position: number): Promise<number> {
@@ -131,10 +158,34 @@ export class StoredEntryHandle extends EntryHandle {
 export class GzipEntryHandle extends EntryHandle {
   readonly #trailer: Uint8Array;
 
+  /** Where the archive's source hands out views of its own memory: the raw deflate bytes as those views, no copy. */
+  readonly readBuffer?: (maxLength: number) => Promise<Buffer>;
+
   constructor(fops: FileOps, path: string, init: Omit<FopHandleInit, 'length'>, entry: EntryData) {
     // Another representation, other bytes: its own identity.
     super(fops, path, { ...init, length: entry.csize + 18 }, entry, `${entry.identity}:gzip:${entry.csize}`);
     this.#trailer = gzipTrailer(entry.crc, entry.usize);
+    const view = entry.source.view?.bind(entry.source);
+    if (view) {
+      this.readBuffer = (maxLength) =>
+        this.serial('read', async () => {
+          const n = Math.min(maxLength, this.length - this.pos);
+          if (n <= 0) return Buffer.alloc(0);
+          const at = this.pos;
+          const csize = this.entry.csize;
+          let chunk: Buffer;
+          if (at >= 10 && at < 10 + csize) {
+            chunk = await view(this.entry.dataStart + at - 10, Math.min(n, 10 + csize - at));
+            if (chunk.length === 0) throw corruptData(this.path, 'archive is truncated (or changed while open)');
+          } else {
+            // The header (with the data's first bytes) and the trailer: small copies.
+            const buf = Buffer.allocUnsafe(n);
+            chunk = buf.subarray(0, await this.#readAt(buf, at));
+          }
+          this.pos += chunk.length;
+          return chunk;
+        });
+    }
   }
 
   protected readImpl(buf: Uint8Array): Promise<number> {

@@ -11,6 +11,8 @@ export interface RandomAccessSource {
   read(buf: Uint8Array, position: number): Promise<number>;
   /** Optional: a scatter read in one call (`preadv`), short only at the end of data. */
   readv?(buffers: readonly Uint8Array[], position: number): Promise<number>;
+  /** Optional: up to `maxLength` bytes at `position` as a view not to be modified (see `FopFd.viewAt`). */
+  view?(position: number, maxLength: number): Promise<Buffer>;
   /** Optional: `[position, position + length)` is about to be read (see `FopFd.advise`); never fails. */
   advise?(position: number, length: number, whole: boolean): void;
 }
@@ -26,6 +28,8 @@ export function sourceFromFd(fd: FopFd): RandomAccessSource {
   let source: RandomAccessSource = { size: fd.length, read: (buf, position) => fopReadAt(fd, buf, position) };
   if (fd.readvAt) source = { ...source, readv: (buffers, position) => fopReadvAt(fd, buffers, position) };
   if (fd.advise) source = { ...source, advise: (position, length, whole) => fopAdvise(fd, position, length, whole) };
+  const viewAt = fd.viewAt?.bind(fd);
+  if (viewAt) source = { ...source, view: viewAt };
   return source;
 }
 
