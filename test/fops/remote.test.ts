@@ -725,6 +725,29 @@ describe('ZipFops over HttpRangeFops: one GET per entry, read-ahead, large direc
     await fd.close();
   });
 
+  it('reads a cold Range across a block boundary through views with one request for its blocks, and no read-ahead window', async () => {
+    reset();
+    const zip = new ZipFops({ source: remote() });
+    const fd = await zip.open('/big.zip/big.bin');
+    const opened = origin.log.length;
+    const at = 5 * 65536 + 20_000;
+    fd.seekCur(at);
+    const parts: Buffer[] = [];
+    // As the engine reads a 64 KiB range: whatever is left of it, until it is all there.
+    for (let want = 65536; want > 0;) {
+      const chunk = await fd.readBuffer!(want);
+      parts.push(chunk);
+      want -= chunk.length;
+    }
+    await fd.close();
+    assert.ok(parts.length > 1, 'the range spans two blocks, so two views');
+    assert.ok(Buffer.concat(parts).equals(bigData.subarray(at, at + 65536)));
+    // The header's first window (256 KiB) is behind; the range needs blocks 5 and 6 of the entry, nothing after them.
+    const asked = origin.log.slice(opened).map((r) => r.range);
+    assert.equal(asked.length, 1, JSON.stringify(asked));
+    assert.equal(asked[0], `bytes=${5 * 65536}-${7 * 65536 - 1}`);
+  });
+
   it('reads a cold small entry with exactly 1 request after the archive is open (local header and data in one GET), a warm one with 0', async () => {
     for (const name of ['file-05.bin', 'file-07.bin']) {
       reset();

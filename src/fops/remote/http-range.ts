@@ -306,13 +306,20 @@ export class HttpRangeFops implements StatOps {
     const obj = await this.#object(path, 'open');
     const outFlags = (flags & ~FopFlags.COMPR_IS_GZIP) | FopFlags.VIRTUAL | (obj.modTime === undefined ? 0 : FopFlags.MOD_TIME_VALID);
     const advised: Advice[] = [];
+    // The last range asked of viewAt: a view stops at a block's end, and the call for the rest of the
+    // same read is no new read for read-ahead to judge (it would look like reading on past a jump).
+    let viewed = { from: -1, to: -1 };
     return new HttpRangeHandle(this, path, obj, outFlags, {
       readAt: (buf, position) => {
         this.#readAhead(obj, path, advised, position, position + buf.length);
         return this.#readAt(obj, path, buf, position);
       },
       viewAt: (position, maxLength) => {
-        this.#readAhead(obj, path, advised, position, position + maxLength);
+        const end = position + maxLength;
+        if (!(position > viewed.from && end <= viewed.to)) {
+          viewed = { from: position, to: end };
+          this.#readAhead(obj, path, advised, position, end);
+        }
         return this.#viewAt(obj, path, position, maxLength);
       },
       changed: () => this.#changed(obj, path),
