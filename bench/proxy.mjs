@@ -63,7 +63,7 @@ import { Agent, request } from 'node:http';
 import { availableParallelism, cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import { BENCH_DIR, DIST, distFingerprint, emitResult, fmt, log, median, MiB, ROOT, table } from './lib/common.mjs';
-import { CLK_TCK, cpuTicks, git, lineProtocol, machineTicks, pinSelf } from './lib/proc.mjs';
+import { CLK_TCK, cpuTicks, git, lineProtocol, machineTicks, pinSelf, trackChildren } from './lib/proc.mjs';
 import { hasWrk, runWrk } from './lib/wrk.mjs';
 
 // ---------------------------------------------------------------------------
@@ -143,29 +143,8 @@ const targets = (() => {
 
 const SERVER_SCRIPT = join(BENCH_DIR, 'lib', 'proxy-server.mjs');
 
-// ---------------------------------------------------------------------------
 // Child processes: every one is tracked and killed on exit, Ctrl-C or SIGTERM.
-
-const children = new Set();
-const track = (child) => {
-  children.add(child);
-  child.on('close', () => children.delete(child));
-  return child;
-};
-process.on('exit', () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-});
-for (const [sig, code] of [
-  ['SIGINT', 130],
-  ['SIGTERM', 143],
-  ['SIGHUP', 129],
-]) {
-  process.on(sig, () => {
-    log(`\n${sig}: stopping ${children.size} child process(es)`);
-    for (const c of children) c.kill('SIGTERM');
-    process.exit(code); // the exit handler SIGKILLs any that are still there
-  });
-}
+const track = trackChildren(log);
 
 /** Starts one bench/lib/proxy-server.mjs process on the server core; resolves to { pid, port, stats(), stderr(), stop() }. */
 function startProcess(kind, origin) {

@@ -71,7 +71,7 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { gunzipSync } from 'node:zlib';
 import { BENCH_DIR, DATA_DIR, DIST, distFingerprint, emitResult, fmt, log, median, MiB, ROOT, table } from './lib/common.mjs';
-import { CLK_TCK, cpuTicks, git, lineProtocol, pinSelf } from './lib/proc.mjs';
+import { CLK_TCK, cpuTicks, git, lineProtocol, pinSelf, trackChildren } from './lib/proc.mjs';
 import { entryBytes, remoteFixtures, SMALL_COUNT } from './lib/remotegen.mjs';
 import { hasWrk, runWrk } from './lib/wrk.mjs';
 
@@ -140,29 +140,8 @@ const RUN_DIR = join(DATA_DIR, 'remote-run');
 const STORE_DIR = join(RUN_DIR, 'store');
 const SERVER_SCRIPT = join(BENCH_DIR, 'lib', 'remote-server.mjs');
 
-// ---------------------------------------------------------------------------
 // Child processes: every one is tracked and killed on exit, Ctrl-C or SIGTERM.
-
-const children = new Set();
-const track = (child) => {
-  children.add(child);
-  child.on('close', () => children.delete(child));
-  return child;
-};
-process.on('exit', () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-});
-for (const [sig, code] of [
-  ['SIGINT', 130],
-  ['SIGTERM', 143],
-  ['SIGHUP', 129],
-]) {
-  process.on(sig, () => {
-    log(`\n${sig}: stopping ${children.size} child process(es)`);
-    for (const c of children) c.kill('SIGTERM');
-    process.exit(code);
-  });
-}
+const track = trackChildren(log);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const onServerCore = (cmd, args) => (PIN ? ['taskset', ['-c', String(SERVER_CPU), cmd, ...args]] : [cmd, args]);

@@ -118,3 +118,31 @@ export function lineProtocol(child, label) {
     },
   };
 }
+
+/**
+ * Tracks child processes so that none outlives the benchmark: on exit each still running is
+ * SIGKILLed; on SIGINT, SIGTERM or SIGHUP each gets SIGTERM (`log` says how many), then the process
+ * exits with 128 + the signal's number. Returns `track(child)`, which registers a child and returns it.
+ */
+export function trackChildren(log) {
+  const children = new Set();
+  process.on('exit', () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  });
+  for (const [sig, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ]) {
+    process.on(sig, () => {
+      log(`\n${sig}: stopping ${children.size} child process(es)`);
+      for (const c of children) c.kill('SIGTERM');
+      process.exit(code); // the exit handler SIGKILLs any that are still there
+    });
+  }
+  return (child) => {
+    children.add(child);
+    child.on('close', () => children.delete(child));
+    return child;
+  };
+}
