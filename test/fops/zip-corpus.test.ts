@@ -5,10 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { FopError, FopFlags, ZipFops, createFopReadStream, readAll, type FopErrorCode } from '../../src/index.js';
+import { FopError, FopFlags, HttpRangeFops, ZipFops, createFopReadStream, readAll, type FopErrorCode } from '../../src/index.js';
 import { fixture } from '../helpers/fixtures.js';
+import { startRangeOrigin, type RangeOrigin } from '../helpers/range-origin.js';
 
 type Outcome = 'ok' | FopErrorCode;
 
@@ -163,9 +164,29 @@ async function outcome(p: Promise<unknown>): Promise<Outcome> {
   }
 }
 
-function runCorpus(folder: string, table: Record<string, Row>): void {
+/**
+ * Runs `table` against the archives of `folder`: read from the disk, or (`remote`) the same files read
+ * in place by Range requests from an HTTP origin, where every rule must hold the same.
+ */
+function runCorpus(folder: string, table: Record<string, Row>, remote = false): void {
   const dir = fixture('zip', folder);
-  const zip = new ZipFops();
+  let zip = new ZipFops();
+  // The path an archive has for `zip`: on the disk, or on the origin.
+  const at = (file: string) => (remote ? `/${file}` : `${dir}/${file}`);
+  if (remote) {
+    let origin: RangeOrigin | undefined;
+    let source: HttpRangeFops | undefined;
+    before(async () => {
+      const files = readdirSync(dir).filter((f) => f.endsWith('.zip'));
+      origin = await startRangeOrigin(Object.fromEntries(files.map((f) => [`/${f}`, readFileSync(`${dir}/${f}`)])));
+      source = new HttpRangeFops({ baseUrl: origin.url });
+      zip = new ZipFops({ source });
+    });
+    after(async () => {
+      await source?.close();
+      await origin?.close();
+    });
+  }
 
   it('has a row for every archive in the folder, and a file for every row', () => {
     const present = readdirSync(dir)
@@ -176,7 +197,7 @@ function runCorpus(folder: string, table: Record<string, Row>): void {
 
   for (const [file, row] of Object.entries(table)) {
     it(`${file}: index ${row.index}`, async () => {
-      const archive = `${dir}/${file}`;
+      const archive = at(file);
       if (row.index !== 'ok') {
         await assert.rejects(zip.index(archive), (err: unknown) => {
           assert.ok(FopError.is(err), String(err));
@@ -225,7 +246,7 @@ function runCorpus(folder: string, table: Record<string, Row>): void {
           // Byte for byte: lws's header, the entry's raw deflate bytes as stored, CRC-32 and ISIZE.
           const info = index.get(name)!;
           const row = index.files.get(name)!;
-          const raw = readFileSync(archive).subarray(index.dataStart[row], index.dataStart[row]! + info.compressedSize);
+          const raw = readFileSync(`${dir}/${file}`).subarray(index.dataStart[row], index.dataStart[row]! + info.compressedSize);
           const trailer = Buffer.alloc(8);
           trailer.writeUInt32LE(info.crc32, 0);
           trailer.writeUInt32LE(info.size % 2 ** 32, 4);
@@ -246,6 +267,8 @@ function runCorpus(folder: string, table: Record<string, Row>): void {
 
 describe('shared corpus: generated hazards', () => runCorpus('generated', generated));
 describe('shared corpus: yauzl 3.4.0 fixtures', () => runCorpus('yauzl', yauzl));
+describe('shared corpus: generated hazards, read in place from an HTTP origin (HttpRangeFops)', () => runCorpus('generated', generated, true));
+describe('shared corpus: yauzl 3.4.0 fixtures, read in place from an HTTP origin (HttpRangeFops)', () => runCorpus('yauzl', yauzl, true));
 
 describe('corpus files under relaxed limits: the data checks themselves', () => {
   const relaxed = new ZipFops({ limits: { maxRatio: Infinity, maxUncompressedSize: 2 ** 40 } });
