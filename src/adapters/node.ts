@@ -270,8 +270,22 @@ export function once(fn: (err: unknown) => void): (err: unknown) => void {
  * cannot run, misbehaves or times out); anything else is a bug and keeps its stack.
  */
 export function logError(err: unknown): void {
-  if (FopError.is(err) || err instanceof CgiError) console.error(`vfserve: ${err.code} ${err.message}`);
+  if (FopError.is(err) || err instanceof CgiError) console.error(`vfserve: ${err.code} ${err.message}${causes(err)}`);
   else console.error('vfserve:', err);
+}
+
+/**
+ * What lies under `err`, for the operator: the messages of its causes (a remote store's
+ * `connect ECONNREFUSED` under an archive's `I/O error`), each once, at most four deep.
+ */
+function causes(err: Error): string {
+  const seen = [err.message];
+  let cause = err.cause;
+  for (let depth = 0; cause instanceof Error && depth < 4; depth++, cause = cause.cause) {
+    const message = cause.message;
+    if (!seen.some((s) => s.includes(message))) seen.push(message);
+  }
+  return seen.length > 1 ? ` (${seen.slice(1).join('; ')})` : '';
 }
 
 /** Wraps `onError` so that an onError which throws cannot take the process down. */
