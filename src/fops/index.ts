@@ -27,6 +27,7 @@ export {
 export { PlatFops } from './plat.js';
 export {
   DEFAULT_TAIL_BYTES,
+  FAILED_OPEN_MS,
   HttpRangeFops,
   type HttpRangeFopsOptions,
   type HttpRangeFopsStats,

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { deflateRawSync, gunzipSync } from 'node:zlib';
 import {
   DEFAULT_TAIL_BYTES,
+  FAILED_OPEN_MS,
   FopError,
   FopFlags,
   HttpRangeFops,
@@ -355,6 +356,21 @@ describe('HttpRangeFops against a fault-injecting origin', () => {
     await assert.rejects(fops().open('/small.txt'), isIo(/strong ETag/));
     origin.faults = {};
     await assert.rejects(fops().open('/nothing.bin'), (err: unknown) => FopError.is(err, 'NOT_FOUND'));
+  });
+
+  it('answers opens from a failed one for FAILED_OPEN_MS, so a store that is down is not asked again by every request', async () => {
+    reset();
+    const f = fops();
+    origin.faults = { forceStatus: 503 };
+    await assert.rejects(f.open('/small.txt'), isIo(/503/));
+    const asked = origin.log.length;
+    assert.equal(asked, 2, 'the open and its one retry');
+    origin.faults = {};
+    await assert.rejects(f.stat('/small.txt'), isIo(/503/));
+    assert.equal(origin.log.length, asked, 'failed at once, from memory');
+    await new Promise((r) => setTimeout(r, FAILED_OPEN_MS + 100));
+    assert.equal((await whole(await f.open('/small.txt'))).toString(), 'small object', 'then asked again, and the store is back');
+    assert.ok(origin.log.length > asked);
   });
 });
 

@@ -29,6 +29,8 @@
  *   GET, not a large one. A range advised `whole` (a central directory) starts at the full window. A read that
  *   jumps into the middle of an advised range fetches only its own blocks; the read after it,
  *   continuing in sequence, starts the windows.
+ * - A failed open is remembered for {@link FAILED_OPEN_MS}: calls in that time fail at once with the
+ *   same error, so a store that is down is not asked again by every request.
  * - The pinned ETag is revalidated (one `HEAD` with `If-None-Match`) at most every `revalidateMs`
  *   when `stat` or `changed()` asks, so that reads served from the cache alone still notice a
  *   replacement.
@@ -194,6 +196,9 @@ interface Advice {
 /** The advised ranges a handle remembers, most recent last: enough for the entries read at once through one archive. */
 const MAX_ADVICE = 64;
 
+/** How long a failed open is answered from memory before the origin is asked again. */
+export const FAILED_OPEN_MS = 1000;
+
 /** Consecutive missing blocks fetched by one request at most (1 MiB with the default blocks). */
 const MAX_RUN_BLOCKS = 16;
 
@@ -352,9 +357,12 @@ export class HttpRangeFops implements StatOps {
       if (this.#objects.size <= this.#maxObjects) break;
       this.#objects.delete(oldest);
     }
-    // A failure is not remembered: the next call asks again (the object may appear).
+    // A failure is remembered for a moment: while a store is down, requests fail at once instead of
+    // each retrying against it; then the next call asks again (the object may have appeared).
     p.catch(() => {
-      if (this.#objects.get(path) === p) this.#objects.delete(path);
+      setTimeout(() => {
+        if (this.#objects.get(path) === p) this.#objects.delete(path);
+      }, FAILED_OPEN_MS).unref();
     });
     return p;
   }
