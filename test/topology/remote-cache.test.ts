@@ -348,4 +348,21 @@ describe('store → two vfserve processes → nginx cache (README "Running at sc
     const whole = await send(front!.port, '/photo.jpg');
     assert.equal(witness.check(whole, { entry: 'photo.jpg' }, 'front whole photo after'), 2);
   });
+
+  it('while the store is down, the processes answer 500 and the cache serves what it holds (STALE)', { skip: nginxSkip }, async () => {
+    const page = await send(front!.port, '/');
+    assert.equal(witness.check(page, { entry: 'index.html' }, 'front / before the outage'), 2);
+    await store!.stop();
+    store = undefined;
+    // Past the cache's lifetime, and past a process's revalidation of the pinned ETag (which now fails).
+    await new Promise((r) => setTimeout(r, Math.max(CACHE_LIFETIME_MS, PROCESS_BOUND_MS) + REQUEST_SLACK_MS));
+    for (const s of servers) {
+      const direct = await send(s.port, '/');
+      assert.equal(direct.status, 500, 'a process cannot check its version: it does not serve it as current');
+      assert.doesNotMatch(direct.body.toString(), /127\.0\.0\.1|ECONNREFUSED|archives/, 'no internal detail in the page');
+    }
+    const stale = await send(front!.port, '/');
+    assert.equal(stale.headers['x-cache-status'], 'STALE');
+    assert.equal(witness.check(stale, { entry: 'index.html' }, 'front / during the outage'), 2);
+  });
 });
