@@ -69,7 +69,7 @@ import { request } from 'node:http';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { BENCH_DIR, DATA_DIR, distFingerprint, emitResult, fmt, log, median, MiB, ROOT, table } from './lib/common.mjs';
+import { BENCH_DIR, cliArgs, DATA_DIR, distFingerprint, emitResult, fmt, log, median, MiB, ROOT, table } from './lib/common.mjs';
 import { CLK_TCK, cpuTicks, git, machineTicks, pinSelf, rssOf } from './lib/proc.mjs';
 import { hasWrk as wrkInstalled, runWrk as runWrkLib } from './lib/wrk.mjs';
 
@@ -80,12 +80,7 @@ import { summarizeProfile } from './lib/profile.mjs';
 // ---------------------------------------------------------------------------
 // Options.
 
-const argv = process.argv.slice(2);
-const arg = (name, dflt) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
-};
-const flag = (name) => argv.includes(`--${name}`);
+const { arg, flag } = cliArgs();
 
 const ROUNDS = Number(arg('rounds', 2));
 const DURATION = Number(arg('duration', 5));

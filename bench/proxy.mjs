@@ -62,26 +62,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { availableParallelism, cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
-import { BENCH_DIR, DIST, distFingerprint, emitResult, fmt, log, median, MiB, ROOT, table } from './lib/common.mjs';
+import { BENCH_DIR, cliArgs, DIST, distFingerprint, emitResult, fmt, log, median, MiB, ROOT, table } from './lib/common.mjs';
 import { CLK_TCK, cpuTicks, git, lineProtocol, machineTicks, pinSelf, trackChildren } from './lib/proc.mjs';
 import { hasWrk, runWrk } from './lib/wrk.mjs';
 
 // ---------------------------------------------------------------------------
 // Options.
 
-const argv = process.argv.slice(2);
-const arg = (name, dflt) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
-};
-const flag = (name) => argv.includes(`--${name}`);
-
-if (flag('help') || argv.includes('-h')) {
-  const text = readFileSync(new URL(import.meta.url), 'utf8');
-  const header = text.slice(0, text.indexOf('\nimport ')).split('\n');
-  process.stdout.write(`${header.map((l) => l.replace(/^\/\/ ?/, '')).join('\n')}\n`);
-  process.exit(0);
-}
+const { argv, arg, flag } = cliArgs(import.meta.url);
 
 const QUICK = flag('quick');
 const ROUNDS = Number(arg('rounds', QUICK ? 1 : 3));

@@ -92,7 +92,7 @@ import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import yauzl from 'yauzl';
-import { BENCH_DIR, DATA_DIR, distFingerprint, emitResult, fmt, log, MB, median, MiB, ROOT, table } from './lib/common.mjs';
+import { BENCH_DIR, cliArgs, DATA_DIR, distFingerprint, emitResult, fmt, log, MB, median, MiB, ROOT, table } from './lib/common.mjs';
 import { git, lineProtocol, pinSelf, rssOf } from './lib/proc.mjs';
 import { LOG_GEN_VERSION, logBytes, logChunks } from './lib/loggen.mjs';
 import { randomChunks } from './lib/zipgen.mjs';
@@ -100,12 +100,7 @@ import { randomChunks } from './lib/zipgen.mjs';
 // ---------------------------------------------------------------------------
 // Options.
 
-const argv = process.argv.slice(2);
-const arg = (name, dflt) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
-};
-const flag = (name) => argv.includes(`--${name}`);
+const { argv, arg, flag } = cliArgs();
 
 function parseSize(text) {
   const m = /^(\d+(?:\.\d+)?)([kmg]?)i?b?$/i.exec(String(text).trim());

@@ -70,7 +70,7 @@ import { availableParallelism, cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { gunzipSync } from 'node:zlib';
-import { BENCH_DIR, DATA_DIR, DIST, distFingerprint, emitResult, fmt, log, median, MiB, ROOT, table } from './lib/common.mjs';
+import { BENCH_DIR, cliArgs, DATA_DIR, DIST, distFingerprint, emitResult, fmt, log, median, MiB, ROOT, table } from './lib/common.mjs';
 import { CLK_TCK, cpuTicks, git, lineProtocol, pinSelf, trackChildren } from './lib/proc.mjs';
 import { entryBytes, remoteFixtures, SMALL_COUNT } from './lib/remotegen.mjs';
 import { hasWrk, runWrk } from './lib/wrk.mjs';
@@ -78,19 +78,7 @@ import { hasWrk, runWrk } from './lib/wrk.mjs';
 // ---------------------------------------------------------------------------
 // Options.
 
-const argv = process.argv.slice(2);
-const arg = (name, dflt) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
-};
-const flag = (name) => argv.includes(`--${name}`);
-
-if (flag('help') || argv.includes('-h')) {
-  const text = readFileSync(new URL(import.meta.url), 'utf8');
-  const header = text.slice(0, text.indexOf('\nimport ')).split('\n');
-  process.stdout.write(`${header.map((l) => l.replace(/^\/\/ ?/, '')).join('\n')}\n`);
-  process.exit(0);
-}
+const { argv, arg, flag } = cliArgs(import.meta.url);
 
 /** `64k`, `2m` or a byte count. */
 const parseSize = (s) => {

@@ -210,3 +210,24 @@ export function median(xs) {
 export function isMain(metaUrl) {
   return process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(metaUrl);
 }
+
+/**
+ * The command line of a bench script: `arg(name, dflt)` is the value after `--name`, `flag(name)`
+ * whether `--name` is there. With `helpOf` (the script's `import.meta.url`), `--help` or `-h` prints
+ * the script's header comment and exits.
+ */
+export function cliArgs(helpOf) {
+  const argv = process.argv.slice(2);
+  const arg = (name, dflt) => {
+    const i = argv.indexOf(`--${name}`);
+    return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
+  };
+  const flag = (name) => argv.includes(`--${name}`);
+  if (helpOf !== undefined && (flag('help') || argv.includes('-h'))) {
+    const text = readFileSync(new URL(helpOf), 'utf8');
+    const header = text.slice(0, text.indexOf('\nimport ')).split('\n');
+    process.stdout.write(`${header.map((l) => l.replace(/^\/\/ ?/, '')).join('\n')}\n`);
+    process.exit(0);
+  }
+  return { argv, arg, flag };
+}
