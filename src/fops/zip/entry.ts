@@ -78,6 +78,32 @@ abstract class EntryHandle extends FopHandle {
     if (n <= 0) throw corruptData(this.path, 'archive is truncated (or changed while open)');
     return n;
   }
+
+  /**
+   * A `readBuffer` over the source's views of its own memory, where it has them (see
+   * `RandomAccessSource.view`): serialised, from `pos`, advancing it by what `produce` gave, which
+   * gets the source's `view` and the handle's position and bytes left (at least one).
+   */
+  protected viewReader(
+    produce: (view: (offset: number, maxLength: number) => Promise<Buffer>, at: number, n: number) => Promise<Buffer>,
+  ): ((maxLength: number) => Promise<Buffer>) | undefined {
+    const source = this.entry.source;
+    if (!source.view) return undefined;
+    // Raw entry bytes at `offset` within the stored data, as a view; never empty.
+    const view = async (offset: number, maxLength: number): Promise<Buffer> => {
+      const chunk = await source.view!(this.entry.dataStart + offset, maxLength);
+      if (chunk.length === 0) throw corruptData(this.path, 'archive is truncated (or changed while open)');
+      return chunk;
+    };
+    return (maxLength) =>
+      this.serial('read', async () => {
+        const n = Math.min(maxLength, this.length - this.pos);
+        if (n <= 0) return Buffer.alloc(0);
+        const chunk = await produce(view, this.pos, n);
+        this.pos += chunk.length;
+        return chunk;
+      });
+  }
 }
 
 /**
@@ -97,19 +123,12 @@ export class StoredEntryHandle extends EntryHandle {
 
   constructor(fops: FileOps, path: string, init: FopHandleInit, entry: EntryData) {
     super(fops, path, init, entry);
-    const view = entry.source.view?.bind(entry.source);
-    if (view) {
-      this.readBuffer = (maxLength) =>
-        this.serial('read', async () => {
-          const n = Math.min(maxLength, this.length - this.pos);
-          if (n <= 0) return Buffer.alloc(0);
-          const chunk = await view(this.entry.dataStart + this.pos, n);
-          if (chunk.length === 0) throw corruptData(this.path, 'archive is truncated (or changed while open)');
-          this.#check(chunk);
-          this.pos += chunk.length;
-          return chunk;
-        });
-    }
+    const reader = this.viewReader(async (view, at, n) => {
+      const chunk = await view(at, n);
+      this.#check(chunk);
+      return chunk;
+    });
+    if (reader) this.readBuffer = reader;
   }
 
   protected async readImpl(buf: Uint8Array): Promise<number> {
@@ -165,27 +184,14 @@ export class GzipEntryHandle extends EntryHandle {
     // Another representation, other bytes: its own identity.
     super(fops, path, { ...init, length: entry.csize + 18 }, entry, `${entry.identity}:gzip:${entry.csize}`);
     this.#trailer = gzipTrailer(entry.crc, entry.usize);
-    const view = entry.source.view?.bind(entry.source);
-    if (view) {
-      this.readBuffer = (maxLength) =>
-        this.serial('read', async () => {
-          const n = Math.min(maxLength, this.length - this.pos);
-          if (n <= 0) return Buffer.alloc(0);
-          const at = this.pos;
-          const csize = this.entry.csize;
-          let chunk: Buffer;
-          if (at >= 10 && at < 10 + csize) {
-            chunk = await view(this.entry.dataStart + at - 10, Math.min(n, 10 + csize - at));
-            if (chunk.length === 0) throw corruptData(this.path, 'archive is truncated (or changed while open)');
-          } else {
-            // The header (with the data's first bytes) and the trailer: small copies.
-            const buf = Buffer.allocUnsafe(n);
-            chunk = buf.subarray(0, await this.#readAt(buf, at));
-          }
-          this.pos += chunk.length;
-          return chunk;
-        });
-    }
+    const reader = this.viewReader(async (view, at, n) => {
+      const csize = this.entry.csize;
+      if (at >= 10 && at < 10 + csize) return view(at - 10, Math.min(n, 10 + csize - at));
+      // The header (with the data's first bytes) and the trailer: small copies.
+      const buf = Buffer.allocUnsafe(n);
+      return buf.subarray(0, await this.#readAt(buf, at));
+    });
+    if (reader) this.readBuffer = reader;
   }
 
   protected readImpl(buf: Uint8Array): Promise<number> {
