@@ -545,28 +545,17 @@ export class HttpRangeFops implements StatOps {
     return block.subarray(position - blockStart, Math.min(block.length, end - blockStart, obj.tailStart - blockStart));
   }
 
-  /** Fills `buf` from `position` of `obj`, through the block cache; short only at the end. */
+  /** Fills `buf` from `position` of `obj`, copying it view by view (see {@link #viewAt}); short only at the end. */
   async #readAt(obj: RemoteObject, path: string, buf: Uint8Array, position: number): Promise<number> {
-    if (obj.replaced) throw new FopError('IO', 'read', path, REPLACED);
-    const end = Math.min(obj.size, position + buf.length);
-    if (position >= end) return 0;
-    const bs = this.#blockSize;
-    const first = Math.floor(position / bs);
-    // The part inside the tail fetched on open costs no request, even where its block starts before the tail.
-    const tailFrom = Math.max(position, obj.tailStart);
-    if (tailFrom < end) buf.set(obj.tail.subarray(tailFrom - obj.tailStart, end - obj.tailStart), tailFrom - position);
-    if (position >= obj.tailStart) return end - position;
-    const blocks = await Promise.all(this.#blockRange(obj, path, first, Math.floor((Math.min(end, obj.tailStart) - 1) / bs)));
-    for (let i = 0; i < blocks.length; i++) {
-      const blockStart = (first + i) * bs;
-      const from = Math.max(position, blockStart);
-      const to = Math.min(end, obj.tailStart, blockStart + bs);
-      buf.set(blocks[i]!.subarray(from - blockStart, to - blockStart), from - position);
+    let got = 0;
+    while (got < buf.length) {
+      // Each view is checked against a replacement after its wait: a read never mixes two versions.
+      const view = await this.#viewAt(obj, path, position + got, buf.length - got);
+      if (view.length === 0) break;
+      buf.set(view, got);
+      got += view.length;
     }
-    // Replaced while the blocks were fetched (from the cache, or by another reader): refuse, never mix.
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by #replaced during the awaits above
-    if (obj.replaced) throw new FopError('IO', 'read', path, REPLACED);
-    return end - position;
+    return got;
   }
 
   /**
