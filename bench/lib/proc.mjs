@@ -146,3 +146,27 @@ export function trackChildren(log) {
     return child;
   };
 }
+
+/**
+ * The child side of {@link lineProtocol}: a `stats` line on stdin is answered with `STATS {json}` of
+ * what `stats()` returns; SIGTERM, SIGINT, or stdin ending (the benchmark died: no orphans) runs
+ * `close()` (whose failure is ignored: the process is exiting) and exits.
+ */
+export function answerLineProtocol({ stats, close }) {
+  const exit = () => {
+    try {
+      close();
+    } catch {
+      // exiting anyway
+    }
+    process.exit(0);
+  };
+  process.on('SIGTERM', exit);
+  process.on('SIGINT', exit);
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (d) => {
+    if (d.includes('stats')) process.stdout.write(`STATS ${JSON.stringify(stats())}\n`);
+  });
+  process.stdin.on('end', exit);
+  process.stdin.on('error', exit);
+}

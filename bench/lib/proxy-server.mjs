@@ -26,6 +26,7 @@
 // Errors are printed on stderr as `[<kind>] error: ...`.
 import { Agent, createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
+import { answerLineProtocol } from './proc.mjs';
 
 const [kind, origin, distIndex] = process.argv.slice(2);
 const onError = (err) => console.error(`[${kind}] error:`, err?.message ?? err);
@@ -34,22 +35,7 @@ let connections = 0;
 let requests = 0;
 let closeHook = () => undefined;
 
-function exit() {
-  try {
-    closeHook();
-  } catch {
-    // exiting anyway
-  }
-  process.exit(0);
-}
-process.on('SIGTERM', exit);
-process.on('SIGINT', exit);
-process.stdin.setEncoding('utf8');
-process.stdin.on('data', (d) => {
-  if (d.includes('stats')) process.stdout.write(`STATS ${JSON.stringify({ connections, requests })}\n`);
-});
-process.stdin.on('end', exit);
-process.stdin.on('error', exit);
+answerLineProtocol({ stats: () => ({ connections, requests }), close: () => closeHook() });
 
 const listening = (server) => process.stdout.write(`PORT ${server.address().port}\n`);
 

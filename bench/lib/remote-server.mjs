@@ -16,6 +16,7 @@
 // when stdin ends (the benchmark died: no orphans). Errors go to stderr as `[remote-server] …`.
 import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
+import { answerLineProtocol } from './proc.mjs';
 
 const [distIndex, json] = process.argv.slice(2);
 if (!distIndex || !json) {
@@ -51,29 +52,18 @@ const server = createServer((req, res) => {
 server.keepAliveTimeout = 30_000;
 server.headersTimeout = 31_000;
 
-function exit() {
-  try {
-    void handler.close?.();
-  } catch {
-    // exiting anyway
-  }
-  process.exit(0);
-}
-process.on('SIGTERM', exit);
-process.on('SIGINT', exit);
-process.stdin.setEncoding('utf8');
-process.stdin.on('data', (d) => {
-  if (!d.includes('stats')) return;
-  if (typeof globalThis.gc === 'function') for (let i = 0; i < 3; i++) globalThis.gc();
-  const remote = { instances: instances.size, requests: 0, bytesFetched: 0, cachedBytes: 0 };
-  for (const f of instances) {
-    const s = f.stats;
-    remote.requests += s?.requests ?? 0;
-    remote.bytesFetched += s?.bytesFetched ?? 0;
-    remote.cachedBytes += s?.cachedBytes ?? 0;
-  }
-  process.stdout.write(`STATS ${JSON.stringify({ memory: process.memoryUsage(), requests, remote })}\n`);
+answerLineProtocol({
+  stats: () => {
+    if (typeof globalThis.gc === 'function') for (let i = 0; i < 3; i++) globalThis.gc();
+    const remote = { instances: instances.size, requests: 0, bytesFetched: 0, cachedBytes: 0 };
+    for (const f of instances) {
+      const s = f.stats;
+      remote.requests += s?.requests ?? 0;
+      remote.bytesFetched += s?.bytesFetched ?? 0;
+      remote.cachedBytes += s?.cachedBytes ?? 0;
+    }
+    return { memory: process.memoryUsage(), requests, remote };
+  },
+  close: () => void handler.close?.(),
 });
-process.stdin.on('end', exit);
-process.stdin.on('error', exit);
 server.listen(0, '127.0.0.1', () => process.stdout.write(`PORT ${server.address().port}\n`));
