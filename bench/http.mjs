@@ -66,11 +66,11 @@ import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
+import { loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { BENCH_DIR, cliArgs, DATA_DIR, distFingerprint, emitResult, fmt, log, median, MiB, ROOT, table } from './lib/common.mjs';
-import { CLK_TCK, cpuTicks, git, machineTicks, pinSelf, rssOf } from './lib/proc.mjs';
+import { CLK_TCK, cpuTicks, machineTicks, pinSelf, rssOf, machineInfo } from './lib/proc.mjs';
 import { hasWrk as wrkInstalled, runWrk as runWrkLib } from './lib/wrk.mjs';
 
 export { parseWrk } from './lib/wrk.mjs';
@@ -537,17 +537,7 @@ async function measure(server, c, fixture, distIndex, fileData, { execArgv = [],
   }
 }
 
-const machine = () => ({
-  commit: git(['rev-parse', '--short', 'HEAD']),
-  srcDirty: (git(['status', '--porcelain', '--', 'src']) ?? '') !== '',
-  date: new Date().toISOString(),
-  node: process.version,
-  nproc: availableParallelism(),
-  cpu: cpus()[0]?.model,
-  kernel: release(),
-  totalMemGiB: totalmem() / 2 ** 30,
-  loadavg: loadavg(),
-});
+const machine = () => ({ ...machineInfo(), totalMemGiB: totalmem() / 2 ** 30 });
 
 // ---------------------------------------------------------------------------
 // Modes.

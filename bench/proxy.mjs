@@ -60,10 +60,10 @@ import autocannon from 'autocannon';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { availableParallelism, cpus, loadavg, release } from 'node:os';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { BENCH_DIR, cliArgs, DIST, distFingerprint, emitResult, fmt, log, median, MiB, ROOT, table } from './lib/common.mjs';
-import { CLK_TCK, cpuTicks, git, lineProtocol, machineTicks, pinSelf, trackChildren } from './lib/proc.mjs';
+import { CLK_TCK, cpuTicks, lineProtocol, machineTicks, pinSelf, trackChildren, machineInfo } from './lib/proc.mjs';
 import { hasWrk, runWrk } from './lib/wrk.mjs';
 
 // ---------------------------------------------------------------------------
@@ -340,16 +340,7 @@ async function measure(target, n, upstream) {
 const proxy0 = (r) => (r.upstreamConnsOpened === undefined ? '' : `upstream conns +${r.upstreamConnsOpened} after 1 s  `);
 const t0 = performance.now();
 const cmdline = `node bench/proxy.mjs${argv.length ? ` ${argv.join(' ')}` : ''}`;
-const machine = {
-  commit: git(['rev-parse', '--short', 'HEAD']),
-  srcDirty: (git(['status', '--porcelain', '--', 'src']) ?? '') !== '',
-  date: new Date().toISOString(),
-  node: process.version,
-  nproc: availableParallelism(),
-  cpu: cpus()[0]?.model,
-  kernel: release(),
-  loadavg: loadavg(),
-};
+const machine = machineInfo();
 const pinned = PIN && machine.nproc >= 2 && pinSelf();
 if (PIN && !pinned) log('warning: taskset failed or fewer than 2 CPUs; running unpinned');
 const distAtStart = existsSync(DIST) ? distFingerprint() : undefined;

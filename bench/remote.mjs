@@ -66,12 +66,12 @@ import {
 } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
-import { availableParallelism, cpus, loadavg, release } from 'node:os';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { gunzipSync } from 'node:zlib';
 import { BENCH_DIR, cliArgs, DATA_DIR, DIST, distFingerprint, emitResult, fmt, log, median, MiB, ROOT, table } from './lib/common.mjs';
-import { CLK_TCK, cpuTicks, git, lineProtocol, pinSelf, trackChildren } from './lib/proc.mjs';
+import { CLK_TCK, cpuTicks, lineProtocol, pinSelf, trackChildren, machineInfo } from './lib/proc.mjs';
 import { entryBytes, remoteFixtures, SMALL_COUNT } from './lib/remotegen.mjs';
 import { hasWrk, runWrk } from './lib/wrk.mjs';
 
@@ -358,16 +358,7 @@ async function clientRequest(server, c) {
 
 const t0 = performance.now();
 const cmdline = `node bench/remote.mjs${argv.length ? ` ${argv.join(' ')}` : ''}`;
-const machine = {
-  commit: git(['rev-parse', '--short', 'HEAD']),
-  srcDirty: (git(['status', '--porcelain', '--', 'src']) ?? '') !== '',
-  date: new Date().toISOString(),
-  node: process.version,
-  nproc: availableParallelism(),
-  cpu: cpus()[0]?.model,
-  kernel: release(),
-  loadavg: loadavg(),
-};
+const machine = machineInfo();
 if (!existsSync(DIST)) throw new Error(`${DIST.slice(ROOT.length + 1)} is missing: npm run build`);
 const pinned = PIN && machine.nproc >= 2 && pinSelf();
 if (PIN && !pinned) log('warning: taskset failed or fewer than 2 CPUs; running unpinned');

@@ -1,6 +1,7 @@
 // Process helpers shared by bench/http.mjs and bench/range.mjs (Linux: taskset, /proc).
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, release } from 'node:os';
 import { ROOT } from './common.mjs';
 
 export function git(args) {
@@ -169,4 +170,18 @@ export function answerLineProtocol({ stats, close }) {
   });
   process.stdin.on('end', exit);
   process.stdin.on('error', exit);
+}
+
+/** The machine block of a benchmark's result: commit (and whether src/ has changes), date, node, CPUs, kernel, load. */
+export function machineInfo() {
+  return {
+    commit: git(['rev-parse', '--short', 'HEAD']),
+    srcDirty: (git(['status', '--porcelain', '--', 'src']) ?? '') !== '',
+    date: new Date().toISOString(),
+    node: process.version,
+    nproc: availableParallelism(),
+    cpu: cpus()[0]?.model,
+    kernel: release(),
+    loadavg: loadavg(),
+  };
 }
